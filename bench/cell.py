@@ -1,0 +1,102 @@
+"""One grid cell as a pure function: (cell spec) -> record. Runs in a worker process.
+
+The protocol (DESIGN section 3): tasks arrive in order; task-free methods see each task as online
+batches of `batch_size`, each one experience, never a task id or boundary; methods that need
+boundaries (joint) get the whole task as one experience. After each task segment t the model is
+scored on every task's test set j: NLL[t, j]. The final NLL is over the union of all test sets.
+"""
+from __future__ import annotations
+
+import functools
+import random
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from bench import HARNESS_VERSION
+from bench.evaluate import nll_row
+from bench.grid import Cell
+from bench.metrics import backward_transfer, forgetting
+from methods import get_method
+from methods.strategy import GenerativeStrategy
+from streams.benchmark import online_experiences, task_benchmark
+from streams.stream import load_stream
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_stream(name: str, data_dir):
+    return load_stream(name, data_dir)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
+    """Train the cell's method over its stream and return the metrics part of its record."""
+    torch.set_num_threads(1)
+    seed_everything(cell.seed)
+    profile = cell.profile
+    stream = _cached_stream(cell.stream, data_dir)
+    spec = get_method(cell.method)
+    plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
+    model = plugin.build_model(profile)
+    optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr, betas=tuple(profile.betas))
+    strategy = GenerativeStrategy(model, optimizer, train_epochs=plugin.train_epochs(profile),
+                                  train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed)
+
+    n_tasks = len(stream.tasks)
+    train_sets = [stream.train_images(t, cell.seed, profile.max_train_per_task) for t in range(n_tasks)]
+    test_sets = [stream.test_images(t, profile.eval_test_per_task) for t in range(n_tasks)]
+    benchmark = task_benchmark(train_sets, test_sets)
+    eval_generator = torch.Generator().manual_seed(cell.seed)
+
+    matrix, train_seconds, eval_seconds, last_row = [], 0.0, 0.0, None
+    for task_experience in benchmark.train_stream:
+        start = time.perf_counter()
+        if spec.needs_task_boundaries:
+            strategy.train(task_experience)
+        else:
+            for batch_experience in online_experiences(task_experience, profile.batch_size):
+                strategy.train(batch_experience)
+        train_seconds += time.perf_counter() - start
+
+        start = time.perf_counter()
+        last_row = nll_row(model, test_sets, profile.eval_k, eval_generator)
+        matrix.append([float(v.mean()) for v in last_row])
+        eval_seconds += time.perf_counter() - start
+
+    return {
+        "nll": float(torch.cat(last_row).mean()),
+        "nll_matrix": matrix,
+        "forgetting_nll": forgetting(matrix),
+        "bwt_nll": backward_transfer(matrix),
+        "test_sizes": [len(x) for x in test_sets],
+        "train_sizes": [len(x) for x in train_sets],
+        "memory": plugin.memory_size,
+        "components": plugin.num_components(model),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+        "iterations": strategy.clock.train_iterations,
+    }
+
+
+def run_cell(cell: Cell, data_dir=None) -> dict:
+    """The cell's full record; any error (a NaN loss included) gives a 'failed' record."""
+    record = {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
+              "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
+              "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
+    start = time.time()
+    try:
+        record.update(train_and_evaluate(cell, data_dir), status="done")
+    except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
+        record.update(status="failed", error=f"{type(err).__name__}: {err}",
+                      traceback=traceback.format_exc(limit=8))
+    record["wall_seconds"] = time.time() - start
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return record

@@ -1,0 +1,117 @@
+"""`python -m bench.run`: run a methods x streams x seeds grid and print its NLL table.
+
+Finished cells are never run twice (their records are content-keyed); `--force` reruns them.
+Exit codes: 0 all cells done; 1 some cells failed (listed); 2 bad input (unknown name, missing or
+corrupted dataset).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+DEFAULTS = {"methods": "finetune,reservoir,joint", "streams": "mini", "seeds": "0,1,2",
+            "profile": "quick", "out": "results"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default=DEFAULTS["methods"],
+                   help="comma-separated method names, or 'all' (default: %(default)s)")
+    p.add_argument("--streams", default=DEFAULTS["streams"],
+                   help="comma-separated stream names, or 'all' (default: %(default)s)")
+    p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--profile", default=DEFAULTS["profile"],
+                   help="smoke | quick | paper (default: %(default)s); see bench/profiles.py")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile setting (e.g. epochs=2) or a method setting "
+                        "(e.g. reservoir.budget=500); repeatable")
+    p.add_argument("--out", default=DEFAULTS["out"], help="results directory (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="parallel worker processes, one torch thread each (default: cores = %(default)s)")
+    p.add_argument("--data-dir", default=None,
+                   help="where dataset files are (default: $BENCH_DATA_DIR or ./data)")
+    p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
+    p.add_argument("--list", action="store_true", help="list methods, streams and profiles, then exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def list_everything() -> str:
+    from bench.profiles import PROFILES
+    from methods import METHODS
+    from streams import STREAMS
+
+    lines = ["methods:"]
+    for spec in METHODS.values():
+        mark = " (needs task boundaries)" if spec.needs_task_boundaries else ""
+        lines.append(f"  {spec.name:<12} {spec.description}{mark}")
+    lines.append("streams:")
+    lines += [f"  {s.name:<14} {s.description}" for s in STREAMS.values()]
+    lines.append("profiles:")
+    lines += [f"  {p.name:<8} E={p.epochs}, MC={p.mc_samples}, lr={p.lr}, K={p.eval_k}"
+              for p in PROFILES.values()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", module="qpsolvers")
+    import torch
+
+    torch.set_num_threads(1)
+    from bench.cell import _cached_stream
+    from bench.executor import run_cells
+    from bench.grid import expand_grid, parse_names, parse_seeds
+    from bench.profiles import resolve_profile
+    from bench.store import ResultStore
+    from bench.tables import cells_frame, format_summary, summary_frame
+    from methods import METHODS
+    from streams import STREAMS, UnknownNameError
+    from streams.datasets import DatasetMissingError
+    from streams.idx import CorruptDatasetError
+
+    if args.list:
+        print(list_everything())
+        return 0
+    try:
+        methods = parse_names(args.methods, METHODS, "methods")
+        streams = parse_names(args.streams, STREAMS, "streams")
+        seeds = parse_seeds(args.seeds)
+        profile = resolve_profile(args.profile, args.settings)
+        cells = expand_grid(methods, streams, seeds, profile)
+        for stream in streams:  # validates the data now, and forked workers inherit it
+            _cached_stream(stream, args.data_dir)
+    except (UnknownNameError, ValueError, DatasetMissingError, CorruptDatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    store = ResultStore(args.out)
+    pending = [c for c in cells if args.force or not store.is_done(c)]
+    print(f"{len(cells)} cells ({len(cells) - len(pending)} already done), profile "
+          f"{profile.name}, {min(args.workers, max(len(pending), 1))} worker(s) -> {store.root}",
+          file=sys.stderr)
+    outcomes = run_cells(pending, store, args.workers, args.data_dir, progress=not args.no_progress)
+
+    records = [store.load(c) for c in cells]
+    frame = cells_frame([r for r in records if r])
+    if len(frame):
+        summary = summary_frame(frame)
+        print(format_summary(summary))
+        frame.to_csv(store.root / "cells.csv", index=False)
+        summary.to_csv(store.root / "summary.csv", index=False)
+    failed = [(c, (store.load(c) or {}).get("error") or outcomes.get(c.key, {}).get("error"))
+              for c in cells if not store.is_done(c)]
+    if failed:
+        print(f"\n{len(failed)} cell(s) failed:", file=sys.stderr)
+        for cell, error in failed:
+            print(f"  {cell.label}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The result store: one JSON record per grid cell, written atomically.
+
+`<out>/records/<stream>__<method>__seed<seed>__<key>.json`. A record is written to a temporary file
+in the same folder and renamed into place, so an interrupted run never leaves a half record; a
+cell whose record says "done" is finished, a "failed" one is run again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from bench.grid import Cell
+
+
+class ResultStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.records_dir = self.root / "records"
+
+    def path(self, cell: Cell) -> Path:
+        return self.records_dir / f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}.json"
+
+    def load(self, cell: Cell) -> dict | None:
+        path = self.path(cell)
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
+
+    def is_done(self, cell: Cell) -> bool:
+        record = self.load(cell)
+        return record is not None and record.get("status") == "done"
+
+    def save(self, cell: Cell, record: dict) -> Path:
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        path = self.path(cell)
+        fd, tmp = tempfile.mkstemp(dir=self.records_dir, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def records(self) -> list[dict]:
+        """Every record in the store (done and failed)."""
+        if not self.records_dir.exists():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(self.records_dir.glob("*.json"))]

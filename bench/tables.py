@@ -1,0 +1,56 @@
+"""Tables over records with pandas: mean +- std over seeds with n, as text (tabulate) and CSV."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+CELL_COLUMNS = ["profile_name", "stream", "method", "seed", "needs_task_boundaries", "nll",
+                "forgetting_nll", "bwt_nll", "memory", "components", "parameters",
+                "train_seconds", "eval_seconds"]
+SUMMARY_METRICS = ["nll", "forgetting_nll", "bwt_nll", "memory", "components", "train_seconds",
+                   "eval_seconds"]
+BOUNDARY_MARK = "*"
+
+
+def cells_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per finished cell."""
+    done = [r for r in records if r.get("status") == "done"]
+    return pd.DataFrame(done, columns=CELL_COLUMNS)
+
+
+def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (over seeds; NaN for one seed) and n per (profile, stream, method), in the
+    order the streams and methods first appear."""
+    keys = ["profile_name", "stream", "method"]
+    grouped = cells.groupby(keys, sort=False)
+    summary = grouped[SUMMARY_METRICS].agg(["mean", "std"])
+    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
+    summary["n"] = grouped.size()
+    summary["needs_task_boundaries"] = grouped["needs_task_boundaries"].first()
+    return summary.reset_index()
+
+
+def mean_std(mean: float, std: float, digits: int = 2) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    rows = []
+    for _, r in summary.iterrows():
+        method = r["method"] + (BOUNDARY_MARK if r["needs_task_boundaries"] else "")
+        rows.append([r["stream"], method, mean_std(r["nll_mean"], r["nll_std"]),
+                     mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]),
+                     mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]),
+                     f"{r['memory_mean']:.0f}", f"{r['components_mean']:.0f}", int(r["n"]),
+                     f"{r['train_seconds_mean']:.1f}", f"{r['eval_seconds_mean']:.1f}"])
+    headers = ["stream", "method", "NLL (nats) ↓", "forgetting ↓", "BWT ↑", "memory",
+               "components", "n", "train s", "eval s"]
+    profiles = ", ".join(summary["profile_name"].unique())
+    caption = (f"profile {profiles}; NLL = -mean IWAE log-likelihood on the union of all test sets "
+               f"after the last task (binarized test sets, fixed per stream); mean ± std over n "
+               f"seeds; forgetting/BWT on the NLL[t, j] matrix; {BOUNDARY_MARK} = needs task "
+               "boundaries")
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n" + caption

@@ -1,0 +1,91 @@
+"""The plugin base class every method subclasses.
+
+A method is an Avalanche plugin: it works on our `GenerativeStrategy` and on any plain Avalanche
+strategy (e.g. `Naive(model, opt, criterion=GenerativeLoss(), plugins=[ReservoirPlugin()])`).
+The schedule is the paper's: for each incoming experience (an online batch, or a whole task for
+methods that need boundaries) the strategy trains `train_epochs` passes over
+`training_images()` = the incoming images plus whatever the method replays, freshly binarized
+each time; then `update_memory()` sees the incoming images.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch.utils.data import DataLoader
+
+from avalanche.core import SupervisedPlugin
+from methods.loader import TensorMinibatches
+from methods.vae import BernoulliVAE
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: the run is stopped rather than continued."""
+
+
+def experience_images(experience) -> torch.Tensor:
+    """All images of an experience as one tensor, extracted once and cached on the experience."""
+    cached = getattr(experience, "_bench_images", None)
+    if cached is None:
+        dataset = experience.dataset
+        loader = DataLoader(dataset, batch_size=max(len(dataset), 1),
+                            collate_fn=getattr(dataset, "collate_fn", None))
+        cached = next(iter(loader))[0]
+        experience._bench_images = cached
+    return cached
+
+
+class GenerativePlugin(SupervisedPlugin):
+    """Base class of all methods. Subclasses override `replay_images` and `update_memory`."""
+
+    name: ClassVar[str] = "base"
+    needs_task_boundaries: ClassVar[bool] = False
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(seed)
+        self._incoming: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- what subclasses define
+    def replay_images(self) -> torch.Tensor | None:
+        """Stored (grey) images trained on together with the incoming ones; None if none."""
+        return None
+
+    def update_memory(self, incoming: torch.Tensor) -> None:
+        """Called once per experience, after training on it."""
+
+    @property
+    def memory_size(self) -> int:
+        """Number of samples the method stores."""
+        replay = self.replay_images()
+        return 0 if replay is None else len(replay)
+
+    def num_components(self, model: torch.nn.Module) -> int:
+        return getattr(model, "num_components", 1)
+
+    # ----------------------------------------------------------- how our runner assembles it
+    def build_model(self, profile) -> torch.nn.Module:
+        return BernoulliVAE(mc_samples=profile.mc_samples)
+
+    def train_epochs(self, profile) -> int:
+        return profile.epochs
+
+    # --------------------------------------------------------------------- Avalanche hooks
+    def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
+        replay = self.replay_images()
+        return incoming if replay is None or len(replay) == 0 else torch.cat([incoming, replay])
+
+    def before_training_exp(self, strategy, **kwargs):
+        self._incoming = experience_images(strategy.experience)
+        strategy.dataloader = TensorMinibatches(self.training_images(self._incoming),
+                                                strategy.train_mb_size, self.generator)
+
+    def before_backward(self, strategy, **kwargs):
+        if not torch.isfinite(strategy.loss):
+            raise NonFiniteLossError(
+                f"{self.name}: training loss is {strategy.loss.item()} "
+                f"(at iteration {strategy.clock.train_iterations})")
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.update_memory(self._incoming)
+        self._incoming = None

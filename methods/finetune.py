@@ -1,0 +1,19 @@
+"""Fine-tune: the lower reference. Trains on each incoming batch only; stores nothing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.base import GenerativePlugin
+from methods.registry import register_method
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    pass
+
+
+@register_method("finetune", FinetuneConfig, "no memory: E passes over each incoming batch")
+class FinetunePlugin(GenerativePlugin):
+    def __init__(self, config: FinetuneConfig = FinetuneConfig(), seed: int = 0):
+        super().__init__(seed)
+        self.config = config

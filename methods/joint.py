@@ -1,0 +1,34 @@
+"""Joint training: the upper reference. At each task boundary it trains i.i.d. on all data seen so
+far (`epochs` passes, default the profile's `joint_epochs`). Needs task boundaries; stores all data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.base import GenerativePlugin
+from methods.registry import register_method
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    epochs: int | None = None   # None: the profile's joint_epochs
+
+
+@register_method("joint", JointConfig, "i.i.d. training on all data seen so far, per task")
+class JointPlugin(GenerativePlugin):
+    needs_task_boundaries = True
+
+    def __init__(self, config: JointConfig = JointConfig(), seed: int = 0):
+        super().__init__(seed)
+        self.config = config
+        self.seen: torch.Tensor | None = None
+
+    def replay_images(self):
+        return self.seen
+
+    def update_memory(self, incoming: torch.Tensor) -> None:
+        self.seen = incoming if self.seen is None else torch.cat([self.seen, incoming])
+
+    def train_epochs(self, profile) -> int:
+        return self.config.epochs or profile.joint_epochs

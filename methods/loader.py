@@ -1,0 +1,30 @@
+"""Minibatches over in-memory tensors, freshly binarized at every pass.
+
+Replaces a torch DataLoader for data that already sits in one tensor: no per-sample
+`__getitem__`/collate. Yields Avalanche's [x, y, t] minibatch convention (y, t are zeros).
+"""
+from __future__ import annotations
+
+import torch
+
+from streams.stream import binarize
+
+
+class TensorMinibatches:
+    def __init__(self, images: torch.Tensor, batch_size: int, generator: torch.Generator,
+                 shuffle: bool = True, dynamic_binarization: bool = True):
+        self.images, self.batch_size, self.generator = images, batch_size, generator
+        self.shuffle, self.dynamic_binarization = shuffle, dynamic_binarization
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.images)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            x = self.images[order[start:start + self.batch_size]]
+            if self.dynamic_binarization:
+                x = binarize(x, self.generator)
+            zeros = torch.zeros(len(x), dtype=torch.long)
+            yield [x, zeros, zeros]

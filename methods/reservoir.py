@@ -1,0 +1,44 @@
+"""Reservoir replay: a uniform sample of the stream in a fixed budget (Vitter's algorithm R).
+
+Same schedule as OCM: each incoming batch, then E passes over batch + memory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.base import GenerativePlugin
+from methods.registry import register_method
+
+
+@dataclass(frozen=True)
+class ReservoirConfig:
+    budget: int = 3000
+
+
+@register_method("reservoir", ReservoirConfig,
+                 "reservoir sampling into a fixed budget; E passes over batch + memory")
+class ReservoirPlugin(GenerativePlugin):
+    def __init__(self, config: ReservoirConfig = ReservoirConfig(), seed: int = 0):
+        super().__init__(seed)
+        self.config = config
+        self.buffer: torch.Tensor | None = None   # preallocated [budget, ...] once shapes are known
+        self.filled = 0
+        self.seen = 0
+
+    def replay_images(self):
+        return None if self.buffer is None else self.buffer[:self.filled]
+
+    def update_memory(self, incoming: torch.Tensor) -> None:
+        budget = self.config.budget
+        if self.buffer is None:
+            self.buffer = incoming.new_empty((budget, *incoming.shape[1:]))
+        # Stream positions of the incoming samples; sample i at position n is kept with
+        # probability budget / (n + 1), replacing a uniformly chosen slot.
+        positions = torch.arange(self.seen, self.seen + len(incoming))
+        slots = (torch.rand(len(incoming), generator=self.generator) * (positions + 1)).long()
+        slots = torch.where(positions < budget, positions, slots)
+        for i in torch.nonzero(slots < budget).flatten().tolist():  # in order: later ones win
+            self.buffer[slots[i]] = incoming[i]
+        self.seen += len(incoming)
+        self.filled = min(self.seen, budget)

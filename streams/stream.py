@@ -1,0 +1,80 @@
+"""A continual stream in memory: per-task training images and fixed binarized test sets.
+
+Images are float32 tensors [N, C, H, W] in [0, 1]. Training images stay grey: every use draws a
+fresh Bernoulli binarization (`binarize`). Test images are binarized once, with the stream's
+fixed seed, when the stream is loaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from streams.datasets import Dataset, load_idx_dataset, load_mini
+from streams.registry import LABEL_OFFSET, StreamSpec, get_stream_spec
+
+
+def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One Bernoulli draw per pixel with p = grey level (the dynamic binarization of the paper)."""
+    return torch.bernoulli(images, generator=generator)
+
+
+@dataclass
+class Task:
+    classes: tuple[int, ...]
+    train_images: torch.Tensor   # grey, in the dataset's order
+    test_images: torch.Tensor    # binarized once, fixed order
+
+
+@dataclass
+class ContinualStream:
+    spec: StreamSpec
+    tasks: list[Task]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def train_images(self, task: int, seed: int, limit: int | None = None) -> torch.Tensor:
+        """Task `task`'s training images in the order a run with `seed` presents them."""
+        images = self.tasks[task].train_images
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed * 1009 + task))
+        return images[order[:limit] if limit else order]
+
+    def test_images(self, task: int, limit: int | None = None) -> torch.Tensor:
+        """The first `limit` images of the task's fixed binary test set (same for every run)."""
+        images = self.tasks[task].test_images
+        return images[:limit] if limit else images
+
+
+def _as_float(images: np.ndarray) -> torch.Tensor:
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    return tensor.unsqueeze(1) if tensor.dim() == 3 else tensor.permute(0, 3, 1, 2).contiguous()
+
+
+def _load_dataset(name: str, data_dir) -> Dataset:
+    return load_mini(data_dir) if name == "mini" else load_idx_dataset(name, data_dir)
+
+
+def load_stream(name: str, data_dir=None) -> ContinualStream:
+    """Build stream `name` from its datasets (raises DatasetMissingError if files are absent)."""
+    spec = get_stream_spec(name)
+    train_x, train_y, test_x, test_y = [], [], [], []
+    for k, dataset_name in enumerate(spec.datasets):
+        data = _load_dataset(dataset_name, data_dir)
+        train_x.append(data.train_x), test_x.append(data.test_x)
+        train_y.append(data.train_y + k * LABEL_OFFSET), test_y.append(data.test_y + k * LABEL_OFFSET)
+    train_x, test_x = np.concatenate(train_x), np.concatenate(test_x)
+    train_y, test_y = np.concatenate(train_y), np.concatenate(test_y)
+
+    test_rng = torch.Generator().manual_seed(spec.test_binarization_seed)
+    tasks = []
+    for classes in spec.tasks:
+        train_mask, test_mask = np.isin(train_y, classes), np.isin(test_y, classes)
+        test_grey = _as_float(test_x[test_mask])
+        # A fixed shuffle so that a test subset (`limit`) covers the task's classes evenly.
+        order = torch.randperm(len(test_grey), generator=test_rng)
+        tasks.append(Task(tuple(classes), _as_float(train_x[train_mask]),
+                          binarize(test_grey[order], test_rng)))
+    return ContinualStream(spec, tasks)
