@@ -46,7 +46,7 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
     plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
     model = plugin.build_model(profile)
     optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr, betas=tuple(profile.betas))
-    strategy = GenerativeStrategy(model, optimizer, train_epochs=plugin.train_epochs(profile),
+    strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=plugin.train_epochs(profile),
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed)
 
     n_tasks = len(stream.tasks)

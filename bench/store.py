@@ -51,4 +51,5 @@ class ResultStore:
         """Every record in the store (done and failed)."""
         if not self.records_dir.exists():
             return []
-        return [json.loads(p.read_text()) for p in sorted(self.records_dir.glob("*.json"))]
+        paths = sorted(p for p in self.records_dir.glob("*.json") if not p.name.startswith("."))
+        return [json.loads(p.read_text()) for p in paths]

@@ -1,2 +1,7 @@
 """Streams: where images come from and how they are cut into a continual stream."""
-from streams.registry import STREAMS, UnknownNameError, get_stream_spec  # noqa: F401
+import warnings
+
+# Avalanche imports qpsolvers, which warns at import time about solvers we never use.
+warnings.filterwarnings("ignore", message="no QP solver found")
+
+from streams.registry import STREAMS, UnknownNameError, get_stream_spec  # noqa: E402,F401

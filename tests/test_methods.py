@@ -1,0 +1,99 @@
+"""Method plugins: reservoir uniformity, memories, plain-Avalanche compatibility, NaN handling."""
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from avalanche.training import Naive
+from methods import METHODS
+from methods.base import NonFiniteLossError
+from methods.joint import JointPlugin
+from methods.reservoir import ReservoirConfig, ReservoirPlugin
+from methods.strategy import GenerativeStrategy
+from methods.vae import BernoulliVAE, GenerativeLoss
+from streams.benchmark import online_experiences, task_benchmark
+
+
+def feed(plugin, stream, batch=64):
+    for start in range(0, len(stream), batch):
+        plugin.update_memory(stream[start:start + batch])
+
+
+def test_reservoir_keeps_a_uniform_sample_of_the_stream():
+    n, budget, runs, bins = 2000, 100, 300, 20
+    stream = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    counts = np.zeros(bins)
+    for seed in range(runs):
+        plugin = ReservoirPlugin(ReservoirConfig(budget=budget), seed=seed)
+        feed(plugin, stream)
+        kept = plugin.replay_images().flatten().long()
+        assert plugin.memory_size == budget and kept.unique().numel() == budget
+        counts += np.bincount(kept.numpy() * bins // n, minlength=bins)
+    # each stream position is kept with probability budget / n, whatever its place in the stream
+    assert counts.sum() == runs * budget
+    assert chisquare(counts).pvalue > 1e-3, counts
+    # a recency-biased memory would put far more in the last bin than the first
+    assert abs(counts[-1] - counts[0]) < 0.25 * counts.mean()
+
+
+def test_reservoir_fills_before_it_replaces():
+    plugin = ReservoirPlugin(ReservoirConfig(budget=100), seed=0)
+    feed(plugin, torch.arange(90.0).unsqueeze(1))
+    assert plugin.memory_size == 90
+    assert torch.equal(plugin.replay_images().flatten(), torch.arange(90.0))
+
+
+def test_registry_lists_methods_and_boundary_needs():
+    assert list(METHODS)[:3] == ["finetune", "joint", "reservoir"]
+    assert METHODS["joint"].needs_task_boundaries and not METHODS["reservoir"].needs_task_boundaries
+
+
+def small_benchmark(n=256, tasks=2):
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.rand(n, 1, 28, 28, generator=gen) * (0.2 + 0.3 * t) for t in range(tasks)]
+    test = [torch.bernoulli(d[:32], generator=gen) for d in data]
+    return task_benchmark(data, test), test
+
+
+def test_reservoir_on_a_plain_avalanche_strategy_trains_and_fills_its_memory():
+    torch.manual_seed(0)
+    model = BernoulliVAE()
+    before = [p.detach().clone() for p in model.parameters()]
+    plugin = ReservoirPlugin(ReservoirConfig(budget=150), seed=0)
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                     criterion=GenerativeLoss(), train_mb_size=64, train_epochs=1,
+                     plugins=[plugin], evaluator=None)
+    benchmark, test = small_benchmark()
+    test_x = test[1]
+    loss_before = model(test_x).mean().item()
+    for task in benchmark.train_stream:
+        for experience in online_experiences(task):
+            strategy.train(experience)
+    assert plugin.memory_size == 150 and plugin.seen == 512
+    # one step per batch of the first experience, then steps over batch + memory
+    assert strategy.clock.train_iterations == 1 + 2 + 3 + 4 + 4 * 4
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert model(test_x).mean().item() < loss_before - 50  # nats per image
+
+
+def test_joint_sees_all_data_so_far_at_each_boundary():
+    model = BernoulliVAE()
+    plugin = JointPlugin(seed=0)
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()),
+                                  train_epochs=2, plugins=[plugin])
+    benchmark, _ = small_benchmark(n=128, tasks=3)
+    for t, task in enumerate(benchmark.train_stream):
+        strategy.train(task)
+        assert plugin.memory_size == 128 * (t + 1)
+    # 2 epochs over 128, 256, 384 images in minibatches of 64
+    assert strategy.clock.train_iterations == 2 * (2 + 4 + 6)
+
+
+def test_nan_loss_stops_training_with_a_clear_error():
+    model = BernoulliVAE()
+    with torch.no_grad():
+        model.decoder_out.bias.fill_(float("nan"))
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()),
+                                  plugins=[ReservoirPlugin(seed=0)])
+    with pytest.raises(NonFiniteLossError, match="reservoir: training loss is nan"):
+        strategy.train(next(iter(online_experiences(small_benchmark()[0].train_stream[0]))))

@@ -1,0 +1,64 @@
+"""The IWAE NLL estimator against log-likelihoods known exactly."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.evaluate import iwae_log_likelihood
+from methods.vae import BernoulliVAE
+
+
+def constant_decoder_vae(input_dim=784):
+    """Decoder ignores z (logits = bias), q(z|x) = N(0, (1+1e-6)^2 I) ~ prior: log p(x) is exact."""
+    torch.manual_seed(0)
+    vae = BernoulliVAE(input_dim=input_dim)
+    with torch.no_grad():
+        for layer in (vae.encoder_mu, vae.encoder_log_sigma, vae.decoder_out):
+            layer.weight.zero_()
+        vae.encoder_mu.bias.zero_()
+        vae.encoder_log_sigma.bias.zero_()
+        vae.decoder_out.bias.copy_(torch.randn(input_dim) * 2)
+    return vae
+
+
+@pytest.mark.parametrize("k", [1, 7, 100, 1000])
+def test_iwae_equals_exact_log_likelihood_when_decoder_ignores_z(k):
+    vae = constant_decoder_vae()
+    x = torch.bernoulli(torch.full((40, 784), 0.3), generator=torch.Generator().manual_seed(1))
+    exact = -F.binary_cross_entropy_with_logits(
+        vae.decoder_out.bias.expand_as(x), x, reduction="none").sum(1)
+    estimate = iwae_log_likelihood(vae, x, k, torch.Generator().manual_seed(2), max_rows=512)
+    assert exact.mean() < -300  # a real, non-trivial number of nats
+    torch.testing.assert_close(estimate, exact, atol=1e-3, rtol=0)
+
+
+def exact_log_likelihood_1d(vae, x, grid=20001, bound=12.0):
+    """log p(x) = log int p(x|z) N(z; 0, 1) dz by quadrature over a fine grid (latent dim 1)."""
+    z = torch.linspace(-bound, bound, grid, dtype=torch.float64).unsqueeze(1)
+    with torch.no_grad():
+        logits = vae.double().decode(z)                       # [grid, D]
+        log_px_z = -(F.softplus(-logits) @ x.double().T + F.softplus(logits) @ (1 - x.double()).T)
+        vae.float()
+    log_prior = -0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)
+    dz = 2 * bound / (grid - 1)
+    return (torch.logsumexp(log_px_z + log_prior, 0) + math.log(dz)).float()
+
+
+def test_iwae_increases_toward_the_truth_with_k():
+    torch.manual_seed(3)
+    vae = BernoulliVAE(input_dim=30, hidden=32, latent=1)
+    with torch.no_grad():  # sharpen the decoder so the posterior is far from the prior
+        for layer in (vae.decoder_shared, vae.decoder_hidden, vae.decoder_out):
+            layer.weight.mul_(3.0)
+    data_gen = torch.Generator().manual_seed(4)
+    z = torch.randn(300, 1, generator=data_gen)
+    with torch.no_grad():
+        x = torch.bernoulli(torch.sigmoid(vae.decode(z)), generator=data_gen)
+    truth = exact_log_likelihood_1d(vae, x).mean().item()
+    means = {k: iwae_log_likelihood(vae, x, k, torch.Generator().manual_seed(5)).mean().item()
+             for k in (1, 2, 5, 10, 30, 100, 5000)}
+    values = list(means.values())
+    assert all(a < b for a, b in zip(values[:-1], values[1:-1])), means  # K = 1 ... 100
+    assert truth - values[0] > 5.0, (means, truth)      # the ELBO gap is real (nats)...
+    assert abs(values[-1] - truth) < 0.02, (means, truth)  # ...and K = 5000 closes it
