@@ -55,7 +55,7 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
     benchmark = task_benchmark(train_sets, test_sets)
     eval_generator = torch.Generator().manual_seed(cell.seed)
 
-    matrix, train_seconds, eval_seconds, last_row = [], 0.0, 0.0, None
+    matrix, best_matrix, train_seconds, eval_seconds, last_row = [], [], 0.0, 0.0, None
     for task_experience in benchmark.train_stream:
         start = time.perf_counter()
         if spec.needs_task_boundaries:
@@ -67,12 +67,15 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
 
         start = time.perf_counter()
         last_row = nll_row(model, test_sets, profile.eval_k, eval_generator)
-        matrix.append([float(v.mean()) for v in last_row])
+        matrix.append([float(v.mean()) for v in last_row.mixture])
+        best_matrix.append([float(v.mean()) for v in last_row.best_component])
         eval_seconds += time.perf_counter() - start
 
     return {
-        "nll": float(torch.cat(last_row).mean()),
+        "nll": float(torch.cat(last_row.mixture).mean()),
+        "nll_best_component": float(torch.cat(last_row.best_component).mean()),
         "nll_matrix": matrix,
+        "nll_best_component_matrix": best_matrix,
         "forgetting_nll": forgetting(matrix),
         "bwt_nll": backward_transfer(matrix),
         "test_sizes": [len(x) for x in test_sets],
@@ -83,6 +86,7 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
+        **plugin.extra_stats(),
     }
 
 

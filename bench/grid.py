@@ -64,7 +64,7 @@ def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profil
     for stream in streams:
         for method in methods:
             spec = get_method(method)
-            config = dataclasses.asdict(spec.make_config(profile.methods.get(method)))
+            config = dataclasses.asdict(spec.make_config(profile.methods.get(method), stream))
             cells += [Cell(method, stream, seed, profile, config) for seed in seeds]
     return cells
 

@@ -1,9 +1,13 @@
 """The one table of profile defaults. Every record stores its resolved profile.
 
-- smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples.
+- smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples
+  (OCM's STM holds 128 so that selections happen; OCM-IW50 uses 5 samples; OCM-dynamic
+  lambda2 = 2 so that it expands in a short run).
 - quick: the 2-core CPU default. E = 1 pass over (batch + memory) per incoming batch, 1 MC sample,
   and lr 1e-3 instead of the paper's 1e-4 because it trains 100x fewer steps than the paper's E=100.
-  NLL with K = 100 importance samples on up to 500 test images per task.
+  NLL with K = 100 importance samples on up to 500 test images per task; OCM's expansion
+  criterion R with 10 importance samples per component instead of 1000 (R is compared with its
+  previous value, so the bound's looseness largely cancels; 1000 would dominate the run time).
 - paper: the paper's schedule (E = 100, 50 MC samples, Adam lr 1e-4, betas (0.5, 0.999)) and
   IWAE-1000 on the full test sets. Days of CPU per cell: a GPU or cluster profile.
 """
@@ -38,9 +42,12 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 joint_epochs=1, eval_k=16, eval_test_per_task=64, max_train_per_task=256,
-                methods={"reservoir": {"budget": 256}}),
+                methods={"reservoir": {"budget": 256}, "ocm": {"stm_capacity": 128},
+                         "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
+                         "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0}}),
         Profile("quick", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
-                joint_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None),
+                joint_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
+                methods={"ocm-dynamic": {"expansion_k": 10}}),
         Profile("paper", epochs=100, mc_samples=50, lr=1e-4, betas=(0.5, 0.999), batch_size=64,
                 joint_epochs=100, eval_k=1000, eval_test_per_task=None, max_train_per_task=None),
     )

@@ -51,8 +51,8 @@ class GenerativePlugin(SupervisedPlugin):
         """Stored (grey) images trained on together with the incoming ones; None if none."""
         return None
 
-    def update_memory(self, incoming: torch.Tensor) -> None:
-        """Called once per experience, after training on it."""
+    def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
+        """Called once per experience, after training on it (`strategy` gives the model)."""
 
     @property
     def memory_size(self) -> int:
@@ -63,6 +63,10 @@ class GenerativePlugin(SupervisedPlugin):
     def num_components(self, model: torch.nn.Module) -> int:
         return getattr(model, "num_components", 1)
 
+    def extra_stats(self) -> dict:
+        """Method-specific numbers for the record (e.g. OCM's STM/LTM sizes)."""
+        return {}
+
     # ----------------------------------------------------------- how our runner assembles it
     def build_model(self, profile) -> torch.nn.Module:
         return BernoulliVAE(mc_samples=profile.mc_samples)
@@ -72,6 +76,7 @@ class GenerativePlugin(SupervisedPlugin):
 
     # --------------------------------------------------------------------- Avalanche hooks
     def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
+        """What the strategy trains on for this experience (called once, before training)."""
         replay = self.replay_images()
         return incoming if replay is None or len(replay) == 0 else torch.cat([incoming, replay])
 
@@ -87,5 +92,5 @@ class GenerativePlugin(SupervisedPlugin):
                 f"(at iteration {strategy.clock.train_iterations})")
 
     def after_training_exp(self, strategy, **kwargs):
-        self.update_memory(self._incoming)
+        self.update_memory(self._incoming, strategy)
         self._incoming = None

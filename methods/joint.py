@@ -27,7 +27,7 @@ class JointPlugin(GenerativePlugin):
     def replay_images(self):
         return self.seen
 
-    def update_memory(self, incoming: torch.Tensor) -> None:
+    def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
         self.seen = incoming if self.seen is None else torch.cat([self.seen, incoming])
 
     def train_epochs(self, profile) -> int:

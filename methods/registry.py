@@ -18,14 +18,17 @@ class MethodSpec:
     def needs_task_boundaries(self) -> bool:
         return self.plugin_class.needs_task_boundaries
 
-    def make_config(self, overrides: dict | None = None):
-        """The method's config: dataclass defaults updated by `overrides` (unknown keys raise)."""
+    def make_config(self, overrides: dict | None = None, stream: str | None = None):
+        """The method's config: its defaults (per stream where the method has such, e.g. OCM's
+        expansion threshold) updated by `overrides` (unknown keys raise)."""
         fields = {f.name: f for f in dataclasses.fields(self.config_class)}
         for key in overrides or {}:
             if key not in fields:
                 raise UnknownNameError(
                     f"method '{self.name}' has no setting '{key}'; valid: {', '.join(fields) or 'none'}")
-        return self.config_class(**(overrides or {}))
+        for_stream = getattr(self.config_class, "for_stream", None)
+        base = for_stream(stream) if for_stream and stream else self.config_class()
+        return dataclasses.replace(base, **(overrides or {}))
 
 
 METHODS: dict[str, MethodSpec] = {}

@@ -29,7 +29,7 @@ class ReservoirPlugin(GenerativePlugin):
     def replay_images(self):
         return None if self.buffer is None else self.buffer[:self.filled]
 
-    def update_memory(self, incoming: torch.Tensor) -> None:
+    def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
         budget = self.config.budget
         if self.buffer is None:
             self.buffer = incoming.new_empty((budget, *incoming.shape[1:]))

@@ -1,10 +1,13 @@
-"""The paper's Bernoulli MLP VAE (OCM, ECCV 2022, and its released code).
+"""The paper's Bernoulli MLP VAE (OCM, ECCV 2022, and its released code), as a mixture of components.
 
 encoder: x -> 200 tanh (shared) -> 200 tanh -> mu (linear), sigma (exp; q std = sigma + 1e-6)
 decoder: z -> 200 tanh (shared) -> 200 ReLU -> Bernoulli logits; prior N(0, I).
 
-`forward(x)` returns the per-image training loss (negative ELBO, or negative IWAE bound when
-`loss="iwae"`), so the model plugs into any Avalanche strategy with `GenerativeLoss` as criterion.
+With one component this is the plain VAE. `add_component()` is OCM's dynamic expansion: a new
+component's layers on top of the shared ones; the shared layers and older components are frozen
+and only the newest component trains. `forward(x)` returns the newest component's per-image
+training loss (negative ELBO, or negative IWAE bound when `loss="iwae"`), so the model plugs into
+any Avalanche strategy with `GenerativeLoss` as criterion.
 """
 from __future__ import annotations
 
@@ -18,49 +21,83 @@ LOG_2PI = math.log(2 * math.pi)
 STD_EPS = 1e-6
 
 
-class BernoulliVAE(nn.Module):
-    num_components = 1
+class Component(nn.Module):
+    """The component-specific layers of one VAE."""
 
+    def __init__(self, input_dim: int, hidden: int, latent: int):
+        super().__init__()
+        self.encoder_hidden = nn.Linear(hidden, hidden)
+        self.encoder_mu = nn.Linear(hidden, latent)
+        self.encoder_log_sigma = nn.Linear(hidden, latent)
+        self.decoder_hidden = nn.Linear(hidden, hidden)
+        self.decoder_out = nn.Linear(hidden, input_dim)
+
+
+class BernoulliVAE(nn.Module):
     def __init__(self, input_dim: int = 784, hidden: int = 200, latent: int = 50,
                  loss: str = "elbo", mc_samples: int = 1):
         super().__init__()
         if loss not in ("elbo", "iwae"):
             raise ValueError(f"loss must be 'elbo' or 'iwae', not {loss!r}")
-        self.input_dim, self.latent, self.loss, self.mc_samples = input_dim, latent, loss, mc_samples
+        self.input_dim, self.hidden, self.latent = input_dim, hidden, latent
+        self.loss, self.mc_samples = loss, mc_samples
         self.encoder_shared = nn.Linear(input_dim, hidden)
-        self.encoder_hidden = nn.Linear(hidden, hidden)
-        self.encoder_mu = nn.Linear(hidden, latent)
-        self.encoder_log_sigma = nn.Linear(hidden, latent)
         self.decoder_shared = nn.Linear(latent, hidden)
-        self.decoder_hidden = nn.Linear(hidden, hidden)
-        self.decoder_out = nn.Linear(hidden, input_dim)
+        self.components = nn.ModuleList([Component(input_dim, hidden, latent)])
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.tanh(self.encoder_hidden(torch.tanh(self.encoder_shared(x.flatten(1)))))
-        return self.encoder_mu(h), torch.exp(self.encoder_log_sigma(h)) + STD_EPS
+    @property
+    def num_components(self) -> int:
+        return len(self.components)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def add_component(self) -> Component:
+        """Dynamic expansion: freeze everything trained so far, append a fresh component."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        component = Component(self.input_dim, self.hidden, self.latent)
+        self.components.append(component)
+        return component
+
+    # ------------------------------------------------------------------ one component
+    def encode(self, x: torch.Tensor, c: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+        comp = self.components[c]
+        h = torch.tanh(comp.encoder_hidden(torch.tanh(self.encoder_shared(x.flatten(1)))))
+        return comp.encoder_mu(h), torch.exp(comp.encoder_log_sigma(h)) + STD_EPS
+
+    def decode(self, z: torch.Tensor, c: int = -1) -> torch.Tensor:
         """Bernoulli logits for latent codes z [..., latent] -> [..., input_dim]."""
-        return self.decoder_out(torch.relu(self.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
+        comp = self.components[c]
+        return comp.decoder_out(torch.relu(comp.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
 
-    def log_weights(self, x: torch.Tensor, k: int,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-        """log p(x, z_k) - log q(z_k | x) for k posterior samples: shape [k, B].
+    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                    c: int = -1) -> torch.Tensor:
+        """log p_c(x, z_k) - log q_c(z_k | x) for k posterior samples of component c: [k, B].
 
         x must be binary; the Bernoulli log-likelihood is summed over pixels (nats)."""
         x = x.flatten(1)
-        mu, std = self.encode(x)
+        mu, std = self.encode(x, c)
         eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + std * eps
-        logits = self.decode(z)
+        logits = self.decode(z, c)
         log_px_z = -F.binary_cross_entropy_with_logits(
             logits, x.expand_as(logits), reduction="none").sum(-1)
         log_pz = -0.5 * (z.pow(2).sum(-1) + self.latent * LOG_2PI)
         log_qz_x = -0.5 * (eps.pow(2).sum(-1) + self.latent * LOG_2PI) - std.log().sum(-1)
         return log_px_z + log_pz - log_qz_x
 
+    # ----------------------------------------------------------------- all components
+    def component_log_weights(self, x: torch.Tensor, k: int,
+                              generator: torch.Generator | None = None) -> torch.Tensor:
+        """Log importance weights of every component: [C, k, B]."""
+        return torch.stack([self.log_weights(x, k, generator, c) for c in range(self.num_components)])
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """OCM's selection features: posterior means of every component, concatenated [B, 50*C]."""
+        return torch.cat([self.encode(x, c)[0] for c in range(self.num_components)], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-image training loss: -ELBO (mean over MC samples) or -IWAE bound."""
+        """Per-image training loss of the newest component: -ELBO (mean over MC samples) or
+        -IWAE bound over `mc_samples` samples."""
         lw = self.log_weights(x, self.mc_samples)
         if self.loss == "iwae":
             return -(torch.logsumexp(lw, 0) - math.log(self.mc_samples))
@@ -68,9 +105,13 @@ class BernoulliVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Pixel probabilities of n images decoded from z ~ N(0, I)."""
+        """Pixel probabilities of n images: a component chosen uniformly per image, z ~ N(0, I)."""
+        which = torch.randint(self.num_components, (n,), generator=generator)
         z = torch.randn(n, self.latent, generator=generator)
-        return torch.sigmoid(self.decode(z))
+        out = torch.empty(n, self.input_dim)
+        for c in which.unique().tolist():
+            out[which == c] = torch.sigmoid(self.decode(z[which == c], c))
+        return out
 
 
 class GenerativeLoss:

@@ -92,7 +92,7 @@ def test_joint_sees_all_data_so_far_at_each_boundary():
 def test_nan_loss_stops_training_with_a_clear_error():
     model = BernoulliVAE()
     with torch.no_grad():
-        model.decoder_out.bias.fill_(float("nan"))
+        model.components[0].decoder_out.bias.fill_(float("nan"))
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()),
                                   plugins=[ReservoirPlugin(seed=0)])
     with pytest.raises(NonFiniteLossError, match="reservoir: training loss is nan"):

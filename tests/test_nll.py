@@ -13,12 +13,13 @@ def constant_decoder_vae(input_dim=784):
     """Decoder ignores z (logits = bias), q(z|x) = N(0, (1+1e-6)^2 I) ~ prior: log p(x) is exact."""
     torch.manual_seed(0)
     vae = BernoulliVAE(input_dim=input_dim)
+    comp = vae.components[0]
     with torch.no_grad():
-        for layer in (vae.encoder_mu, vae.encoder_log_sigma, vae.decoder_out):
+        for layer in (comp.encoder_mu, comp.encoder_log_sigma, comp.decoder_out):
             layer.weight.zero_()
-        vae.encoder_mu.bias.zero_()
-        vae.encoder_log_sigma.bias.zero_()
-        vae.decoder_out.bias.copy_(torch.randn(input_dim) * 2)
+        comp.encoder_mu.bias.zero_()
+        comp.encoder_log_sigma.bias.zero_()
+        comp.decoder_out.bias.copy_(torch.randn(input_dim) * 2)
     return vae
 
 
@@ -27,7 +28,7 @@ def test_iwae_equals_exact_log_likelihood_when_decoder_ignores_z(k):
     vae = constant_decoder_vae()
     x = torch.bernoulli(torch.full((40, 784), 0.3), generator=torch.Generator().manual_seed(1))
     exact = -F.binary_cross_entropy_with_logits(
-        vae.decoder_out.bias.expand_as(x), x, reduction="none").sum(1)
+        vae.components[0].decoder_out.bias.expand_as(x), x, reduction="none").sum(1)
     estimate = iwae_log_likelihood(vae, x, k, torch.Generator().manual_seed(2), max_rows=512)
     assert exact.mean() < -300  # a real, non-trivial number of nats
     torch.testing.assert_close(estimate, exact, atol=1e-3, rtol=0)
@@ -49,7 +50,7 @@ def test_iwae_increases_toward_the_truth_with_k():
     torch.manual_seed(3)
     vae = BernoulliVAE(input_dim=30, hidden=32, latent=1)
     with torch.no_grad():  # sharpen the decoder so the posterior is far from the prior
-        for layer in (vae.decoder_shared, vae.decoder_hidden, vae.decoder_out):
+        for layer in (vae.decoder_shared, vae.components[0].decoder_hidden, vae.components[0].decoder_out):
             layer.weight.mul_(3.0)
     data_gen = torch.Generator().manual_seed(4)
     z = torch.randn(300, 1, generator=data_gen)
