@@ -28,9 +28,12 @@ class Cell:
 
     @property
     def spec(self) -> dict:
+        """What determines the cell's numbers. The profile's per-method table is left out: this
+        cell's own resolved `method_config` is in, and other methods' settings do not concern it."""
+        profile = {k: v for k, v in self.profile.to_dict().items() if k != "methods"}
         return {"harness_version": HARNESS_VERSION, "method": self.method,
                 "method_config": self.method_config, "stream": self.stream, "seed": self.seed,
-                "profile": self.profile.to_dict()}
+                "profile": profile}
 
     @property
     def key(self) -> str:

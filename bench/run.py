@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 
-DEFAULTS = {"methods": "finetune,reservoir,joint", "streams": "mini", "seeds": "0,1,2",
+DEFAULTS = {"methods": "finetune,reservoir,joint,ocm,ocm-dynamic", "streams": "mini", "seeds": "0,1,2",
             "profile": "quick", "out": "results"}
 
 

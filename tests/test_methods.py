@@ -44,7 +44,7 @@ def test_reservoir_fills_before_it_replaces():
 
 
 def test_registry_lists_methods_and_boundary_needs():
-    assert list(METHODS)[:3] == ["finetune", "joint", "reservoir"]
+    assert set(METHODS) == {"finetune", "joint", "reservoir", "ocm", "ocm-iw50", "ocm-dynamic"}
     assert METHODS["joint"].needs_task_boundaries and not METHODS["reservoir"].needs_task_boundaries
 
 
