@@ -2,7 +2,7 @@
 
 - smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples
   (OCM's STM holds 128 so that selections happen; OCM-IW50 uses 5 samples; OCM-dynamic
-  lambda2 = 2 so that it expands in a short run).
+  lambda2 = 2 and CURL burn-in/spacing 10 steps so that they expand in a short run).
 - quick: the 2-core CPU default. E = 1 pass over (batch + memory) per incoming batch, 1 MC sample,
   and lr 1e-3 instead of the paper's 1e-4 because it trains 100x fewer steps than the paper's E=100.
   NLL with K = 100 importance samples on up to 500 test images per task; OCM's expansion
@@ -27,7 +27,7 @@ class Profile:
     lr: float                        # Adam
     betas: tuple[float, float]
     batch_size: int                  # online batch size = training minibatch size
-    joint_epochs: int                # joint: passes over all seen data at each task boundary
+    task_epochs: int                 # methods given whole tasks (joint, LGM): passes per task
     eval_k: int                      # importance samples of the IWAE NLL estimate
     eval_test_per_task: int | None   # test images per task scored (None: all)
     max_train_per_task: int | None   # truncate each task's training data (None: all)
@@ -41,15 +41,16 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile("smoke", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
-                joint_epochs=1, eval_k=16, eval_test_per_task=64, max_train_per_task=256,
+                task_epochs=1, eval_k=16, eval_test_per_task=64, max_train_per_task=256,
                 methods={"reservoir": {"budget": 256}, "ocm": {"stm_capacity": 128},
                          "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
-                         "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0}}),
+                         "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
+                         "curl": {"burn_in": 10, "spacing": 10}}),
         Profile("quick", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
-                joint_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
+                task_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
                 methods={"ocm-dynamic": {"expansion_k": 10}}),
         Profile("paper", epochs=100, mc_samples=50, lr=1e-4, betas=(0.5, 0.999), batch_size=64,
-                joint_epochs=100, eval_k=1000, eval_test_per_task=None, max_train_per_task=None),
+                task_epochs=100, eval_k=1000, eval_test_per_task=None, max_train_per_task=None),
     )
 }
 

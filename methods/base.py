@@ -35,6 +35,15 @@ def experience_images(experience) -> torch.Tensor:
     return cached
 
 
+def extend_minibatch(strategy, images: torch.Tensor) -> None:
+    """Append (generated) images to the strategy's current minibatch, keeping [x, y, t] aligned."""
+    x = strategy.mbatch[0]
+    zeros = torch.zeros(len(images), dtype=strategy.mbatch[1].dtype)
+    strategy.mbatch[0] = torch.cat([x, images.view(len(images), *x.shape[1:])])
+    for i in range(1, len(strategy.mbatch)):
+        strategy.mbatch[i] = torch.cat([strategy.mbatch[i], zeros])
+
+
 class GenerativePlugin(SupervisedPlugin):
     """Base class of all methods. Subclasses override `replay_images` and `update_memory`."""
 

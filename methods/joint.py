@@ -1,5 +1,5 @@
 """Joint training: the upper reference. At each task boundary it trains i.i.d. on all data seen so
-far (`epochs` passes, default the profile's `joint_epochs`). Needs task boundaries; stores all data."""
+far (`epochs` passes, default the profile's `task_epochs`). Needs task boundaries; stores all data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from methods.registry import register_method
 
 @dataclass(frozen=True)
 class JointConfig:
-    epochs: int | None = None   # None: the profile's joint_epochs
+    epochs: int | None = None   # None: the profile's task_epochs
 
 
 @register_method("joint", JointConfig, "i.i.d. training on all data seen so far, per task")
@@ -31,4 +31,4 @@ class JointPlugin(GenerativePlugin):
         self.seen = incoming if self.seen is None else torch.cat([self.seen, incoming])
 
     def train_epochs(self, profile) -> int:
-        return self.config.epochs or profile.joint_epochs
+        return self.config.epochs or profile.task_epochs

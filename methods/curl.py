@@ -1,0 +1,238 @@
+"""CURL: Continual Unsupervised Representation Learning (Rao et al., 2019), task-free.
+
+Model: shared encoder -> q(y|x), a softmax over the *active* components; per-component Gaussian
+latent heads q(z|x, y) and learned priors p(z|y) = N(mu_y, sigma_y^2); a shared Bernoulli decoder
+(the same layer sizes as the paper's MLP VAE). Loss: the mixture ELBO, exact over y,
+  E_q(y|x)[ E_q(z|x,y) log p(x|z) - KL(q(z|x,y) || p(z|y)) ] - KL(q(y|x) || uniform).
+Expansion: after `burn_in` steps, real samples (first pass over each incoming batch) whose ELBO is
+below `threshold` (-200 nats) go to a buffer; when it holds `buffer_size` (100) samples and at
+least `spacing` steps passed since the last expansion, a new component copies the most probable
+one (the largest summed q(y|x) over the buffer) and is trained alone (its head, prior and q(y)
+logit; y fixed) for `expansion_passes` (10) passes over the buffer; at most 30 components.
+Mixture generative replay: at each expansion a frozen snapshot is taken; every later minibatch is
+joined by `replay_per_batch` (64) snapshot samples (y uniform over its components, z ~ p(z|y)).
+
+Likelihood: log p(x) = log (1/C) sum_y p(x|y) (p(y) uniform over active components, the model's
+own prior), with p(x|y) estimated by importance sampling over z with q(z|x,y) as proposal: the
+mixture estimator of `methods.likelihood`, sampling over both y (exhaustively) and z.
+Budget: E passes over each incoming batch (plus replay); CURL stores no data but its buffer.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.base import GenerativePlugin, extend_minibatch
+from methods.loader import TensorMinibatches
+from methods.registry import register_method
+from methods.vae import LOG_2PI, STD_EPS
+from streams.stream import binarize
+
+
+class CURLModel(nn.Module):
+    def __init__(self, input_dim: int = 784, hidden: int = 200, latent: int = 50,
+                 max_components: int = 30, mc_samples: int = 1):
+        super().__init__()
+        self.input_dim, self.hidden, self.latent = input_dim, hidden, latent
+        self.mc_samples = mc_samples
+        self.encoder_shared = nn.Linear(input_dim, hidden)
+        self.encoder_hidden = nn.Linear(hidden, hidden)
+        self.cluster_logits = nn.Linear(hidden, max_components)
+        self.heads_mu = nn.ModuleList([nn.Linear(hidden, latent)])
+        self.heads_log_sigma = nn.ModuleList([nn.Linear(hidden, latent)])
+        self.prior_mu = nn.ParameterList([nn.Parameter(torch.zeros(latent))])
+        self.prior_log_sigma = nn.ParameterList([nn.Parameter(torch.zeros(latent))])
+        self.decoder_shared = nn.Linear(latent, hidden)
+        self.decoder_hidden = nn.Linear(hidden, hidden)
+        self.decoder_out = nn.Linear(hidden, input_dim)
+
+    @property
+    def num_components(self) -> int:
+        return len(self.heads_mu)
+
+    @property
+    def max_components(self) -> int:
+        return self.cluster_logits.out_features
+
+    # ---------------------------------------------------------------------------- pieces
+    def hidden_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.encoder_hidden(torch.tanh(self.encoder_shared(x.flatten(1)))))
+
+    def log_q_y(self, h: torch.Tensor) -> torch.Tensor:
+        """log q(y|x) over the active components only: [B, C]."""
+        return F.log_softmax(self.cluster_logits(h)[:, :self.num_components], dim=1)
+
+    def posterior(self, h: torch.Tensor, c: int):
+        return self.heads_mu[c](h), torch.exp(self.heads_log_sigma[c](h)) + STD_EPS
+
+    def prior(self, c: int):
+        return self.prior_mu[c], torch.exp(self.prior_log_sigma[c]) + STD_EPS
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder_out(torch.relu(self.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
+
+    def _log_weights(self, x, h, c, k, generator=None):
+        """log p(x|z) + log p(z|y=c) - log q(z|x,y=c), z ~ q(z|x,c): [k, B]."""
+        mu, std = self.posterior(h, c)
+        p_mu, p_std = self.prior(c)
+        eps = torch.randn((k, *mu.shape), generator=generator)
+        z = mu + std * eps
+        log_px = -F.binary_cross_entropy_with_logits(
+            self.decode(z), x.expand(k, *x.shape), reduction="none").sum(-1)
+        log_pz = (-0.5 * ((z - p_mu) / p_std) ** 2 - p_std.log() - 0.5 * LOG_2PI).sum(-1)
+        log_qz = (-0.5 * eps ** 2 - std.log() - 0.5 * LOG_2PI).sum(-1)
+        return log_px + log_pz - log_qz
+
+    def component_elbo(self, x: torch.Tensor, h: torch.Tensor, c: int) -> torch.Tensor:
+        """E_q(z|x,c) log p(x|z) - KL(q(z|x,c) || p(z|c)), KL in closed form: [B]."""
+        mu, std = self.posterior(h, c)
+        p_mu, p_std = self.prior(c)
+        z = mu + std * torch.randn((self.mc_samples, *mu.shape))
+        log_px = -F.binary_cross_entropy_with_logits(
+            self.decode(z), x.expand(self.mc_samples, *x.shape), reduction="none").sum(-1).mean(0)
+        kl = (torch.log(p_std / std) + (std ** 2 + (mu - p_mu) ** 2) / (2 * p_std ** 2) - 0.5).sum(-1)
+        return log_px - kl
+
+    # ------------------------------------------------------------------------- interface
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """The mixture ELBO per image: [B]."""
+        x = x.flatten(1)
+        h = self.hidden_features(x)
+        log_q_y = self.log_q_y(h)
+        q_y = log_q_y.exp()
+        per_component = torch.stack([self.component_elbo(x, h, c) for c in range(self.num_components)], 1)
+        kl_y = (q_y * (log_q_y + math.log(self.num_components))).sum(1)
+        return (q_y * per_component).sum(1) - kl_y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.elbo(x)
+
+    def component_log_weights(self, x, k, generator=None) -> torch.Tensor:
+        x = x.flatten(1)
+        h = self.hidden_features(x)
+        return torch.stack([self._log_weights(x, h, c, k, generator) for c in range(self.num_components)])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixel probabilities: y uniform over active components, z ~ p(z|y)."""
+        which = torch.randint(self.num_components, (n,), generator=generator)
+        eps = torch.randn(n, self.latent, generator=generator)
+        mu = torch.stack([self.prior(c)[0] for c in range(self.num_components)])[which]
+        std = torch.stack([self.prior(c)[1] for c in range(self.num_components)])[which]
+        return torch.sigmoid(self.decode(mu + std * eps))
+
+    def add_component(self, parent: int) -> int:
+        """A new component initialised as a copy of `parent` (head, prior, q(y) logit)."""
+        if self.num_components >= self.max_components:
+            raise RuntimeError("CURL: component cap reached")
+        new = self.num_components
+        self.heads_mu.append(copy.deepcopy(self.heads_mu[parent]))
+        self.heads_log_sigma.append(copy.deepcopy(self.heads_log_sigma[parent]))
+        self.prior_mu.append(nn.Parameter(self.prior_mu[parent].detach().clone()))
+        self.prior_log_sigma.append(nn.Parameter(self.prior_log_sigma[parent].detach().clone()))
+        with torch.no_grad():
+            self.cluster_logits.weight[new] = self.cluster_logits.weight[parent]
+            self.cluster_logits.bias[new] = self.cluster_logits.bias[parent]
+        return new
+
+    def component_parameters(self, c: int) -> list[nn.Parameter]:
+        return [*self.heads_mu[c].parameters(), *self.heads_log_sigma[c].parameters(),
+                self.prior_mu[c], self.prior_log_sigma[c]]
+
+
+@dataclass(frozen=True)
+class CURLConfig:
+    threshold: float = -200.0      # ELBO (nats) below which a sample is poorly explained
+    buffer_size: int = 100
+    burn_in: int = 100             # training steps before the first expansion can happen
+    spacing: int = 100             # training steps between expansions
+    expansion_passes: int = 10
+    max_components: int = 30
+    replay_per_batch: int = 64     # snapshot samples added to each minibatch after an expansion
+    expansion_lr: float = 1e-3
+
+
+@register_method("curl", CURLConfig, "CURL: mixture VAE with buffer-driven expansion and generative replay")
+class CURLPlugin(GenerativePlugin):
+    def __init__(self, config: CURLConfig = CURLConfig(), seed: int = 0):
+        super().__init__(seed)
+        self.config = config
+        self.buffer: torch.Tensor | None = None
+        self.snapshot: CURLModel | None = None
+        self.steps = 0
+        self.last_expansion = 0
+        self.expansions: list[dict] = []
+        self._real = 0
+
+    def build_model(self, profile) -> CURLModel:
+        return CURLModel(max_components=self.config.max_components, mc_samples=profile.mc_samples)
+
+    @property
+    def memory_size(self) -> int:
+        return 0 if self.buffer is None else len(self.buffer)
+
+    def extra_stats(self) -> dict:
+        return {"expansion_steps": [e["step"] for e in self.expansions]}
+
+    def before_forward(self, strategy, **kwargs):
+        self._real = len(strategy.mbatch[0])
+        if self.snapshot is not None and self.config.replay_per_batch:
+            samples = self.snapshot.sample(self.config.replay_per_batch, self.generator)
+            extend_minibatch(strategy, binarize(samples, self.generator))
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.steps += 1
+        cfg = self.config
+        if self.steps <= cfg.burn_in or strategy.clock.train_exp_epochs > 0:
+            return
+        real_x = strategy.mb_x[:self._real]
+        poor = (-strategy.mb_output[:self._real].detach()) < cfg.threshold
+        room = cfg.buffer_size - self.memory_size
+        if poor.any() and room > 0:
+            found = real_x[poor][:room]
+            self.buffer = found if self.buffer is None else torch.cat([self.buffer, found])
+        if (self.buffer is not None and len(self.buffer) >= cfg.buffer_size
+                and self.steps - self.last_expansion >= cfg.spacing
+                and strategy.model.num_components < cfg.max_components):
+            self.expand(strategy.model, strategy)
+
+    def most_probable_component(self, model: CURLModel, images: torch.Tensor) -> int:
+        with torch.no_grad():
+            return int(model.log_q_y(model.hidden_features(images.flatten(1))).exp().sum(0).argmax())
+
+    def expand(self, model: CURLModel, strategy=None) -> int:
+        """Add a component copied from the most probable one and train it alone on the buffer."""
+        cfg = self.config
+        parent = self.most_probable_component(model, self.buffer)
+        new = model.add_component(parent)
+        logit_rows = torch.zeros(model.max_components, 1)
+        logit_rows[new] = 1.0
+        params = model.component_parameters(new) + [model.cluster_logits.weight, model.cluster_logits.bias]
+        optimizer = torch.optim.Adam(params, lr=cfg.expansion_lr)
+        for _ in range(cfg.expansion_passes):
+            for x, *_ in TensorMinibatches(self.buffer, 64, self.generator, dynamic_binarization=False):
+                x = x.flatten(1)
+                optimizer.zero_grad()
+                with torch.no_grad():
+                    h = model.hidden_features(x)   # shared layers are not trained here
+                loss = -(model.component_elbo(x, h, new) + model.log_q_y(h)[:, new]).mean()
+                loss.backward()
+                model.cluster_logits.weight.grad *= logit_rows   # only the new component's logit
+                model.cluster_logits.bias.grad *= logit_rows[:, 0]
+                optimizer.step()
+        for p in model.parameters():
+            p.grad = None
+        self.expansions.append({"step": self.steps, "parent": parent, "component": new})
+        self.buffer = None
+        self.last_expansion = self.steps
+        self.snapshot = copy.deepcopy(model).eval()
+        for p in self.snapshot.parameters():
+            p.requires_grad_(False)
+        if strategy is not None and hasattr(strategy, "make_optimizer"):
+            strategy.make_optimizer()   # the new component's parameters join the main optimizer
+        return new
