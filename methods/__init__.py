@@ -1,5 +1,10 @@
 """Methods: one module per method, each an Avalanche plugin on the shared `GenerativeStrategy`.
 
-Importing this package registers every method (the registry order is the table order)."""
-from methods import curl, finetune, joint, lgm, ocm, reservoir  # noqa: F401  (registration side effects)
+Importing this package registers every method; the import order below is the registry order
+(`--methods all`, `--list`): references first, then OCM, then the other baselines."""
+# isort: off
+from methods import finetune, reservoir, joint  # noqa: F401  (registration side effects)
+from methods import ocm  # noqa: F401
+from methods import lgm, curl  # noqa: F401
+# isort: on
 from methods.registry import METHODS, get_method, register_method  # noqa: F401

@@ -44,8 +44,10 @@ def test_reservoir_fills_before_it_replaces():
 
 
 def test_registry_lists_methods_and_boundary_needs():
-    assert set(METHODS) == {"finetune", "joint", "reservoir", "ocm", "ocm-iw50", "ocm-dynamic"}
-    assert METHODS["joint"].needs_task_boundaries and not METHODS["reservoir"].needs_task_boundaries
+    assert list(METHODS) == ["finetune", "reservoir", "joint", "ocm", "ocm-iw50", "ocm-dynamic",
+                             "lgm", "curl"]
+    boundaries = {name for name, spec in METHODS.items() if spec.needs_task_boundaries}
+    assert boundaries == {"joint", "lgm"}   # OCM and CURL are task-free
 
 
 def small_benchmark(n=256, tasks=2):
