@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test fetch smoke-real clean
+.PHONY: setup run test fetch smoke-real reference-grid check update-reference clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,18 @@ fetch: setup
 smoke-real: fetch
 	$(PY) -m bench.run --methods all --streams split-mnist --seeds 0 --profile smoke \
 		--out results/ci-smoke --force --no-progress
+
+# The regression gate: a deterministic smoke grid of every method on `mini`, checked against the
+# checked-in reference (exit 1 on any regression or missing cell).
+REF_GRID := --methods all --streams mini --seeds 0,1 --profile smoke --no-progress
+reference-grid: setup
+	$(PY) -m bench.run $(REF_GRID) --out results/reference-grid
+
+check: reference-grid
+	$(PY) -m bench.check results/reference-grid --reference reports/reference.csv
+
+update-reference: reference-grid
+	$(PY) -m bench.check results/reference-grid --reference reports/reference.csv --update
 
 clean:
 	rm -rf $(VENV) results

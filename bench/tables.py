@@ -5,17 +5,19 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-CELL_COLUMNS = ["profile_name", "stream", "method", "seed", "needs_task_boundaries", "nll",
-                "nll_best_component", "forgetting_nll", "bwt_nll", "memory", "components", "parameters",
-                "train_seconds", "eval_seconds"]
-SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory", "components", "train_seconds",
-                   "eval_seconds"]
-BOUNDARY_MARK = "*"
+CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "seed", "needs_task_boundaries",
+                "nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory", "components",
+                "parameters", "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix"]
+SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory", "components",
+                   "train_seconds", "eval_seconds"]
+BOUNDARY_MARK = "†"
 
 
 def cells_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per finished cell."""
-    done = [r for r in records if r.get("status") == "done"]
+    """One row per finished cell (evaluation settings lifted out of the stored profile)."""
+    done = [{**r, "eval_k": r["profile"]["eval_k"],
+             "eval_test_per_task": r["profile"]["eval_test_per_task"]}
+            for r in records if r.get("status") == "done"]
     return pd.DataFrame(done, columns=CELL_COLUMNS)
 
 

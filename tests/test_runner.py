@@ -18,7 +18,7 @@ def test_smoke_grid_end_to_end_resume_and_determinism(tmp_path, capsys, monkeypa
     args = SMOKE + ["--methods", "finetune,reservoir,joint", "--workers", "1"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     table = capsys.readouterr().out
-    assert "reservoir" in table and "joint*" in table and "NLL (nats)" in table
+    assert "reservoir" in table and "joint†" in table and "NLL (nats)" in table
     first = records(tmp_path / "a")
     assert {r["status"] for r in first.values()} == {"done"} and len(first) == 3
     for r in first.values():

@@ -1,0 +1,100 @@
+"""Reports and the regression gate on hand-made records with known means and stds."""
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from bench.check import main as check_main
+from bench.report import build_report, main as report_main
+
+
+def record(method, stream, seed, nll, profile="smoke", memory=50, components=1, boundaries=False):
+    return {"status": "done", "profile_name": profile, "harness_version": "0.1.0", "stream": stream,
+            "method": method, "seed": seed, "needs_task_boundaries": boundaries, "nll": nll,
+            "nll_best_component": nll - 1, "forgetting_nll": nll / 100, "bwt_nll": -nll / 100,
+            "memory": memory, "components": components, "parameters": 1, "train_seconds": 1.0,
+            "eval_seconds": 1.0, "profile": {"eval_k": 16, "eval_test_per_task": 64},
+            "nll_matrix": [[nll, nll + 10], [nll + 2, nll]]}
+
+
+def write(folder, records):
+    (folder / "records").mkdir(parents=True, exist_ok=True)
+    for i, r in enumerate(records):
+        (folder / "records" / f"r{i}_{r['method']}_{r['stream']}_{r['seed']}.json").write_text(json.dumps(r))
+
+
+RECORDS = [record("reservoir", "mini", 0, 100.0), record("reservoir", "mini", 1, 102.0),
+           record("ocm", "mini", 0, 95.0, memory=30), record("ocm", "mini", 1, 99.0, memory=30),
+           record("joint", "split-mnist", 0, 90.0, boundaries=True),
+           record("joint", "split-mnist", 1, 90.0, boundaries=True)]
+
+
+def test_table_one_has_exact_means_stds_and_marks_the_best():
+    text = build_report(RECORDS, "nll", "text")
+    lines = text.splitlines()
+    assert lines[0].split() == ["method", "mini", "split-mnist"]
+    # registry order: reservoir, joint, ocm; std is the sample std over seeds
+    assert "101.00 ± 1.41 / 50 / 1" in lines[2] and lines[2].startswith("reservoir")
+    assert "97.00 ± 2.83 / 30 / 1 *" in lines[4] and lines[4].startswith("ocm")
+    assert lines[3].startswith("joint†") and "90.00 ± 0.00 / 50 / 1 *" in lines[3]
+    assert "mean ± std over 2 seed(s)" in text and "IWAE-16" in text
+
+
+def test_latex_bolds_the_best_per_column_and_escapes():
+    tex = build_report(RECORDS, "nll", "latex")
+    assert r"\textbf{97.00 $\pm$ 2.83 / 30 / 1}" in tex
+    assert r"\textbf{101.00" not in tex and r"joint$^\dagger$" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"sum\_c" in tex
+
+
+def test_forgetting_and_matrix_layouts():
+    forgetting = build_report(RECORDS, "forgetting", "markdown")
+    assert "**0.97 ± 0.03 / -0.97 ± 0.03**" in forgetting   # ocm: lowest forgetting
+    matrix = build_report(RECORDS, "matrix", "text")
+    assert "NLL[t, j] (nats, mean over 2 seed(s)): ocm on mini" in matrix
+    assert "107.00" in matrix   # ocm's NLL[1, 2] = mean(105, 109)
+
+
+def test_mixing_profiles_is_refused(tmp_path, capsys):
+    write(tmp_path, RECORDS + [record("ocm", "mini", 2, 50.0, profile="quick")])
+    assert report_main([str(tmp_path)]) == 2
+    assert "never averaged together: quick (harness 0.1.0), smoke (harness 0.1.0)" in capsys.readouterr().err
+    assert report_main([str(tmp_path), "--profile", "smoke"]) == 0
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (CI installs it)")
+def test_latex_compiles(tmp_path):
+    body = build_report(RECORDS, "nll", "latex") + build_report(RECORDS, "forgetting", "latex")
+    doc = ("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}\n"
+           "\\begin{document}\n" + body + "\\end{document}\n")
+    (tmp_path / "t.tex").write_text(doc)
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
+
+
+def test_check_flags_a_regression_passes_an_improvement_and_reports_missing(tmp_path, capsys):
+    base, ref = tmp_path / "base", tmp_path / "ref.csv"
+    write(base, RECORDS)
+    assert check_main([str(base), "--reference", str(ref), "--update"]) == 0
+    assert check_main([str(base), "--reference", str(ref)]) == 0
+
+    worse = tmp_path / "worse"   # ocm's NLL up by 3 nats: beyond the 2-nat tolerance
+    write(worse, [dict(r, nll=r["nll"] + 3) if r["method"] == "ocm" else r for r in RECORDS])
+    capsys.readouterr()
+    assert check_main([str(worse), "--reference", str(ref)]) == 1
+    err = capsys.readouterr().err
+    assert "ocm on mini, nll: worse by 3.00 > tolerance 2.0" in err and "reservoir" not in err
+    assert check_main([str(worse), "--reference", str(ref), "--tolerance", "nll=3.5"]) == 0
+
+    better = tmp_path / "better"
+    write(better, [dict(r, nll=r["nll"] - 10) for r in RECORDS])
+    assert check_main([str(better), "--reference", str(ref)]) == 0
+
+    missing = tmp_path / "missing"
+    write(missing, [r for r in RECORDS if r["method"] != "joint"])
+    capsys.readouterr()
+    assert check_main([str(missing), "--reference", str(ref)]) == 1
+    assert "joint on split-mnist, nll: missing from the results" in capsys.readouterr().err
