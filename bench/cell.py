@@ -11,17 +11,22 @@ import functools
 import random
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
 from bench.evaluate import nll_row
+from bench.features import get_extractor
+from bench.fid import FIDEvaluator
+from bench.images import save_grids
 from bench.grid import Cell
 from bench.metrics import backward_transfer, forgetting
 from methods import get_method
 from methods.strategy import GenerativeStrategy
 from streams.benchmark import online_experiences, task_benchmark
+from streams.datasets import resolve_data_dir
 from streams.stream import load_stream
 
 
@@ -36,7 +41,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
+@functools.lru_cache(maxsize=4)
+def _cached_extractor(name: str, stream_name: str, data_dir):
+    return get_extractor(name, _cached_stream(stream_name, data_dir), cache_dir(data_dir))
+
+
+def cache_dir(data_dir) -> Path:
+    """Where FID classifiers and real-set statistics are cached (inside the data directory)."""
+    return resolve_data_dir(data_dir) / "cache"
+
+
+def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None) -> dict:
     """Train the cell's method over its stream and return the metrics part of its record."""
     torch.set_num_threads(1)
     seed_everything(cell.seed)
@@ -54,6 +69,12 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
     test_sets = [stream.test_images(t, profile.eval_test_per_task) for t in range(n_tasks)]
     benchmark = task_benchmark(train_sets, test_sets)
     eval_generator = torch.Generator().manual_seed(cell.seed)
+    fid = None
+    if profile.fid_features:
+        fid = FIDEvaluator(_cached_extractor(profile.fid_features, cell.stream, data_dir),
+                           f"{cell.stream}-{stream.spec.test_binarization_seed}", test_sets,
+                           profile.fid_samples, cache_dir(data_dir))
+    fid_matrix, fid_final, fid_seconds, pictures = [], None, 0.0, []
 
     matrix, best_matrix, train_seconds, eval_seconds, last_row = [], [], 0.0, 0.0, None
     for task_experience in benchmark.train_stream:
@@ -71,6 +92,14 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
         best_matrix.append([float(v.mean()) for v in last_row.best_component])
         eval_seconds += time.perf_counter() - start
 
+        if fid is not None:
+            start = time.perf_counter()
+            row, fid_final = fid.row(model, eval_generator)
+            fid_matrix.append(row)
+            fid_seconds += time.perf_counter() - start
+        if profile.sample_grids and artifact_dir is not None:
+            pictures += save_grids(model, test_sets, artifact_dir, len(matrix) - 1, eval_generator)
+
     return {
         "nll": float(torch.cat(last_row.mixture).mean()),
         "nll_best_component": float(torch.cat(last_row.best_component).mean()),
@@ -87,17 +116,21 @@ def train_and_evaluate(cell: Cell, data_dir=None) -> dict:
         "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
         **plugin.extra_stats(),
+        **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
+            "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,
+            "fid_info": fid.info} if fid is not None else {}),
+        "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
 
 
-def run_cell(cell: Cell, data_dir=None) -> dict:
+def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None) -> dict:
     """The cell's full record; any error (a NaN loss included) gives a 'failed' record."""
     record = {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
               "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
               "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
     start = time.time()
     try:
-        record.update(train_and_evaluate(cell, data_dir), status="done")
+        record.update(train_and_evaluate(cell, data_dir, artifact_dir), status="done")
     except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
         record.update(status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8))

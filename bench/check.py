@@ -20,7 +20,7 @@ from bench.store import ResultStore
 from bench.tables import summary_frame
 
 DEFAULT_TOLERANCE = {"nll": 2.0, "nll_best_component": 2.0, "forgetting_nll": 5.0, "fid": 5.0}
-CHECKED_METRICS = ["nll", "nll_best_component", "forgetting_nll"]
+CHECKED_METRICS = ["nll", "nll_best_component", "forgetting_nll", "fid", "forgetting_fid"]
 REFERENCE_COLUMNS = ["profile", "stream", "method", "metric", "mean", "std", "n"]
 
 
@@ -28,7 +28,7 @@ def reference_from(cells: pd.DataFrame) -> pd.DataFrame:
     summary = summary_frame(cells)
     rows = [{"profile": r["profile_name"], "stream": r["stream"], "method": r["method"], "metric": m,
              "mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "n": int(r["n"])}
-            for _, r in summary.iterrows() for m in CHECKED_METRICS]
+            for _, r in summary.iterrows() for m in CHECKED_METRICS if pd.notna(r[f"{m}_mean"])]
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
 
 

@@ -23,8 +23,9 @@ def _init_worker() -> None:
 
 
 def _run_and_save(cell: Cell, root: str, data_dir) -> dict:
-    record = run_cell(cell, data_dir)
-    ResultStore(root).save(cell, record)
+    store = ResultStore(root)
+    record = run_cell(cell, data_dir, store.artifact_dir(cell))
+    store.save(cell, record)
     return {"status": record["status"], "error": record.get("error")}
 
 

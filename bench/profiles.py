@@ -1,6 +1,7 @@
 """The one table of profile defaults. Every record stores its resolved profile.
 
-- smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples
+- smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples,
+  no FID and no pictures
   (OCM's STM holds 128 so that selections happen; OCM-IW50 uses 5 samples; OCM-dynamic
   lambda2 = 2 and CURL burn-in/spacing 10 steps so that they expand in a short run).
 - quick: the 2-core CPU default. E = 1 pass over (batch + memory) per incoming batch, 1 MC sample,
@@ -8,6 +9,7 @@
   NLL with K = 100 importance samples on up to 500 test images per task; OCM's expansion
   criterion R with 10 importance samples per component instead of 1000 (R is compared with its
   previous value, so the bound's looseness largely cancels; 1000 would dominate the run time).
+  FID with the classifier features and 1,000 samples.
 - paper: the paper's schedule (E = 100, 50 MC samples, Adam lr 1e-4, betas (0.5, 0.999)) and
   IWAE-1000 on the full test sets. Days of CPU per cell: a GPU or cluster profile.
 """
@@ -31,6 +33,9 @@ class Profile:
     eval_k: int                      # importance samples of the IWAE NLL estimate
     eval_test_per_task: int | None   # test images per task scored (None: all)
     max_train_per_task: int | None   # truncate each task's training data (None: all)
+    fid_features: str | None = None  # "classifier" | "inception" | None (no FID)
+    fid_samples: int = 1000          # generated samples per FID (the same for every method)
+    sample_grids: bool = True        # PNG grids of samples and reconstructions per task segment
     methods: dict = field(default_factory=dict)   # per-method config overrides
 
     def to_dict(self) -> dict:
@@ -42,15 +47,18 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=1, eval_k=16, eval_test_per_task=64, max_train_per_task=256,
+                fid_features=None, sample_grids=False,
                 methods={"reservoir": {"budget": 256}, "ocm": {"stm_capacity": 128},
                          "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
                          "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
                          "curl": {"burn_in": 10, "spacing": 10}}),
         Profile("quick", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
+                fid_features="classifier", fid_samples=1000,
                 methods={"ocm-dynamic": {"expansion_k": 10}}),
         Profile("paper", epochs=100, mc_samples=50, lr=1e-4, betas=(0.5, 0.999), batch_size=64,
-                task_epochs=100, eval_k=1000, eval_test_per_task=None, max_train_per_task=None),
+                task_epochs=100, eval_k=1000, eval_test_per_task=None, max_train_per_task=None,
+                fid_features="classifier", fid_samples=10000),
     )
 }
 
@@ -58,20 +66,21 @@ _SETTABLE = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("n
 
 
 def _parse_value(text: str, current):
+    """`text` as the type of the setting's current value ("none"/"all" -> None)."""
     if text.lower() in ("none", "all"):
         return None
-    if isinstance(current, tuple):
-        return tuple(float(v) for v in text.split(":"))
     if isinstance(current, bool):
         return text.lower() in ("1", "true", "yes")
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float):
-        return float(text)
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    if isinstance(current, tuple):
+        return tuple(float(v) for v in text.split(":"))
+    if isinstance(current, (int, float, str)):
+        return type(current)(text)
+    for cast in (int, float):   # no current value to go by
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:

@@ -6,6 +6,7 @@ Layouts (`--metric`):
   Markdown) or marked * (text); † marks methods that need task boundaries.
 - forgetting: NLL forgetting and BWT per stream.
 - matrix: the per-task NLL[t, j] matrix (mean over seeds), one table per stream and method.
+`--figures` also draws heatmaps and curves (bench/figures.py) into DIR/figures/.
 Formats: text, markdown, csv (numbers, long form), latex (booktabs; compiles standalone with
 \\usepackage{booktabs}). Records of different profiles or harness versions are never averaged
 together: pick one with --profile, or the report refuses.
@@ -45,8 +46,11 @@ METRICS = {
     "nll_best_component": Metric("nll_best_component", "best-component NLL (nats)", True),
     "forgetting_nll": Metric("forgetting_nll", "NLL forgetting (nats)", True),
     "bwt_nll": Metric("bwt_nll", "NLL BWT (nats)", False),
+    "fid": Metric("fid", "FID", True),
+    "forgetting_fid": Metric("forgetting_fid", "FID forgetting", True),
+    "bwt_fid": Metric("bwt_fid", "FID BWT", False),
 }
-LAYOUTS = ["nll", "nll_best_component", "forgetting", "matrix"]
+LAYOUTS = ["nll", "nll_best_component", "fid", "forgetting", "matrix"]
 
 
 # ----------------------------------------------------------------------------- selection
@@ -142,7 +146,17 @@ def caption(cells: pd.DataFrame, what: str) -> str:
             f"estimate of -log p(x) in nats on {images}, test sets binarized once with a fixed seed "
             f"per stream, training data dynamically binarized; mixtures use -log (1/C) sum_c p_c(x); "
             f"mean ± std over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
-            f"{BOUNDARY_MARK} needs task boundaries; best per column in bold/{BEST_MARK}.")
+            f"{BOUNDARY_MARK} needs task boundaries; best per column in bold/{BEST_MARK}.{fid_protocol(cells)}")
+
+
+def fid_protocol(cells: pd.DataFrame) -> str:
+    if cells["fid"].isna().all():
+        return ""
+    extractors = ", ".join(sorted({str(e) for e in cells["fid_extractor"].dropna()}))
+    samples = ", ".join(sorted({str(int(n)) for n in cells["fid_samples"].dropna()}))
+    return (f" FID: Frechet distance (float64) between {extractors} features of N = {samples} "
+            "unconditional binarized samples and the binarized test images (per task: each task's "
+            "test set; overall: all test sets).")
 
 
 def render(headers, rows, fmt_name: str, title: str) -> str:
@@ -176,23 +190,40 @@ def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
 def forgetting_table(cells: pd.DataFrame, fmt_name: str) -> str:
     summary = summary_frame(cells)
     best = best_methods(summary, METRICS["forgetting_nll"])
+    has_fid = bool(cells["fid"].notna().any())
     def text(r):
-        return (f"{fmt(r['forgetting_nll_mean'], r['forgetting_nll_std'])} / "
-                f"{fmt(r['bwt_nll_mean'], r['bwt_nll_std'])}")
+        nll = (f"{fmt(r['forgetting_nll_mean'], r['forgetting_nll_std'])} / "
+               f"{fmt(r['bwt_nll_mean'], r['bwt_nll_std'])}")
+        if not has_fid:
+            return nll
+        return (f"{nll}; {fmt(r['forgetting_fid_mean'], r['forgetting_fid_std'], 1)} / "
+                f"{fmt(r['bwt_fid_mean'], r['bwt_fid_std'], 1)}")
     headers, rows = grid_table(summary, text, fmt_name, best)
     what = ("NLL forgetting (lower is better) / BWT (higher is better), nats, on the NLL[t, j] matrix: "
-            "f_j = NLL[T, j] - min_{j<=l<T} NLL[l, j], BWT = mean_j (NLL[j, j] - NLL[T, j])")
+            "f_j = NLL[T, j] - min_{j<=l<T} NLL[l, j], BWT = mean_j (NLL[j, j] - NLL[T, j])"
+            + ("; then the same on the FID[t, j] matrix" if has_fid else "") + "; bold: lowest NLL forgetting")
     return render(headers, rows, fmt_name, caption(cells, what))
+
+
+def mean_matrix(group: pd.DataFrame, column: str) -> np.ndarray | None:
+    """The per-seed matrices of `column` averaged over seeds (None where a record lacks it)."""
+    values = group[column].tolist()
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        return None
+    return np.mean(np.array(values, dtype=float), axis=0)
 
 
 def matrix_tables(cells: pd.DataFrame, fmt_name: str) -> str:
     out = []
     for (stream, method), group in cells.groupby(["stream", "method"], sort=False):
-        matrix = np.mean(np.array(group["nll_matrix"].tolist(), dtype=float), axis=0)
-        headers = [plain(h, fmt_name) for h in ["after task", *[f"task {j + 1}" for j in range(matrix.shape[1])]]]
-        rows = [[str(t + 1), *[f"{v:.2f}" for v in row]] for t, row in enumerate(matrix)]
-        what = f"NLL[t, j] (nats, mean over {len(group)} seed(s)): {method} on {stream}"
-        out.append(render(headers, rows, fmt_name, caption(cells, what)))
+        for column, name, unit in (("nll_matrix", "NLL", "nats"), ("fid_matrix", "FID", "")):
+            matrix = mean_matrix(group, column)
+            if matrix is None:
+                continue
+            headers = [plain(h, fmt_name) for h in ["after task", *[f"task {j + 1}" for j in range(matrix.shape[1])]]]
+            rows = [[str(t + 1), *[f"{v:.2f}" for v in row]] for t, row in enumerate(matrix)]
+            what = f"{name}[t, j] ({unit + ', ' if unit else ''}mean over {len(group)} seed(s)): {method} on {stream}"
+            out.append(render(headers, rows, fmt_name, caption(cells, what)))
     return "\n".join(out)
 
 
@@ -205,7 +236,9 @@ def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text
     cells = select_cells(records, profile)
     if fmt_name == "csv":
         return csv_table(cells)
-    if layout in ("nll", "nll_best_component"):
+    if layout in ("nll", "nll_best_component", "fid"):
+        if layout == "fid" and cells["fid"].isna().all():
+            raise ReportError("these records have no FID (run with --fid-features classifier|inception)")
         return table_one(cells, METRICS[layout], fmt_name)
     if layout == "forgetting":
         return forgetting_table(cells, fmt_name)
@@ -220,8 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", choices=LAYOUTS, default="nll")
     p.add_argument("--profile", default=None, help="only records of this profile")
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument("--figures", action="store_true",
+                   help="also draw NLL heatmaps and NLL/FID curves per stream into DIR/figures/")
     args = p.parse_args(argv)
     try:
+        if args.figures:
+            from bench.figures import draw_figures
+
+            cells = select_cells(ResultStore(args.results).records(), args.profile)
+            for path in draw_figures(cells, Path(args.results) / "figures"):
+                print(f"wrote {path}", file=sys.stderr)
         text = build_report(ResultStore(args.results).records(), args.metric, args.format, args.profile)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile setting (e.g. epochs=2) or a method setting "
                         "(e.g. reservoir.budget=500); repeatable")
+    p.add_argument("--fid-features", choices=["classifier", "inception", "none"], default=None,
+                   help="FID feature extractor (default: the profile's; quick: classifier); "
+                        "'none' skips FID. Same as --set fid_features=...")
     p.add_argument("--out", default=DEFAULTS["out"], help="results directory (default: %(default)s)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="parallel worker processes, one torch thread each (default: cores = %(default)s)")
@@ -63,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from bench.cell import _cached_stream
+    from bench.cell import _cached_extractor, _cached_stream
     from bench.executor import run_cells
+    from bench.fid import check_feasible
     from bench.grid import expand_grid, parse_names, parse_seeds
     from bench.profiles import resolve_profile
     from bench.store import ResultStore
@@ -81,11 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         methods = parse_names(args.methods, METHODS, "methods")
         streams = parse_names(args.streams, STREAMS, "streams")
         seeds = parse_seeds(args.seeds)
-        profile = resolve_profile(args.profile, args.settings)
+        settings = args.settings + ([f"fid_features={args.fid_features}"] if args.fid_features else [])
+        profile = resolve_profile(args.profile, settings)
         cells = expand_grid(methods, streams, seeds, profile)
         for stream in streams:  # validates the data now, and forked workers inherit it
             _cached_stream(stream, args.data_dir)
-    except (UnknownNameError, ValueError, DatasetMissingError, CorruptDatasetError) as err:
+            if profile.fid_features:  # trains the FID classifier once, here, not in every worker
+                extractor = _cached_extractor(profile.fid_features, stream, args.data_dir)
+                loaded = _cached_stream(stream, args.data_dir)
+                check_feasible(extractor, profile.fid_samples,
+                               [len(loaded.test_images(t, profile.eval_test_per_task))
+                                for t in range(len(loaded.tasks))])
+    except (UnknownNameError, ValueError, RuntimeError, DatasetMissingError, CorruptDatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -22,6 +22,10 @@ class ResultStore:
     def path(self, cell: Cell) -> Path:
         return self.records_dir / f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}.json"
 
+    def artifact_dir(self, cell: Cell) -> Path:
+        """Pictures of the cell live next to its record: images/<record name>/."""
+        return self.root / "images" / self.path(cell).stem
+
     def load(self, cell: Cell) -> dict | None:
         path = self.path(cell)
         if not path.exists():

@@ -126,6 +126,14 @@ class CURLModel(nn.Module):
         std = torch.stack([self.prior(c)[1] for c in range(self.num_components)])[which]
         return torch.sigmoid(self.decode(mu + std * eps))
 
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities decoded from the posterior mean of each image's most probable y."""
+        h = self.hidden_features(x.flatten(1))
+        y = self.log_q_y(h).argmax(1)
+        means = torch.stack([self.posterior(h, c)[0] for c in range(self.num_components)], 1)
+        return torch.sigmoid(self.decode(means[torch.arange(len(x)), y]))
+
     def add_component(self, parent: int) -> int:
         """A new component initialised as a copy of `parent` (head, prior, q(y) logit)."""
         if self.num_components >= self.max_components:

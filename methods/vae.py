@@ -114,6 +114,12 @@ class BernoulliVAE(nn.Module):
         return out
 
 
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities decoded from the posterior mean (newest component)."""
+        return torch.sigmoid(self.decode(self.encode(x)[0]))
+
+
 class GenerativeLoss:
     """Avalanche criterion for models whose forward returns a per-image loss: its mean.
 

@@ -25,6 +25,8 @@ class Task:
     classes: tuple[int, ...]
     train_images: torch.Tensor   # grey, in the dataset's order
     test_images: torch.Tensor    # binarized once, fixed order
+    train_labels: torch.Tensor   # global class ids (for the FID classifier; methods never see them)
+    test_labels: torch.Tensor
 
 
 @dataclass
@@ -78,5 +80,6 @@ def load_stream(name: str, data_dir=None, verify: bool = True) -> ContinualStrea
         # A fixed shuffle so that a test subset (`limit`) covers the task's classes evenly.
         order = torch.randperm(len(test_grey), generator=test_rng)
         tasks.append(Task(tuple(classes), _as_float(train_x[train_mask]),
-                          binarize(test_grey[order], test_rng)))
+                          binarize(test_grey[order], test_rng), torch.from_numpy(train_y[train_mask]),
+                          torch.from_numpy(test_y[test_mask])[order]))
     return ContinualStream(spec, tasks)

@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from bench.check import main as check_main
@@ -98,3 +99,15 @@ def test_check_flags_a_regression_passes_an_improvement_and_reports_missing(tmp_
     capsys.readouterr()
     assert check_main([str(missing), "--reference", str(ref)]) == 1
     assert "joint on split-mnist, nll: missing from the results" in capsys.readouterr().err
+
+
+def test_figures_are_drawn(tmp_path):
+    from bench.figures import draw_figures, seen_average
+    from bench.report import select_cells
+    records = [dict(r, fid=10.0, fid_matrix=[[5.0, 9.0], [7.0, 3.0]]) for r in RECORDS]
+    written = draw_figures(select_cells(records, None), tmp_path)
+    names = sorted(p.name for p in written)
+    assert names == ["mini-fid-curve.png", "mini-nll-curve.png", "mini-nll-matrix.png",
+                     "split-mnist-fid-curve.png", "split-mnist-nll-curve.png", "split-mnist-nll-matrix.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000 for p in written)
+    assert seen_average(np.array([[5.0, 9.0], [7.0, 3.0]])).tolist() == [5.0, 5.0]

