@@ -1,54 +1,147 @@
-"""Run grid cells: in-process for one worker, else a local process pool (one torch thread each).
+"""Executors: run grid cells locally (process pool), on Ray, or on Slurm (submitit).
 
-Each worker writes its cell's record itself, so whatever finished before an interruption is kept.
-Workers are forked after the parent has loaded the streams, so they share that memory and do not
-re-import torch/Avalanche (about ten seconds each).
+Whatever the executor, a cell is the same pure function, `execute_cell`: (cell spec) -> record in
+the results directory (a shared filesystem on clusters). It skips finished cells, claims the cell
+atomically (bench.claims) so that two runners never run it at the same time, runs it with one
+torch thread, saves the record atomically and appends a line to `<out>/executions.log`.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from bench.cell import run_cell
+from bench.claims import try_claim
 from bench.grid import Cell
 from bench.store import ResultStore
+
+EXECUTORS = ("local", "ray", "slurm")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def execute_cell(cell: Cell, root: str, data_dir=None) -> dict:
+    """Run one cell unless it is done or claimed by a live worker; returns its outcome."""
+    torch.set_num_threads(1)
+    store = ResultStore(root)
+    if store.is_done(cell):
+        return {"status": "done", "skipped": True}
+    claim = try_claim(store.root, store.path(cell).stem)
+    if claim is None:
+        return {"status": "running elsewhere", "skipped": True}
+    with claim:
+        if store.is_done(cell):   # finished by another runner between our check and our claim
+            return {"status": "done", "skipped": True}
+        store.log_execution(cell)
+        record = run_cell(cell, data_dir, store.artifact_dir(cell))
+        store.save(cell, record)
+    return {"status": record["status"], "error": record.get("error")}
 
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _run_and_save(cell: Cell, root: str, data_dir) -> dict:
-    store = ResultStore(root)
-    record = run_cell(cell, data_dir, store.artifact_dir(cell))
-    store.save(cell, record)
-    return {"status": record["status"], "error": record.get("error")}
+def _failed(err: BaseException) -> dict:
+    return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def run_local(cells, store: ResultStore, workers: int, data_dir, bar) -> dict[str, dict]:
+    """In-process for one worker, else a forked process pool (workers share the loaded streams)."""
+    outcomes = {}
+    if workers <= 1 or len(cells) <= 1:
+        for cell in cells:
+            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir)
+            bar.update()
+        return outcomes
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(workers, len(cells)), mp_context=context,
+                             initializer=_init_worker) as pool:
+        futures = {pool.submit(execute_cell, c, str(store.root), data_dir): c for c in cells}
+        for future in as_completed(futures):
+            try:
+                outcomes[futures[future].key] = future.result()
+            except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OS
+                outcomes[futures[future].key] = _failed(err)
+            bar.update()
+    return outcomes
+
+
+def _optional(module: str, extra: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise RuntimeError(f"the {extra} executor needs {module}: pip install '.[{extra}]'") from None
+
+
+def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,
+            cpus_per_cell: float = 1, gpus_per_cell: float = 0) -> dict[str, dict]:
+    """One Ray task per cell; joins `address` if given, else starts a local Ray with `workers` CPUs."""
+    ray = _optional("ray", "ray")
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
+    ray.init(address=address, num_cpus=None if address else workers, runtime_env=env,
+             include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(execute_cell)
+        pending = {task.remote(c, str(store.root), data_dir): c for c in cells}
+        outcomes = {}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(done[0])
+            try:
+                outcomes[cell.key] = ray.get(done[0])
+            except Exception as err:  # noqa: BLE001 - a worker died: the cell can be rerun
+                outcomes[cell.key] = _failed(err)
+            bar.update()
+        return outcomes
+    finally:
+        if address is None:
+            ray.shutdown()
+
+
+def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = None,
+              time_minutes: int = 60, gpus_per_cell: int = 0, cluster: str | None = None,
+              poll_seconds: float = 2.0) -> dict[str, dict]:
+    """A Slurm job array, one task per cell (submitit); `cluster="local"` runs them locally."""
+    submitit = _optional("submitit", "slurm")
+    executor = submitit.AutoExecutor(folder=str(store.root / "slurm" / "%j"), cluster=cluster)
+    params = {"timeout_min": time_minutes, "cpus_per_task": 1, "gpus_per_node": gpus_per_cell}
+    if partition:
+        params["slurm_partition"] = partition
+    executor.update_parameters(**params)
+    jobs = executor.map_array(execute_cell, cells, [str(store.root)] * len(cells), [data_dir] * len(cells))
+    outcomes, waiting = {}, dict(zip(jobs, cells))
+    while waiting:
+        for job in [j for j in waiting if j.done()]:
+            cell = waiting.pop(job)
+            try:
+                outcomes[cell.key] = job.result()
+            except Exception as err:  # noqa: BLE001
+                outcomes[cell.key] = _failed(err)
+            bar.update()
+        if waiting:
+            time.sleep(poll_seconds)
+    return outcomes
 
 
 def run_cells(cells: list[Cell], store: ResultStore, workers: int, data_dir=None,
-              progress: bool = True) -> dict[str, dict]:
-    """Run `cells`; returns {cell key: {"status", "error"}} for each one run."""
-    outcomes = {}
-    bar = tqdm(total=len(cells), desc="cells", unit="cell", file=sys.stderr, disable=not progress)
-    if workers <= 1 or len(cells) <= 1:
-        for cell in cells:
-            outcomes[cell.key] = _run_and_save(cell, str(store.root), data_dir)
-            bar.update()
-    else:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(cells)), mp_context=context,
-                                 initializer=_init_worker) as pool:
-            futures = {pool.submit(_run_and_save, c, str(store.root), data_dir): c for c in cells}
-            for future in as_completed(futures):
-                cell = futures[future]
-                try:
-                    outcomes[cell.key] = future.result()
-                except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OS
-                    outcomes[cell.key] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-                bar.update()
-    bar.close()
-    return outcomes
+              progress: bool = True, executor: str = "local", **options) -> dict[str, dict]:
+    """Run `cells` on `executor`; returns {cell key: outcome} for each one."""
+    bar = tqdm(total=len(cells), desc=f"cells ({executor})", unit="cell", file=sys.stderr,
+               disable=not progress)
+    try:
+        if executor == "local":
+            return run_local(cells, store, workers, data_dir, bar)
+        if executor == "ray":
+            return run_ray(cells, store, workers, data_dir, bar, **options)
+        if executor == "slurm":
+            return run_slurm(cells, store, data_dir, bar, **options)
+        raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    finally:
+        bar.close()

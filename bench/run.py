@@ -1,6 +1,8 @@
 """`python -m bench.run`: run a methods x streams x seeds grid and print its NLL table.
 
 Finished cells are never run twice (their records are content-keyed); `--force` reruns them.
+Cells run on the local process pool, on Ray or on Slurm; runners sharing a results directory
+never run one cell at the same time (atomic claims). `python -m bench.status DIR` shows progress.
 Exit codes: 0 all cells done; 1 some cells failed (listed); 2 bad input (unknown name, missing or
 corrupted dataset).
 """
@@ -35,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=DEFAULTS["out"], help="results directory (default: %(default)s)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="parallel worker processes, one torch thread each (default: cores = %(default)s)")
+    p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                   help="local process pool (default), Ray (pip install '.[ray]') or Slurm via "
+                        "submitit (pip install '.[slurm]'); any of them can share a results dir")
+    p.add_argument("--ray-address", default=None, help="join this Ray cluster (default: a local Ray)")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--slurm-time", type=int, default=60, help="minutes per cell (default: %(default)s)")
+    p.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per cell (default: %(default)s)")
+    p.add_argument("--slurm-cluster", default=None,
+                   help="submitit cluster: default auto (Slurm when available); 'local' runs the "
+                        "job array on this machine")
     p.add_argument("--data-dir", default=None,
                    help="where dataset files are (default: $BENCH_DATA_DIR or ./data)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
@@ -101,11 +113,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     store = ResultStore(args.out)
-    pending = [c for c in cells if args.force or not store.is_done(c)]
+    store.write_manifest(cells)
+    if args.force:
+        for cell in cells:
+            store.path(cell).unlink(missing_ok=True)
+    pending = [c for c in cells if not store.is_done(c)]
     print(f"{len(cells)} cells ({len(cells) - len(pending)} already done), profile "
-          f"{profile.name}, {min(args.workers, max(len(pending), 1))} worker(s) -> {store.root}",
-          file=sys.stderr)
-    outcomes = run_cells(pending, store, args.workers, args.data_dir, progress=not args.no_progress)
+          f"{profile.name}, executor {args.executor}, {min(args.workers, max(len(pending), 1))} "
+          f"worker(s) -> {store.root}", file=sys.stderr)
+    options = {"local": {}, "ray": {"address": args.ray_address},
+               "slurm": {"partition": args.slurm_partition, "time_minutes": args.slurm_time,
+                         "gpus_per_cell": args.slurm_gpus, "cluster": args.slurm_cluster}}[args.executor]
+    try:
+        outcomes = run_cells(pending, store, args.workers, args.data_dir, progress=not args.no_progress,
+                             executor=args.executor, **options)
+    except RuntimeError as err:   # e.g. the executor's optional package is missing
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     records = [store.load(c) for c in cells]
     frame = cells_frame([r for r in records if r])
@@ -114,8 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(summary))
         frame.to_csv(store.root / "cells.csv", index=False)
         summary.to_csv(store.root / "summary.csv", index=False)
+    elsewhere = [c for c in cells if outcomes.get(c.key, {}).get("status") == "running elsewhere"
+                 and not store.is_done(c)]
+    if elsewhere:
+        print(f"\n{len(elsewhere)} cell(s) are being run by another runner (see python -m bench.status "
+              f"{store.root}): " + ", ".join(c.label for c in elsewhere), file=sys.stderr)
     failed = [(c, (store.load(c) or {}).get("error") or outcomes.get(c.key, {}).get("error"))
-              for c in cells if not store.is_done(c)]
+              for c in cells if not store.is_done(c) and c not in elsewhere]
     if failed:
         print(f"\n{len(failed)} cell(s) failed:", file=sys.stderr)
         for cell, error in failed:

@@ -51,6 +51,36 @@ class ResultStore:
             raise
         return path
 
+    def log_execution(self, cell: Cell) -> None:
+        """Append 'key label host pid time' to executions.log (an audit trail of every run)."""
+        import socket
+        import time
+
+        line = f"{cell.key} {cell.label} {socket.gethostname()} {os.getpid()} {time.time():.3f}\n"
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "executions.log", "a") as f:   # O_APPEND: one write per line
+            f.write(line)
+
+    def executions(self) -> list[str]:
+        path = self.root / "executions.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def write_manifest(self, cells: list[Cell]) -> None:
+        """Remember the grid's cells (merged over invocations) so `bench.status` knows what is
+        pending."""
+        path = self.root / "grid.json"
+        manifest = json.loads(path.read_text()) if path.exists() else {}
+        manifest.update({c.key: {"label": c.label, "record": self.path(c).name} for c in cells})
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-grid-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+    def manifest(self) -> dict:
+        path = self.root / "grid.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
     def records(self) -> list[dict]:
         """Every record in the store (done and failed)."""
         if not self.records_dir.exists():
