@@ -30,7 +30,7 @@ from torch import nn
 from methods.base import GenerativePlugin, extend_minibatch
 from methods.loader import TensorMinibatches
 from methods.registry import register_method
-from methods.vae import LOG_2PI, STD_EPS
+from methods.vae import LOG_2PI, STD_EPS, bernoulli_log_likelihood
 from streams.stream import binarize
 
 
@@ -82,8 +82,7 @@ class CURLModel(nn.Module):
         p_mu, p_std = self.prior(c)
         eps = torch.randn((k, *mu.shape), generator=generator)
         z = mu + std * eps
-        log_px = -F.binary_cross_entropy_with_logits(
-            self.decode(z), x.expand(k, *x.shape), reduction="none").sum(-1)
+        log_px = bernoulli_log_likelihood(self.decode(z), x)
         log_pz = (-0.5 * ((z - p_mu) / p_std) ** 2 - p_std.log() - 0.5 * LOG_2PI).sum(-1)
         log_qz = (-0.5 * eps ** 2 - std.log() - 0.5 * LOG_2PI).sum(-1)
         return log_px + log_pz - log_qz
@@ -93,8 +92,7 @@ class CURLModel(nn.Module):
         mu, std = self.posterior(h, c)
         p_mu, p_std = self.prior(c)
         z = mu + std * torch.randn((self.mc_samples, *mu.shape))
-        log_px = -F.binary_cross_entropy_with_logits(
-            self.decode(z), x.expand(self.mc_samples, *x.shape), reduction="none").sum(-1).mean(0)
+        log_px = bernoulli_log_likelihood(self.decode(z), x).mean(0)
         kl = (torch.log(p_std / std) + (std ** 2 + (mu - p_mu) ** 2) / (2 * p_std ** 2) - 0.5).sum(-1)
         return log_px - kl
 

@@ -12,8 +12,9 @@ import math
 import torch
 
 # Rows (components x samples x images) decoded per call: large enough to keep matmuls efficient,
-# small enough for the [rows, 784] logits to stay a few tens of MB.
-MAX_ROWS = 16384
+# small enough for the [rows, 784] logits (6 MB) to stay in cache for the elementwise passes
+# (measured: 2,048 rows ran 1.9x faster than 16,384 on this 2-core machine).
+MAX_ROWS = 2048
 
 
 @torch.no_grad()

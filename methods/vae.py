@@ -21,6 +21,14 @@ LOG_2PI = math.log(2 * math.pi)
 STD_EPS = 1e-6
 
 
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_i log Bernoulli(x_i; sigmoid(l_i)) = x . l - sum_i softplus(l_i), over the last dim.
+
+    Exactly -binary_cross_entropy_with_logits summed, in two passes over the logits instead of
+    several (the evaluator spends most of its non-matmul time here)."""
+    return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
+
+
 class Component(nn.Module):
     """The component-specific layers of one VAE."""
 
@@ -77,9 +85,7 @@ class BernoulliVAE(nn.Module):
         mu, std = self.encode(x, c)
         eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + std * eps
-        logits = self.decode(z, c)
-        log_px_z = -F.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none").sum(-1)
+        log_px_z = bernoulli_log_likelihood(self.decode(z, c), x)
         log_pz = -0.5 * (z.pow(2).sum(-1) + self.latent * LOG_2PI)
         log_qz_x = -0.5 * (eps.pow(2).sum(-1) + self.latent * LOG_2PI) - std.log().sum(-1)
         return log_px_z + log_pz - log_qz_x
