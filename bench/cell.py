@@ -20,8 +20,8 @@ from bench import HARNESS_VERSION
 from bench.evaluate import nll_row
 from bench.features import get_extractor
 from bench.fid import FIDEvaluator
-from bench.images import save_grids
 from bench.grid import Cell
+from bench.images import save_grids
 from bench.metrics import backward_transfer, forgetting
 from methods import get_method
 from methods.strategy import GenerativeStrategy

@@ -17,7 +17,7 @@ from pathlib import Path
 
 HEARTBEAT_SECONDS = 10.0
 # A claim untouched this long is a dead worker's (6 missed heartbeats); tests shorten it.
-STALE_SECONDS = float(os.environ.get("BENCH_CLAIM_STALE_SECONDS", 60.0))
+STALE_SECONDS = float(os.environ.get("BENCH_CLAIM_STALE_SECONDS", "60"))
 
 
 class Claim:
@@ -26,7 +26,7 @@ class Claim:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start_heartbeat(self, every: float = HEARTBEAT_SECONDS) -> "Claim":
+    def start_heartbeat(self, every: float = HEARTBEAT_SECONDS) -> Claim:
         def beat():
             while not self._stop.wait(every):
                 try:

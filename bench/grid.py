@@ -72,4 +72,4 @@ def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profil
     return cells
 
 
-__all__ = ["Cell", "expand_grid", "parse_names", "parse_seeds", "METHODS", "STREAMS"]
+__all__ = ["METHODS", "STREAMS", "Cell", "expand_grid", "parse_names", "parse_seeds"]

@@ -119,7 +119,7 @@ def _timed(fn) -> float:
 
 def vae_iwae_flops(model: BernoulliVAE, images: int, k: int) -> float:
     """Matmul FLOPs of an IWAE pass: the encoder once per image, the decoder once per sample."""
-    layers = lambda mods: sum(m.in_features * m.out_features for m in mods)  # noqa: E731
+    layers = lambda mods: sum(m.in_features * m.out_features for m in mods)
     comp = model.components[0]
     encoder = layers([model.encoder_shared, comp.encoder_hidden, comp.encoder_mu, comp.encoder_log_sigma])
     decoder = layers([model.decoder_shared, comp.decoder_hidden, comp.decoder_out])
@@ -154,7 +154,8 @@ def grid_scaling(cells: int = 8) -> list[list]:
     times = {}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as out:
-            times[workers] = _timed(lambda: run_cells(grid, ResultStore(out), workers, progress=False))
+            times[workers] = _timed(lambda out=out, workers=workers: run_cells(
+                grid, ResultStore(out), workers, progress=False))
     return [[f"{cells} smoke cells", f"{times[1]:.1f}", f"{times[2]:.1f}", f"{times[1] / times[2]:.2f}"]]
 
 

@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         for stream in streams:  # validates the data now, and forked workers inherit it
             _cached_stream(stream, args.data_dir)
             if profile.fid_features:  # trains the FID classifier once, here, not in every worker
+                print(f"FID features for {stream}: {profile.fid_features} (a classifier is trained "
+                      "once per dataset, about a minute, then cached)", file=sys.stderr)
                 extractor = _cached_extractor(profile.fid_features, stream, args.data_dir)
                 loaded = _cached_stream(stream, args.data_dir)
                 check_feasible(extractor, profile.fid_samples,

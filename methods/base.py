@@ -9,12 +9,13 @@ each time; then `update_memory()` sees the incoming images.
 """
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import ClassVar
 
 import torch
+from avalanche.core import SupervisedPlugin
 from torch.utils.data import DataLoader
 
-from avalanche.core import SupervisedPlugin
 from methods.loader import TensorMinibatches
 from methods.vae import BernoulliVAE
 
@@ -33,6 +34,14 @@ def experience_images(experience) -> torch.Tensor:
         cached = next(iter(loader))[0]
         experience._bench_images = cached
     return cached
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` in eval mode with no trainable parameters (LGM's teacher, CURL's snapshot)."""
+    copy = deepcopy(model).eval()
+    for p in copy.parameters():
+        p.requires_grad_(False)
+    return copy
 
 
 def extend_minibatch(strategy, images: torch.Tensor) -> None:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import GenerativePlugin, extend_minibatch
+from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
 from methods.loader import TensorMinibatches
 from methods.registry import register_method
 from methods.vae import LOG_2PI, STD_EPS, bernoulli_log_likelihood
@@ -236,9 +236,7 @@ class CURLPlugin(GenerativePlugin):
         self.expansions.append({"step": self.steps, "parent": parent, "component": new})
         self.buffer = None
         self.last_expansion = self.steps
-        self.snapshot = copy.deepcopy(model).eval()
-        for p in self.snapshot.parameters():
-            p.requires_grad_(False)
+        self.snapshot = frozen_copy(model)
         if strategy is not None and hasattr(strategy, "make_optimizer"):
             strategy.make_optimizer()   # the new component's parameters join the main optimizer
         return new

@@ -14,12 +14,11 @@ Stores no samples (memory 0).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 
-from methods.base import GenerativePlugin, extend_minibatch
+from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
 from methods.registry import register_method
 from streams.stream import binarize
 
@@ -77,7 +76,5 @@ class LGMPlugin(GenerativePlugin):
 
     def after_training_exp(self, strategy, **kwargs):
         super().after_training_exp(strategy, **kwargs)
-        self.teacher = copy.deepcopy(strategy.model).eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+        self.teacher = frozen_copy(strategy.model)
         self.tasks_done += 1

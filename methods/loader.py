@@ -5,6 +5,8 @@ Replaces a torch DataLoader for data that already sits in one tensor: no per-sam
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from streams.stream import binarize
@@ -17,7 +19,7 @@ class TensorMinibatches:
         self.shuffle, self.dynamic_binarization = shuffle, dynamic_binarization
 
     def __len__(self) -> int:
-        return -(-len(self.images) // self.batch_size)
+        return math.ceil(len(self.images) / self.batch_size)
 
     def __iter__(self):
         n = len(self.images)

@@ -66,7 +66,7 @@ class DynamicOCMConfig(OCMConfig):
     expansion_k: int = 1000            # importance samples per component in R
 
     @classmethod
-    def for_stream(cls, stream: str) -> "DynamicOCMConfig":
+    def for_stream(cls, stream: str) -> DynamicOCMConfig:
         lambda2, cap = PAPER_EXPANSION.get(stream, DEFAULT_EXPANSION)
         return cls(lambda2=lambda2, max_components=cap)
 

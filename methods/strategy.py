@@ -12,9 +12,9 @@ from __future__ import annotations
 import warnings
 
 import torch
-
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
+
 from methods.base import GenerativePlugin, experience_images
 from methods.loader import TensorMinibatches
 from methods.vae import GenerativeLoss

@@ -4,4 +4,4 @@ import warnings
 # Avalanche imports qpsolvers, which warns at import time about solvers we never use.
 warnings.filterwarnings("ignore", message="no QP solver found")
 
-from streams.registry import STREAMS, UnknownNameError, get_stream_spec  # noqa: E402,F401
+from streams.registry import STREAMS, UnknownNameError, get_stream_spec  # noqa: F401

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import TensorDataset
-
 from avalanche.benchmarks import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.online import split_online_stream
 from avalanche.benchmarks.utils import make_avalanche_dataset
+from torch.utils.data import TensorDataset
 
 ONLINE_BATCH_SIZE = 64
 

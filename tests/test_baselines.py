@@ -3,8 +3,8 @@ import copy
 
 import pytest
 import torch
-
 from avalanche.training import Naive
+
 from bench.evaluate import component_log_likelihoods, iwae_log_likelihood
 from methods.curl import CURLConfig, CURLModel, CURLPlugin
 from methods.lgm import LGMPlugin, gaussian_kl
@@ -68,7 +68,7 @@ def test_lgm_consistency_is_zero_when_student_equals_teacher():
     with torch.no_grad():
         student.components[0].encoder_mu.bias.add_(0.5)
     # shifting every mean by 0.5: KL = sum_i 0.5^2 / (2 sigma_i^2)
-    mu, std = plugin.teacher.encode(x)
+    _, std = plugin.teacher.encode(x)
     expected = (0.25 / (2 * std ** 2)).sum(1)
     assert torch.allclose(plugin.consistency(student, x), expected, rtol=1e-4)
 

@@ -13,8 +13,8 @@ import pytest
 
 from bench.claims import claim_path, live_claims, try_claim
 from bench.run import main
-from bench.store import ResultStore
 from bench.status import cell_states
+from bench.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "finetune,reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",

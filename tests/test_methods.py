@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from avalanche.training import Naive
 from scipy.stats import chisquare
 
-from avalanche.training import Naive
 from methods import METHODS
 from methods.base import NonFiniteLossError
 from methods.joint import JointPlugin

@@ -3,12 +3,18 @@ import math
 
 import pytest
 import torch
+from avalanche.training import Naive
 from torch import nn
 
-from avalanche.training import Naive
 from bench.evaluate import component_log_likelihoods, mixture_log_likelihood
-from methods.ocm import (DynamicOCMConfig, DynamicOCMPlugin, OCMConfig, OCMPlugin,
-                         diversity_scores, select_for_ltm)
+from methods.ocm import (
+    DynamicOCMConfig,
+    DynamicOCMPlugin,
+    OCMConfig,
+    OCMPlugin,
+    diversity_scores,
+    select_for_ltm,
+)
 from methods.strategy import GenerativeStrategy
 from methods.vae import BernoulliVAE, GenerativeLoss
 from streams.benchmark import online_experiences, task_benchmark

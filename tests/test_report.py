@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from bench.check import main as check_main
-from bench.report import build_report, main as report_main
+from bench.report import build_report
+from bench.report import main as report_main
 
 
 def record(method, stream, seed, nll, profile="smoke", memory=50, components=1, boundaries=False):
@@ -70,7 +71,7 @@ def test_latex_compiles(tmp_path):
     doc = ("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}\n"
            "\\begin{document}\n" + body + "\\end{document}\n")
     (tmp_path / "t.tex").write_text(doc)
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+    run = subprocess.run(check=False, args=["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000
