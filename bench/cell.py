@@ -31,7 +31,8 @@ from streams.stream import load_stream
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_stream(name: str, data_dir):
+def cached_stream(name: str, data_dir):
+    """Streams loaded once per process (the runner loads them before forking its workers)."""
     return load_stream(name, data_dir)
 
 
@@ -42,8 +43,9 @@ def seed_everything(seed: int) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_extractor(name: str, stream_name: str, data_dir):
-    return get_extractor(name, _cached_stream(stream_name, data_dir), cache_dir(data_dir))
+def cached_extractor(name: str, stream_name: str, data_dir):
+    """FID feature extractors, built (a classifier trained) once per process."""
+    return get_extractor(name, cached_stream(stream_name, data_dir), cache_dir(data_dir))
 
 
 def cache_dir(data_dir) -> Path:
@@ -56,7 +58,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     torch.set_num_threads(1)
     seed_everything(cell.seed)
     profile = cell.profile
-    stream = _cached_stream(cell.stream, data_dir)
+    stream = cached_stream(cell.stream, data_dir)
     spec = get_method(cell.method)
     plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
     model = plugin.build_model(profile)
@@ -71,7 +73,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     eval_generator = torch.Generator().manual_seed(cell.seed)
     fid = None
     if profile.fid_features:
-        fid = FIDEvaluator(_cached_extractor(profile.fid_features, cell.stream, data_dir),
+        fid = FIDEvaluator(cached_extractor(profile.fid_features, cell.stream, data_dir),
                            f"{cell.stream}-{stream.spec.test_binarization_seed}", test_sets,
                            profile.fid_samples, cache_dir(data_dir))
     fid_matrix, fid_final, fid_seconds, pictures = [], None, 0.0, []

@@ -144,13 +144,13 @@ def grid_scaling(cells: int = 8) -> list[list]:
     """The same smoke grid (8 reservoir cells on mini, seeds 0-7) with 1 and 2 workers."""
     import tempfile
 
-    from bench.cell import _cached_stream
+    from bench.cell import cached_stream
     from bench.executor import run_cells
     from bench.grid import expand_grid
     from bench.store import ResultStore
 
     grid = expand_grid(["reservoir"], ["mini"], list(range(cells)), resolve_profile("smoke"))
-    _cached_stream("mini", None)
+    cached_stream("mini", None)
     times = {}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as out:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from bench.cell import _cached_extractor, _cached_stream
+    from bench.cell import cached_extractor, cached_stream
     from bench.executor import run_cells
     from bench.fid import check_feasible
     from bench.grid import expand_grid, parse_names, parse_seeds
@@ -101,12 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         profile = resolve_profile(args.profile, settings)
         cells = expand_grid(methods, streams, seeds, profile)
         for stream in streams:  # validates the data now, and forked workers inherit it
-            _cached_stream(stream, args.data_dir)
+            loaded = cached_stream(stream, args.data_dir)
             if profile.fid_features:  # trains the FID classifier once, here, not in every worker
                 print(f"FID features for {stream}: {profile.fid_features} (a classifier is trained "
                       "once per dataset, about a minute, then cached)", file=sys.stderr)
-                extractor = _cached_extractor(profile.fid_features, stream, args.data_dir)
-                loaded = _cached_stream(stream, args.data_dir)
+                extractor = cached_extractor(profile.fid_features, stream, args.data_dir)
                 check_feasible(extractor, profile.fid_samples,
                                [len(loaded.test_images(t, profile.eval_test_per_task))
                                 for t in range(len(loaded.tasks))])
