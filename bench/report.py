@@ -23,7 +23,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.store import ResultStore
-from bench.tables import BOUNDARY_MARK, cells_frame, summary_frame
+from bench.tables import BOUNDARY_MARK, cells_frame, mean_std, summary_frame
 from methods import METHODS
 from streams import STREAMS
 
@@ -77,12 +77,6 @@ def registry_rank(name):
 
 
 # ----------------------------------------------------------------------------- formatting
-def fmt(mean: float, std: float, digits: int = 2, pm: str = "±") -> str:
-    if np.isnan(mean):
-        return "-"
-    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} {pm} {std:.{digits}f}"
-
-
 def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
@@ -181,7 +175,7 @@ def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
     n_values = set(summary["n"])
     def text(r):
         n = "" if len(n_values) == 1 else f" (n={int(r['n'])})"
-        return (f"{fmt(r[metric.column + '_mean'], r[metric.column + '_std'])}{n} / "
+        return (f"{mean_std(r[metric.column + '_mean'], r[metric.column + '_std'])}{n} / "
                 f"{r['memory_mean']:.0f} / {r['components_mean']:.0f}")
     headers, rows = grid_table(summary, text, fmt_name, best_methods(summary, metric))
     return render(headers, rows, fmt_name, caption(cells, f"{metric.label} / memory (samples) / components"))
@@ -192,12 +186,12 @@ def forgetting_table(cells: pd.DataFrame, fmt_name: str) -> str:
     best = best_methods(summary, METRICS["forgetting_nll"])
     has_fid = bool(cells["fid"].notna().any())
     def text(r):
-        nll = (f"{fmt(r['forgetting_nll_mean'], r['forgetting_nll_std'])} / "
-               f"{fmt(r['bwt_nll_mean'], r['bwt_nll_std'])}")
+        nll = (f"{mean_std(r['forgetting_nll_mean'], r['forgetting_nll_std'])} / "
+               f"{mean_std(r['bwt_nll_mean'], r['bwt_nll_std'])}")
         if not has_fid:
             return nll
-        return (f"{nll}; {fmt(r['forgetting_fid_mean'], r['forgetting_fid_std'], 1)} / "
-                f"{fmt(r['bwt_fid_mean'], r['bwt_fid_std'], 1)}")
+        return (f"{nll}; {mean_std(r['forgetting_fid_mean'], r['forgetting_fid_std'], 1)} / "
+                f"{mean_std(r['bwt_fid_mean'], r['bwt_fid_std'], 1)}")
     headers, rows = grid_table(summary, text, fmt_name, best)
     what = ("NLL forgetting (lower is better) / BWT (higher is better), nats, on the NLL[t, j] matrix: "
             "f_j = NLL[T, j] - min_{j<=l<T} NLL[l, j], BWT = mean_j (NLL[j, j] - NLL[T, j])"

@@ -37,7 +37,6 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
     summary["n"] = grouped.size()
     summary["needs_task_boundaries"] = grouped["needs_task_boundaries"].first()
     summary["fid_extractor_first"] = grouped["fid_extractor"].first()
-    summary["fid_samples_first"] = grouped["fid_samples"].first()
     return summary.reset_index()
 
 
@@ -73,12 +72,8 @@ def format_summary(summary: pd.DataFrame) -> str:
                "boundaries; memory = samples stored at the end")
     if has_fid:
         caption += ("; FID of unconditional samples vs all test images (features: "
-                    + ", ".join(summary_fid_extractors(summary)) + ")")
+                    + ", ".join(map(str, summary["fid_extractor_first"].dropna().unique())) + ")")
     if mixtures:
         caption += ("; NLL = -log (1/C) sum_c p_c(x) for mixtures (uniform weights), "
                     "best comp. = -max_c log p_c(x) per image (the paper's score)")
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n" + caption
-
-
-def summary_fid_extractors(summary: pd.DataFrame) -> list[str]:
-    return [str(v) for v in summary.get("fid_extractor_first", pd.Series(dtype=str)).dropna().unique()]
