@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
+from bench.device import describe, resolve_device
 from bench.evaluate import nll_row
 from bench.features import get_extractor
 from bench.fid import FIDEvaluator
@@ -53,28 +54,35 @@ def cache_dir(data_dir) -> Path:
     return resolve_data_dir(data_dir) / "cache"
 
 
-def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None) -> dict:
-    """Train the cell's method over its stream and return the metrics part of its record."""
+def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
+                       device: str = "auto") -> dict:
+    """Train the cell's method over its stream and return the metrics part of its record.
+
+    The model, the memories, the test sets and every random draw live on `device` (bench.device);
+    the streams stay on the CPU and each incoming batch is moved when it arrives."""
     torch.set_num_threads(1)
     seed_everything(cell.seed)
     profile = cell.profile
+    where = resolve_device(device, profile.name)
     stream = cached_stream(cell.stream, data_dir)
     spec = get_method(cell.method)
     plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
-    model = plugin.build_model(profile)
+    model = plugin.build_model(profile).to(where)
     optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr, betas=tuple(profile.betas))
     strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=plugin.train_epochs(profile),
-                                  train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed)
+                                  train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
+                                  device=where)
 
     n_tasks = len(stream.tasks)
     train_sets = [stream.train_images(t, cell.seed, profile.max_train_per_task) for t in range(n_tasks)]
     test_sets = [stream.test_images(t, profile.eval_test_per_task) for t in range(n_tasks)]
     benchmark = task_benchmark(train_sets, test_sets)
-    eval_generator = torch.Generator().manual_seed(cell.seed)
+    test_sets = [x.to(where) for x in test_sets]
+    eval_generator = torch.Generator(where).manual_seed(cell.seed)
     fid = None
     if profile.fid_features:
-        fid = FIDEvaluator(cached_extractor(profile.fid_features, cell.stream, data_dir),
-                           f"{cell.stream}-{stream.spec.test_binarization_seed}", test_sets,
+        extractor = cached_extractor(profile.fid_features, cell.stream, data_dir).on(where)
+        fid = FIDEvaluator(extractor, f"{cell.stream}-{stream.spec.test_binarization_seed}", test_sets,
                            profile.fid_samples, cache_dir(data_dir))
     fid_matrix, fid_final, fid_seconds, pictures = [], None, 0.0, []
 
@@ -117,6 +125,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
+        "device": describe(where),
         **plugin.extra_stats(),
         **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
             "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,
@@ -125,14 +134,15 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     }
 
 
-def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None) -> dict:
-    """The cell's full record; any error (a NaN loss included) gives a 'failed' record."""
+def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto") -> dict:
+    """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
+    record."""
     record = {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
               "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
               "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
     start = time.time()
     try:
-        record.update(train_and_evaluate(cell, data_dir, artifact_dir), status="done")
+        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device), status="done")
     except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
         record.update(status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8))

@@ -7,6 +7,7 @@ torch thread, saves the record atomically and appends a line to `<out>/execution
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from bench.cell import run_cell
 from bench.claims import try_claim
+from bench.device import prefers_gpu
 from bench.grid import Cell
 from bench.store import ResultStore
 
@@ -26,8 +28,9 @@ EXECUTORS = ("local", "ray", "slurm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def execute_cell(cell: Cell, root: str, data_dir=None) -> dict:
-    """Run one cell unless it is done or claimed by a live worker; returns its outcome."""
+def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto") -> dict:
+    """Run one cell unless it is done or claimed by a live worker; returns its outcome.
+    `device` is resolved here, in the worker (bench.device)."""
     torch.set_num_threads(1)
     store = ResultStore(root)
     if store.is_done(cell):
@@ -39,7 +42,7 @@ def execute_cell(cell: Cell, root: str, data_dir=None) -> dict:
         if store.is_done(cell):   # finished by another runner between our check and our claim
             return {"status": "done", "skipped": True}
         store.log_execution(cell)
-        record = run_cell(cell, data_dir, store.artifact_dir(cell))
+        record = run_cell(cell, data_dir, store.artifact_dir(cell), device)
         store.save(cell, record)
     return {"status": record["status"], "error": record.get("error")}
 
@@ -52,18 +55,25 @@ def _failed(err: BaseException) -> dict:
     return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def run_local(cells, store: ResultStore, workers: int, data_dir, bar) -> dict[str, dict]:
-    """In-process for one worker, else a forked process pool (workers share the loaded streams)."""
+def may_use_cuda(device: str, profile_names) -> bool:
+    """Whether cells run with `device` could initialise CUDA (then workers must not be forked)."""
+    return device.startswith("cuda") or (device == "auto" and any(prefers_gpu(p) for p in profile_names))
+
+
+def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: str = "auto") -> dict[str, dict]:
+    """In-process for one worker, else a process pool: forked (workers share the loaded streams),
+    or spawned when cells may use CUDA, which cannot be initialised in a forked child."""
     outcomes = {}
     if workers <= 1 or len(cells) <= 1:
         for cell in cells:
-            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir)
+            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, device)
             bar.update()
         return outcomes
-    context = multiprocessing.get_context("fork")
+    start_method = "spawn" if may_use_cuda(device, {c.profile.name for c in cells}) else "fork"
+    context = multiprocessing.get_context(start_method)
     with ProcessPoolExecutor(min(workers, len(cells)), mp_context=context,
                              initializer=_init_worker) as pool:
-        futures = {pool.submit(execute_cell, c, str(store.root), data_dir): c for c in cells}
+        futures = {pool.submit(execute_cell, c, str(store.root), data_dir, device): c for c in cells}
         for future in as_completed(futures):
             try:
                 outcomes[futures[future].key] = future.result()
@@ -80,16 +90,30 @@ def _optional(module: str, extra: str):
         raise RuntimeError(f"the {extra} executor needs {module}: pip install '.[{extra}]'") from None
 
 
+def default_gpus_per_cell(device: str, profile_names, gpus_available: bool) -> float:
+    """GPUs to request per cell when the user gave no number: 1 for `--device cuda`, and for
+    `auto` with a GPU profile where the cluster has GPUs; else 0 (a CPU cell)."""
+    if device.startswith("cuda"):
+        return 1
+    return 1 if device == "auto" and gpus_available and any(prefers_gpu(p) for p in profile_names) else 0
+
+
 def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,
-            cpus_per_cell: float = 1, gpus_per_cell: float = 0) -> dict[str, dict]:
-    """One Ray task per cell; joins `address` if given, else starts a local Ray with `workers` CPUs."""
+            cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
+            device: str = "auto") -> dict[str, dict]:
+    """One Ray task per cell; joins `address` if given, else starts a local Ray with `workers` CPUs.
+    Each task asks for `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (fractions share a GPU); Ray
+    hides the GPUs a task did not ask for, so `auto` then runs it on the CPU."""
     ray = _optional("ray", "ray")
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
     ray.init(address=address, num_cpus=None if address else workers, runtime_env=env,
              include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     try:
+        if gpus_per_cell is None:
+            gpus_per_cell = default_gpus_per_cell(device, {c.profile.name for c in cells},
+                                                  ray.cluster_resources().get("GPU", 0) > 0)
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(execute_cell)
-        pending = {task.remote(c, str(store.root), data_dir): c for c in cells}
+        pending = {task.remote(c, str(store.root), data_dir, device): c for c in cells}
         outcomes = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -106,16 +130,21 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
 
 
 def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = None,
-              time_minutes: int = 60, gpus_per_cell: int = 0, cluster: str | None = None,
-              poll_seconds: float = 2.0) -> dict[str, dict]:
-    """A Slurm job array, one task per cell (submitit); `cluster="local"` runs them locally."""
+              time_minutes: int = 60, gpus_per_cell: float | None = None, cluster: str | None = None,
+              poll_seconds: float = 2.0, device: str = "auto") -> dict[str, dict]:
+    """A Slurm job array, one task per cell (submitit); `cluster="local"` runs them locally.
+    Without a GPU count, a job asks for one GPU when the cells are GPU work (`--device cuda`, or
+    `auto` with the paper profile), else none."""
     submitit = _optional("submitit", "slurm")
     executor = submitit.AutoExecutor(folder=str(store.root / "slurm" / "%j"), cluster=cluster)
-    params = {"timeout_min": time_minutes, "cpus_per_task": 1, "gpus_per_node": gpus_per_cell}
+    if gpus_per_cell is None:
+        gpus_per_cell = default_gpus_per_cell(device, {c.profile.name for c in cells}, gpus_available=True)
+    params = {"timeout_min": time_minutes, "cpus_per_task": 1, "gpus_per_node": math.ceil(gpus_per_cell)}
     if partition:
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
-    jobs = executor.map_array(execute_cell, cells, [str(store.root)] * len(cells), [data_dir] * len(cells))
+    jobs = executor.map_array(execute_cell, cells, [str(store.root)] * len(cells), [data_dir] * len(cells),
+                              [device] * len(cells))
     outcomes, waiting = {}, dict(zip(jobs, cells))
     while waiting:
         for job in [j for j in waiting if j.done()]:
@@ -131,17 +160,19 @@ def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = 
 
 
 def run_cells(cells: list[Cell], store: ResultStore, workers: int, data_dir=None,
-              progress: bool = True, executor: str = "local", **options) -> dict[str, dict]:
-    """Run `cells` on `executor`; returns {cell key: outcome} for each one."""
+              progress: bool = True, executor: str = "local", device: str = "auto",
+              **options) -> dict[str, dict]:
+    """Run `cells` on `executor` with `device` (auto | cpu | cuda[:N], resolved in each worker);
+    returns {cell key: outcome} for each one."""
     bar = tqdm(total=len(cells), desc=f"cells ({executor})", unit="cell", file=sys.stderr,
                disable=not progress)
     try:
         if executor == "local":
-            return run_local(cells, store, workers, data_dir, bar)
+            return run_local(cells, store, workers, data_dir, bar, device)
         if executor == "ray":
-            return run_ray(cells, store, workers, data_dir, bar, **options)
+            return run_ray(cells, store, workers, data_dir, bar, device=device, **options)
         if executor == "slurm":
-            return run_slurm(cells, store, data_dir, bar, **options)
+            return run_slurm(cells, store, data_dir, bar, device=device, **options)
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     finally:
         bar.close()

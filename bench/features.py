@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import io
@@ -66,15 +67,30 @@ def weights_hash(model: nn.Module) -> str:
 
 
 class FeatureExtractor:
-    """Maps images [N, C, H, W] in [0, 1] to features [N, D]; `info` identifies it in records."""
+    """Maps images [N, C, H, W] in [0, 1] to features [N, D] (on the CPU, for the statistics);
+    `info` identifies it in records. Images are moved to the extractor's device batch by batch."""
 
     name: str
     dim: int
     info: dict
+    model: nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def on(self, device) -> FeatureExtractor:
+        """A copy of this extractor on `device` (the weights are the same, so `info` is too)."""
+        if torch.device(device) == self.device:
+            return self
+        moved = copy.copy(self)
+        moved.model = copy.deepcopy(self.model).to(device)
+        return moved
 
     def __call__(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        device = self.device
         with torch.no_grad():
-            return torch.cat([self.extract(images[i:i + batch_size])
+            return torch.cat([self.extract(images[i:i + batch_size].to(device)).cpu()
                               for i in range(0, len(images), batch_size)])
 
     def extract(self, images: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,8 @@
    (1x, 2x, 4x batches), each in a fresh process.
 Writes the tables to reports/perf.md as well as stdout. Numbers vary between machines and runs;
 the ratios, measured side by side and repeated (median), are what to read.
+`--device cuda --profile paper` measures parts 1 and 2 on a GPU (paper settings: 50 MC samples),
+written to reports/perf-cuda.md; the evaluator is then also timed at several chunk sizes.
 """
 from __future__ import annotations
 
@@ -47,51 +49,69 @@ class EventTimer:
         setattr(obj, name, timed)
 
 
-def harness_run(method: str, images: torch.Tensor, profile, seed: int = 0):
+CPU = torch.device("cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock timings are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def harness_run(method: str, images: torch.Tensor, profile, seed: int = 0,
+                device: torch.device = CPU):
     """(steps, seconds of training excluding selection events, event timer or None)."""
     spec = get_method(method)
     plugin = spec.plugin_class(spec.make_config(profile.methods.get(method), "mini"), seed=seed)
     torch.manual_seed(seed)
-    model = plugin.build_model(profile)
+    model = plugin.build_model(profile).to(device)
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), profile.lr,
                                   betas=profile.betas), train_epochs=profile.epochs,
-                                  train_mb_size=profile.batch_size, plugins=[plugin], seed=seed)
+                                  train_mb_size=profile.batch_size, plugins=[plugin], seed=seed,
+                                  device=device)
     timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
     experiences = list(online_experiences(task_benchmark([images], [images[:1]]).train_stream[0]))
+    synchronize(device)
     start = time.perf_counter()
     for experience in experiences:
         strategy.train(experience)
+    synchronize(device)
     seconds = time.perf_counter() - start - (timer.seconds if timer else 0.0)
     return strategy.clock.train_iterations, seconds, timer
 
 
-def plain_run(steps: int, images: torch.Tensor, profile, seed: int = 0) -> float:
+def plain_run(steps: int, images: torch.Tensor, profile, seed: int = 0,
+              device: torch.device = CPU) -> float:
     """Seconds for `steps` plain PyTorch training steps on minibatches of the same tensors."""
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = BernoulliVAE(mc_samples=profile.mc_samples)
+    generator = torch.Generator(device).manual_seed(seed)
+    images = images.to(device)
+    model = BernoulliVAE(mc_samples=profile.mc_samples).to(device)
     optimizer = torch.optim.Adam(model.parameters(), profile.lr, betas=profile.betas)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        idx = torch.randint(len(images), (profile.batch_size,), generator=generator)
+        idx = torch.randint(len(images), (profile.batch_size,), generator=generator, device=device)
         x = binarize(images[idx], generator)
         optimizer.zero_grad()
         loss = model(x).mean()
         loss.backward()
         optimizer.step()
+    synchronize(device)
     return time.perf_counter() - start
 
 
-def training_overhead(methods, batches: int, repeats: int) -> list[list]:
-    profile = resolve_profile("quick")
+def training_overhead(methods, batches: int, repeats: int, profile_name: str = "quick",
+                      device: torch.device = CPU) -> list[list]:
+    profile = resolve_profile(profile_name)
     stream = load_stream("mini")
     images = torch.cat([stream.train_images(t, 0) for t in range(len(stream.tasks))])[:batches * 64]
     rows = []
     for method in methods:
         ratios, per_step, events = [], [], None
         for r in range(repeats):
-            steps, ours, timer = harness_run(method, images, profile, seed=r)
-            plain = plain_run(steps, images, profile, seed=r)
+            steps, ours, timer = harness_run(method, images, profile, seed=r, device=device)
+            plain = plain_run(steps, images, profile, seed=r, device=device)
             ratios.append(plain / ours)
             per_step.append((ours / steps * 1e3, plain / steps * 1e3))
             events = timer
@@ -103,17 +123,21 @@ def training_overhead(methods, batches: int, repeats: int) -> list[list]:
     return rows
 
 
-def matmul_peak_gflops(n: int = 1536, repeats: int = 5) -> float:
-    """Best-of-`repeats` fp32 GFLOP/s of one n x n matmul on one thread."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(n: int | None = None, repeats: int = 5,
+                       device: torch.device = CPU) -> float:
+    """Best-of-`repeats` fp32 GFLOP/s of one n x n matmul (one CPU thread, or the GPU; no TF32)."""
+    n = n or (8192 if device.type == "cuda" else 1536)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(_timed(lambda: a @ b, device) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
 
 
-def _timed(fn) -> float:
+def _timed(fn, device: torch.device = CPU) -> float:
+    synchronize(device)
     start = time.perf_counter()
     fn()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -126,18 +150,27 @@ def vae_iwae_flops(model: BernoulliVAE, images: int, k: int) -> float:
     return 2.0 * (images * encoder + images * k * decoder)
 
 
-def evaluation_efficiency(images: int = 200, k: int = 1000, repeats: int = 3) -> list[list]:
-    from methods.likelihood import component_log_likelihoods
+def evaluation_efficiency(images: int | None = None, k: int = 1000, repeats: int = 3,
+                          device: torch.device = CPU,
+                          chunk_rows: tuple[int | None, ...] = (None,)) -> list[list]:
+    """The IWAE evaluator at each chunk size in `chunk_rows` (None: the device's default)."""
+    from methods.likelihood import component_log_likelihoods, default_max_rows
 
-    model = BernoulliVAE()
-    x = torch.bernoulli(torch.rand(images, 784), generator=torch.Generator().manual_seed(0))
-    component_log_likelihoods(model, x[:10], 10)
-    seconds = min(_timed(lambda: component_log_likelihoods(model, x, k, torch.Generator().manual_seed(0)))
-                  for _ in range(repeats))
-    achieved = vae_iwae_flops(model, images, k) / seconds / 1e9
-    peak = matmul_peak_gflops()
-    return [[f"{images} images x K={k}", f"{seconds * 1e3 / images:.2f}", f"{achieved:.1f}",
-             f"{peak:.1f}", f"{achieved / peak:.2f}"]]
+    images = images or (2000 if device.type == "cuda" else 200)
+    model = BernoulliVAE().to(device)
+    x = torch.bernoulli(torch.rand(images, 784), generator=torch.Generator().manual_seed(0)).to(device)
+    peak = matmul_peak_gflops(device=device)
+    rows = []
+    for max_rows in chunk_rows:
+        run = lambda max_rows=max_rows: component_log_likelihoods(
+            model, x, k, torch.Generator(device).manual_seed(0), max_rows)
+        run()   # warm-up
+        seconds = min(_timed(run, device) for _ in range(repeats))
+        achieved = vae_iwae_flops(model, images, k) / seconds / 1e9
+        rows.append([f"{images} images x K={k}", f"{max_rows or default_max_rows(device)}",
+                     f"{seconds * 1e3 / images:.3f}", f"{achieved:.1f}", f"{peak:.1f}",
+                     f"{achieved / peak:.2f}"])
+    return rows
 
 
 def grid_scaling(cells: int = 8) -> list[list]:
@@ -199,24 +232,33 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default="finetune,reservoir,ocm")
     p.add_argument("--batches", type=int, default=40, help="incoming batches of 64 per run")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default="reports/perf.md")
-    p.add_argument("--only", default="overhead,evaluation,scaling,growth",
-                   help="which parts to run (default: all)")
+    p.add_argument("--out", default=None, help="default: reports/perf.md, or reports/perf-cuda.md on a GPU")
+    p.add_argument("--only", default=None,
+                   help="which parts to run (default: all on a CPU; overhead,evaluation on a GPU)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (parts 1 and 2)")
+    p.add_argument("--profile", default="quick", help="profile of part 1 (default: %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    parts, sections = args.only.split(","), []
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    out = args.out or ("reports/perf-cuda.md" if on_gpu else "reports/perf.md")
+    parts = (args.only or ("overhead,evaluation" if on_gpu else "overhead,evaluation,scaling,growth")).split(",")
+    where = torch.cuda.get_device_name(device) if on_gpu else "one CPU thread"
+    sections = []
     if "overhead" in parts:
-        rows = training_overhead(args.methods.split(","), args.batches, args.repeats)
+        rows = training_overhead(args.methods.split(","), args.batches, args.repeats, args.profile, device)
         table = tabulate(rows, headers=["method", "steps", "ours ms/step", "plain ms/step",
                                         "throughput ratio (target >= 0.95)", "selection events"],
                          tablefmt="github", disable_numparse=True)
-        sections.append(f"## 1. Training-loop overhead (quick profile, mini, {args.batches} incoming "
-                        f"batches, median of {args.repeats})\n\n{table}\n")
+        sections.append(f"## 1. Training-loop overhead ({args.profile} profile, mini, {args.batches} "
+                        f"incoming batches, median of {args.repeats}, {where})\n\n{table}\n")
     if "evaluation" in parts:
-        table = tabulate(evaluation_efficiency(), headers=["IWAE pass", "ms/image", "GFLOP/s",
-                         "matmul peak GFLOP/s", "fraction of peak (target >= 0.5)"],
+        chunks = (None, 2048, 16384, 262144) if on_gpu else (None,)
+        table = tabulate(evaluation_efficiency(device=device, chunk_rows=chunks),
+                         headers=["IWAE pass", "rows per chunk", "ms/image", "GFLOP/s",
+                                  "matmul peak GFLOP/s", "fraction of peak (target >= 0.5)"],
                          tablefmt="github", disable_numparse=True)
-        sections.append(f"## 2. Evaluation efficiency (one thread)\n\n{table}\n")
+        sections.append(f"## 2. Evaluation efficiency ({where}, fp32)\n\n{table}\n")
     if "scaling" in parts:
         table = tabulate(grid_scaling(), headers=["grid", "1 worker s", "2 workers s",
                          "speed-up (target >= 1.8)"], tablefmt="github", disable_numparse=True)
@@ -229,8 +271,8 @@ def main(argv=None) -> int:
                         f"images per task)\n\n{table}\n")
     text = "# bench.perf\n\n" + "\n".join(sections)
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
     return 0
 
 

@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, help="join this Ray cluster (default: a local Ray)")
     p.add_argument("--slurm-partition", default=None)
     p.add_argument("--slurm-time", type=int, default=60, help="minutes per cell (default: %(default)s)")
-    p.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per cell (default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="auto | cpu | cuda | cuda:N (default: auto = the GPU for the paper profile "
+                        "when there is one, else the CPU); resolved in each worker, and recorded")
+    p.add_argument("--gpus-per-cell", "--slurm-gpus", dest="gpus_per_cell", type=float, default=None,
+                   help="GPUs each Ray task / Slurm job asks for (Ray takes fractions, e.g. 0.25 "
+                        "packs four cells per GPU); default 1 for GPU cells, else 0")
     p.add_argument("--slurm-cluster", default=None,
                    help="submitit cluster: default auto (Slurm when available); 'local' runs the "
                         "job array on this machine")
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from bench.cell import cached_extractor, cached_stream
+    from bench.device import DeviceUnavailableError, check_choice, resolve_device
     from bench.executor import run_cells
     from bench.fid import check_feasible
     from bench.grid import expand_grid, parse_names, parse_seeds
@@ -100,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = args.settings + ([f"fid_features={args.fid_features}"] if args.fid_features else [])
         profile = resolve_profile(args.profile, settings)
         cells = expand_grid(methods, streams, seeds, profile)
+        check_choice(args.device)
+        if args.executor == "local" and args.device != "auto":   # the workers are this machine
+            resolve_device(args.device, profile.name)
         for stream in streams:  # validates the data now, and forked workers inherit it
             loaded = cached_stream(stream, args.data_dir)
             if profile.fid_features:  # trains the FID classifier once, here, not in every worker
@@ -109,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 check_feasible(extractor, profile.fid_samples,
                                [len(loaded.test_images(t, profile.eval_test_per_task))
                                 for t in range(len(loaded.tasks))])
-    except (UnknownNameError, ValueError, RuntimeError, DatasetMissingError, CorruptDatasetError) as err:
+    except (UnknownNameError, ValueError, RuntimeError, DatasetMissingError, CorruptDatasetError,
+            DeviceUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -121,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     pending = [c for c in cells if not store.is_done(c)]
     print(f"{len(cells)} cells ({len(cells) - len(pending)} already done), profile "
           f"{profile.name}, executor {args.executor}, {min(args.workers, max(len(pending), 1))} "
-          f"worker(s) -> {store.root}", file=sys.stderr)
-    options = {"local": {}, "ray": {"address": args.ray_address},
+          f"worker(s), device {args.device} -> {store.root}", file=sys.stderr)
+    options = {"local": {}, "ray": {"address": args.ray_address, "gpus_per_cell": args.gpus_per_cell},
                "slurm": {"partition": args.slurm_partition, "time_minutes": args.slurm_time,
-                         "gpus_per_cell": args.slurm_gpus, "cluster": args.slurm_cluster}}[args.executor]
+                         "gpus_per_cell": args.gpus_per_cell, "cluster": args.slurm_cluster}}[args.executor]
     try:
         outcomes = run_cells(pending, store, args.workers, args.data_dir, progress=not args.no_progress,
-                             executor=args.executor, **options)
+                             executor=args.executor, device=args.device, **options)
     except RuntimeError as err:   # e.g. the executor's optional package is missing
         print(f"error: {err}", file=sys.stderr)
         return 2

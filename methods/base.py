@@ -24,6 +24,17 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: the run is stopped rather than continued."""
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """`cuda` and `cuda:0` are the same device (an unindexed CUDA device is the current one)."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    current = torch.cuda.current_device()
+    return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+
+
 def experience_images(experience) -> torch.Tensor:
     """All images of an experience as one tensor, extracted once and cached on the experience."""
     cached = getattr(experience, "_bench_images", None)
@@ -47,7 +58,7 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 def extend_minibatch(strategy, images: torch.Tensor) -> None:
     """Append (generated) images to the strategy's current minibatch, keeping [x, y, t] aligned."""
     x = strategy.mbatch[0]
-    zeros = torch.zeros(len(images), dtype=strategy.mbatch[1].dtype)
+    zeros = torch.zeros(len(images), dtype=strategy.mbatch[1].dtype, device=x.device)
     strategy.mbatch[0] = torch.cat([x, images.view(len(images), *x.shape[1:])])
     for i in range(1, len(strategy.mbatch)):
         strategy.mbatch[i] = torch.cat([strategy.mbatch[i], zeros])
@@ -61,8 +72,15 @@ class GenerativePlugin(SupervisedPlugin):
 
     def __init__(self, seed: int = 0):
         super().__init__()
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self._incoming: torch.Tensor | None = None
+
+    def bind_device(self, device) -> None:
+        """Random draws happen where the data lives: on the strategy's device the generator is
+        re-created there with the same seed (once, at the first experience, before any draw)."""
+        if not same_device(self.generator.device, device):
+            self.generator = torch.Generator(device).manual_seed(self.seed)
 
     # ----------------------------------------------------------------- what subclasses define
     def replay_images(self) -> torch.Tensor | None:
@@ -99,7 +117,8 @@ class GenerativePlugin(SupervisedPlugin):
         return incoming if replay is None or len(replay) == 0 else torch.cat([incoming, replay])
 
     def before_training_exp(self, strategy, **kwargs):
-        self._incoming = experience_images(strategy.experience)
+        self.bind_device(strategy.device)
+        self._incoming = experience_images(strategy.experience).to(strategy.device)
         strategy.dataloader = TensorMinibatches(self.training_images(self._incoming),
                                                 strategy.train_mb_size, self.generator)
 

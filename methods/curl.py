@@ -80,7 +80,7 @@ class CURLModel(nn.Module):
         """log p(x|z) + log p(z|y=c) - log q(z|x,y=c), z ~ q(z|x,c): [k, B]."""
         mu, std = self.posterior(h, c)
         p_mu, p_std = self.prior(c)
-        eps = torch.randn((k, *mu.shape), generator=generator)
+        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device)
         z = mu + std * eps
         log_px = bernoulli_log_likelihood(self.decode(z), x)
         log_pz = (-0.5 * ((z - p_mu) / p_std) ** 2 - p_std.log() - 0.5 * LOG_2PI).sum(-1)
@@ -91,7 +91,7 @@ class CURLModel(nn.Module):
         """E_q(z|x,c) log p(x|z) - KL(q(z|x,c) || p(z|c)), KL in closed form: [B]."""
         mu, std = self.posterior(h, c)
         p_mu, p_std = self.prior(c)
-        z = mu + std * torch.randn((self.mc_samples, *mu.shape))
+        z = mu + std * torch.randn((self.mc_samples, *mu.shape), device=mu.device)
         log_px = bernoulli_log_likelihood(self.decode(z), x).mean(0)
         kl = (torch.log(p_std / std) + (std ** 2 + (mu - p_mu) ** 2) / (2 * p_std ** 2) - 0.5).sum(-1)
         return log_px - kl
@@ -118,8 +118,9 @@ class CURLModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pixel probabilities: y uniform over active components, z ~ p(z|y)."""
-        which = torch.randint(self.num_components, (n,), generator=generator)
-        eps = torch.randn(n, self.latent, generator=generator)
+        device = self.decoder_out.weight.device
+        which = torch.randint(self.num_components, (n,), generator=generator, device=device)
+        eps = torch.randn(n, self.latent, generator=generator, device=device)
         mu = torch.stack([self.prior(c)[0] for c in range(self.num_components)])[which]
         std = torch.stack([self.prior(c)[1] for c in range(self.num_components)])[which]
         return torch.sigmoid(self.decode(mu + std * eps))
@@ -130,7 +131,7 @@ class CURLModel(nn.Module):
         h = self.hidden_features(x.flatten(1))
         y = self.log_q_y(h).argmax(1)
         means = torch.stack([self.posterior(h, c)[0] for c in range(self.num_components)], 1)
-        return torch.sigmoid(self.decode(means[torch.arange(len(x)), y]))
+        return torch.sigmoid(self.decode(means[torch.arange(len(x), device=x.device), y]))
 
     def add_component(self, parent: int) -> int:
         """A new component initialised as a copy of `parent` (head, prior, q(y) logit)."""
@@ -216,7 +217,7 @@ class CURLPlugin(GenerativePlugin):
         cfg = self.config
         parent = self.most_probable_component(model, self.buffer)
         new = model.add_component(parent)
-        logit_rows = torch.zeros(model.max_components, 1)
+        logit_rows = torch.zeros(model.max_components, 1, device=model.cluster_logits.weight.device)
         logit_rows[new] = 1.0
         params = model.component_parameters(new) + [model.cluster_logits.weight, model.cluster_logits.bias]
         optimizer = torch.optim.Adam(params, lr=cfg.expansion_lr)

@@ -23,10 +23,12 @@ class TensorMinibatches:
 
     def __iter__(self):
         n = len(self.images)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        device = self.images.device   # the generator lives there too
+        order = (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
+                 else torch.arange(n, device=device))
         for start in range(0, n, self.batch_size):
             x = self.images[order[start:start + self.batch_size]]
             if self.dynamic_binarization:
                 x = binarize(x, self.generator)
-            zeros = torch.zeros(len(x), dtype=torch.long)
+            zeros = torch.zeros(len(x), dtype=torch.long, device=device)
             yield [x, zeros, zeros]

@@ -35,10 +35,14 @@ class ReservoirPlugin(GenerativePlugin):
             self.buffer = incoming.new_empty((budget, *incoming.shape[1:]))
         # Stream positions of the incoming samples; sample i at position n is kept with
         # probability budget / (n + 1), replacing a uniformly chosen slot.
-        positions = torch.arange(self.seen, self.seen + len(incoming))
-        slots = (torch.rand(len(incoming), generator=self.generator) * (positions + 1)).long()
-        slots = torch.where(positions < budget, positions, slots)
-        for i in torch.nonzero(slots < budget).flatten().tolist():  # in order: later ones win
-            self.buffer[slots[i]] = incoming[i]
+        device = self.generator.device
+        positions = torch.arange(self.seen, self.seen + len(incoming), device=device)
+        slots = (torch.rand(len(incoming), generator=self.generator, device=device) * (positions + 1)).long()
+        slots = torch.where(positions < budget, positions, slots).tolist()
+        latest = {slot: i for i, slot in enumerate(slots) if slot < budget}  # in order: later ones win
+        if latest:
+            index = torch.tensor(list(latest), device=self.buffer.device)
+            source = torch.tensor(list(latest.values()), device=incoming.device)
+            self.buffer[index] = incoming[source]
         self.seen += len(incoming)
         self.filled = min(self.seen, budget)

@@ -31,7 +31,7 @@ class GenerativeStrategy(SupervisedTemplate):
                          train_mb_size=train_mb_size, train_epochs=train_epochs,
                          eval_mb_size=train_mb_size, device=device, plugins=plugins,
                          evaluator=evaluator, eval_every=-1)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
 
     @property
     def method(self) -> GenerativePlugin | None:
@@ -43,7 +43,7 @@ class GenerativeStrategy(SupervisedTemplate):
 
     def make_train_dataloader(self, **kwargs):
         if self.method is None:  # otherwise the method plugin installs its own
-            self.dataloader = TensorMinibatches(experience_images(self.experience),
+            self.dataloader = TensorMinibatches(experience_images(self.experience).to(self.device),
                                                 self.train_mb_size, self.generator)
 
     def forward(self):

@@ -57,11 +57,15 @@ class BernoulliVAE(nn.Module):
     def num_components(self) -> int:
         return len(self.components)
 
+    @property
+    def device(self) -> torch.device:
+        return self.encoder_shared.weight.device
+
     def add_component(self) -> Component:
         """Dynamic expansion: freeze everything trained so far, append a fresh component."""
         for p in self.parameters():
             p.requires_grad_(False)
-        component = Component(self.input_dim, self.hidden, self.latent)
+        component = Component(self.input_dim, self.hidden, self.latent).to(self.device)
         self.components.append(component)
         return component
 
@@ -112,9 +116,9 @@ class BernoulliVAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pixel probabilities of n images: a component chosen uniformly per image, z ~ N(0, I)."""
-        which = torch.randint(self.num_components, (n,), generator=generator)
-        z = torch.randn(n, self.latent, generator=generator)
-        out = torch.empty(n, self.input_dim)
+        which = torch.randint(self.num_components, (n,), generator=generator, device=self.device)
+        z = torch.randn(n, self.latent, generator=generator, device=self.device)
+        out = torch.empty(n, self.input_dim, device=self.device)
         for c in which.unique().tolist():
             out[which == c] = torch.sigmoid(self.decode(z[which == c], c))
         return out

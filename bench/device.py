@@ -1,0 +1,65 @@
+"""Which torch device a cell runs on (`--device auto|cpu|cuda[:N]`).
+
+`auto` means: the GPU for profiles whose cells are GPU work (the paper profile: E = 100, 50 MC
+samples, IWAE-1000 on full test sets), when this process sees one; the CPU otherwise (smoke and
+quick cells are small enough that one CPU thread per cell is the efficient use of a machine).
+The device is resolved where the cell runs (the worker, which on Ray or Slurm is not the machine
+that submitted the grid), and every record says which device produced it. It is not part of the
+cell's key: a cell is the same experiment on any device, though its numbers differ in the last
+digits (different kernels, different random streams for the same seed).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+GPU_PROFILES = ("paper",)   # profiles that `auto` runs on the GPU when there is one
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested device does not exist in this process."""
+
+
+def base_profile(profile_name: str) -> str:
+    """'paper[epochs=2]' -> 'paper' (overridden profiles keep their base's device preference)."""
+    return profile_name.split("[", 1)[0]
+
+
+def prefers_gpu(profile_name: str) -> bool:
+    return base_profile(profile_name) in GPU_PROFILES
+
+
+def check_choice(requested: str) -> str:
+    kind = requested.split(":", 1)[0]
+    if kind not in DEVICE_CHOICES or (kind != "cuda" and ":" in requested):
+        raise ValueError(f"unknown device '{requested}'; valid: auto, cpu, cuda, cuda:N")
+    return requested
+
+
+def resolve_device(requested: str, profile_name: str) -> torch.device:
+    """The torch device for `--device requested` under `profile_name`; CUDA gets an explicit index."""
+    check_choice(requested)
+    if requested == "auto":
+        requested = "cuda" if prefers_gpu(profile_name) and torch.cuda.is_available() else "cpu"
+    if requested == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"--device {requested}: no CUDA GPU is visible to this process (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}, CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use --device cpu or auto")
+    device = torch.device(requested)
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"--device {requested}: this process sees {torch.cuda.device_count()} GPU(s)")
+    return torch.device("cuda", index)
+
+
+def describe(device: torch.device) -> str:
+    """'cpu' or e.g. 'cuda:0 (NVIDIA H200)', for records."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
