@@ -54,6 +54,13 @@ def cache_dir(data_dir) -> Path:
     return resolve_data_dir(data_dir) / "cache"
 
 
+def training_optimizer(model: torch.nn.Module, profile, device: torch.device) -> torch.optim.Adam:
+    """The profile's Adam. On a GPU the fused implementation: one kernel per step instead of about
+    ten per parameter tensor (a paper-profile step is launch-bound there); on a CPU the default."""
+    return torch.optim.Adam(model.parameters(), lr=profile.lr, betas=tuple(profile.betas),
+                            fused=True if device.type == "cuda" else None)
+
+
 def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
                        device: str = "auto") -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
@@ -68,7 +75,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     spec = get_method(cell.method)
     plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
     model = plugin.build_model(profile).to(where)
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr, betas=tuple(profile.betas))
+    optimizer = training_optimizer(model, profile, where)
     strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=plugin.train_epochs(profile),
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
                                   device=where)

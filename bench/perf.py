@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
+from bench.cell import training_optimizer
 from bench.profiles import resolve_profile
 from methods import get_method
 from methods.ocm import OCMPlugin
@@ -65,8 +66,8 @@ def harness_run(method: str, images: torch.Tensor, profile, seed: int = 0,
     plugin = spec.plugin_class(spec.make_config(profile.methods.get(method), "mini"), seed=seed)
     torch.manual_seed(seed)
     model = plugin.build_model(profile).to(device)
-    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), profile.lr,
-                                  betas=profile.betas), train_epochs=profile.epochs,
+    strategy = GenerativeStrategy(model=model, optimizer=training_optimizer(model, profile, device),
+                                  train_epochs=profile.epochs,
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=seed,
                                   device=device)
     timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
@@ -87,7 +88,7 @@ def plain_run(steps: int, images: torch.Tensor, profile, seed: int = 0,
     generator = torch.Generator(device).manual_seed(seed)
     images = images.to(device)
     model = BernoulliVAE(mc_samples=profile.mc_samples).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), profile.lr, betas=profile.betas)
+    optimizer = training_optimizer(model, profile, device)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):

@@ -36,14 +36,15 @@ def same_device(a: torch.device, b: torch.device) -> bool:
 
 
 def experience_images(experience) -> torch.Tensor:
-    """All images of an experience as one tensor, extracted once and cached on the experience."""
-    cached = getattr(experience, "_bench_images", None)
+    """All images of an experience as one tensor: the tensor our benchmarks attach to their
+    datasets (`bench_images`), else extracted once with a DataLoader and cached on the dataset."""
+    dataset = experience.dataset
+    cached = getattr(dataset, "bench_images", None)
     if cached is None:
-        dataset = experience.dataset
         loader = DataLoader(dataset, batch_size=max(len(dataset), 1),
                             collate_fn=getattr(dataset, "collate_fn", None))
         cached = next(iter(loader))[0]
-        experience._bench_images = cached
+        dataset.bench_images = cached
     return cached
 
 
@@ -75,6 +76,7 @@ class GenerativePlugin(SupervisedPlugin):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self._incoming: torch.Tensor | None = None
+        self._finite: torch.Tensor | None = None   # all losses of this pass finite (on the device)
 
     def bind_device(self, device) -> None:
         """Random draws happen where the data lives: on the strategy's device the generator is
@@ -123,10 +125,17 @@ class GenerativePlugin(SupervisedPlugin):
                                                 strategy.train_mb_size, self.generator)
 
     def before_backward(self, strategy, **kwargs):
-        if not torch.isfinite(strategy.loss):
+        # Accumulated where the loss lives and checked once per pass: a check per step would make
+        # the CPU wait for the GPU at every step.
+        finite = torch.isfinite(strategy.loss.detach())
+        self._finite = finite if self._finite is None else self._finite & finite
+
+    def after_training_epoch(self, strategy, **kwargs):
+        finite, self._finite = self._finite, None
+        if finite is not None and not bool(finite):
             raise NonFiniteLossError(
-                f"{self.name}: training loss is {strategy.loss.item()} "
-                f"(at iteration {strategy.clock.train_iterations})")
+                f"{self.name}: the training loss became NaN or infinite in the pass ending at "
+                f"iteration {strategy.clock.train_iterations}")
 
     def after_training_exp(self, strategy, **kwargs):
         self.update_memory(self._incoming, strategy)

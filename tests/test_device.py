@@ -122,8 +122,36 @@ def test_gpu_cells_are_reproducible():
 @cuda
 def test_the_runner_uses_the_gpu_with_several_spawned_workers(tmp_path):
     assert main(SMOKE + ["--methods", "reservoir,ocm,lgm", "--seeds", "0,1", "--device", "cuda",
-                         "--workers", "2", "--set", "fid_features=classifier", "--set", "fid_samples=200",
-                         "--set", "eval_test_per_task=200", "--out", str(tmp_path)]) == 0
+                         "--workers", "2", "--out", str(tmp_path)]) == 0
     records = [json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")]
     assert len(records) == 6 and all(r["status"] == "done" for r in records)
-    assert all(r["device"].startswith("cuda:") and r["fid"] > 0 for r in records)
+    assert all(r["device"].startswith("cuda:") and 150 < r["nll"] < 300 for r in records)
+
+
+@cuda
+def test_fid_features_and_samples_on_the_gpu_match_the_cpu(tmp_path):
+    from bench.cell import cached_extractor, cached_stream
+    from bench.fid import FIDEvaluator, gaussian_stats
+    from methods.vae import BernoulliVAE
+
+    extractor = cached_extractor("classifier", "mini", None)
+    images = cached_stream("mini", None).test_images(0)
+    on_gpu = extractor.on("cuda")
+    assert on_gpu.device.type == "cuda" and extractor.device.type == "cpu"   # the cached one stays
+    torch.testing.assert_close(on_gpu(images.cuda()), extractor(images), atol=1e-4, rtol=1e-4)
+    evaluator = FIDEvaluator(on_gpu, "mini-gpu-test", [images.cuda()], 200, tmp_path)
+    samples = evaluator.samples(BernoulliVAE().cuda(), torch.Generator("cuda").manual_seed(0))
+    assert samples.device.type == "cuda" and set(samples.unique().tolist()) <= {0.0, 1.0}
+    mean, cov = gaussian_stats(on_gpu(samples))
+    assert mean.shape == (128,) and cov.shape == (128, 128)
+
+
+@cuda
+def test_the_paper_profile_runs_on_the_gpu_by_default(tmp_path):
+    tiny = ["max_train_per_task=128", "eval_test_per_task=128", "eval_k=50", "epochs=2", "task_epochs=2",
+            "fid_features=none", "sample_grids=false"]
+    args = ["--methods", "finetune,ocm", "--streams", "mini", "--seeds", "0", "--profile", "paper",
+            "--workers", "1", "--no-progress", "--out", str(tmp_path)]
+    assert main(args + [x for s in tiny for x in ("--set", s)]) == 0
+    records = ResultStore(tmp_path).records()
+    assert len(records) == 2 and all(r["device"].startswith("cuda:") for r in records)

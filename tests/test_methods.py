@@ -97,5 +97,5 @@ def test_nan_loss_stops_training_with_a_clear_error():
         model.components[0].decoder_out.bias.fill_(float("nan"))
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()),
                                   plugins=[ReservoirPlugin(seed=0)])
-    with pytest.raises(NonFiniteLossError, match="reservoir: training loss is nan"):
+    with pytest.raises(NonFiniteLossError, match="reservoir: the training loss became NaN"):
         strategy.train(next(iter(online_experiences(small_benchmark()[0].train_stream[0]))))

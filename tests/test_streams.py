@@ -101,3 +101,14 @@ def test_online_presentation_is_batches_of_64_without_boundaries():
     assert not any(e.access_task_boundaries for e in experiences)
     first = torch.stack([experiences[0].dataset[i][0] for i in range(64)])
     assert torch.equal(first, stream.train_images(0, 0)[:64])  # presented in the run's order
+
+
+def test_attached_batch_tensors_are_exactly_what_avalanche_presents():
+    """The strategy slices `bench_images` instead of collating samples: every online batch's
+    tensor must equal the samples Avalanche's split puts in that experience."""
+    from methods.base import experience_images
+
+    images = load_stream("mini").train_images(1, 0)
+    for experience in online_experiences(task_benchmark([images], [images[:4]]).train_stream[0], 48):
+        collated = torch.stack([experience.dataset[i][0] for i in range(len(experience.dataset))])
+        assert torch.equal(experience_images(experience), collated)
