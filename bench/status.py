@@ -26,7 +26,7 @@ def cell_states(store: ResultStore) -> list[dict]:
         stem = entry.get("record", "").removesuffix(".json")
         label = entry.get("label") or (f"{record['method']}/{record['stream']}/seed{record['seed']}" if record else key)
         if record and record.get("status") == "done":
-            state, detail = "done", f"NLL {record['nll']:.2f}"
+            state, detail = "done", f"NLL {record['nll']:.2f} on {record.get('device', 'cpu')}"
         elif stem in running:
             state, detail = "running", f"pid {running[stem].get('pid')} on {running[stem].get('host')}"
         elif record:

@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader
 from methods.loader import TensorMinibatches
 from methods.vae import BernoulliVAE
 
+FINITE_CHECK_EVERY = 100   # training steps between checks that the loss stayed finite
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: the run is stopped rather than continued."""
@@ -125,18 +127,23 @@ class GenerativePlugin(SupervisedPlugin):
                                                 strategy.train_mb_size, self.generator)
 
     def before_backward(self, strategy, **kwargs):
-        # Accumulated where the loss lives and checked once per pass: a check per step would make
-        # the CPU wait for the GPU at every step.
+        # Accumulated where the loss lives and checked every FINITE_CHECK_EVERY steps and at the
+        # end of each experience: a check per step would make the CPU wait for the GPU each step.
         finite = torch.isfinite(strategy.loss.detach())
         self._finite = finite if self._finite is None else self._finite & finite
 
-    def after_training_epoch(self, strategy, **kwargs):
+    def after_training_iteration(self, strategy, **kwargs):
+        if strategy.clock.train_iterations % FINITE_CHECK_EVERY == 0:
+            self.check_finite(strategy)
+
+    def check_finite(self, strategy) -> None:
         finite, self._finite = self._finite, None
         if finite is not None and not bool(finite):
             raise NonFiniteLossError(
-                f"{self.name}: the training loss became NaN or infinite in the pass ending at "
-                f"iteration {strategy.clock.train_iterations}")
+                f"{self.name}: the training loss became NaN or infinite (detected at iteration "
+                f"{strategy.clock.train_iterations}, at most {FINITE_CHECK_EVERY} steps after)")
 
     def after_training_exp(self, strategy, **kwargs):
+        self.check_finite(strategy)
         self.update_memory(self._incoming, strategy)
         self._incoming = None

@@ -30,7 +30,7 @@ from torch import nn
 from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
 from methods.loader import TensorMinibatches
 from methods.registry import register_method
-from methods.vae import LOG_2PI, STD_EPS, bernoulli_log_likelihood
+from methods.vae import LOG_2PI, STD_EPS, bernoulli_log_likelihood_of_layer
 from streams.stream import binarize
 
 
@@ -73,8 +73,14 @@ class CURLModel(nn.Module):
     def prior(self, c: int):
         return self.prior_mu[c], torch.exp(self.prior_log_sigma[c]) + STD_EPS
 
+    def decoder_features(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.decoder_hidden(torch.tanh(self.decoder_shared(z))))
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder_out(torch.relu(self.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
+        return self.decoder_out(self.decoder_features(z))
+
+    def log_px_z(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return bernoulli_log_likelihood_of_layer(self.decoder_features(z), self.decoder_out, x)
 
     def _log_weights(self, x, h, c, k, generator=None):
         """log p(x|z) + log p(z|y=c) - log q(z|x,y=c), z ~ q(z|x,c): [k, B]."""
@@ -82,7 +88,7 @@ class CURLModel(nn.Module):
         p_mu, p_std = self.prior(c)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device)
         z = mu + std * eps
-        log_px = bernoulli_log_likelihood(self.decode(z), x)
+        log_px = self.log_px_z(z, x)
         log_pz = (-0.5 * ((z - p_mu) / p_std) ** 2 - p_std.log() - 0.5 * LOG_2PI).sum(-1)
         log_qz = (-0.5 * eps ** 2 - std.log() - 0.5 * LOG_2PI).sum(-1)
         return log_px + log_pz - log_qz
@@ -92,7 +98,7 @@ class CURLModel(nn.Module):
         mu, std = self.posterior(h, c)
         p_mu, p_std = self.prior(c)
         z = mu + std * torch.randn((self.mc_samples, *mu.shape), device=mu.device)
-        log_px = bernoulli_log_likelihood(self.decode(z), x).mean(0)
+        log_px = self.log_px_z(z, x).mean(0)
         kl = (torch.log(p_std / std) + (std ** 2 + (mu - p_mu) ** 2) / (2 * p_std ** 2) - 0.5).sum(-1)
         return log_px - kl
 
@@ -193,6 +199,7 @@ class CURLPlugin(GenerativePlugin):
             extend_minibatch(strategy, binarize(samples, self.generator))
 
     def after_training_iteration(self, strategy, **kwargs):
+        super().after_training_iteration(strategy, **kwargs)
         self.steps += 1
         cfg = self.config
         if self.steps <= cfg.burn_in or strategy.clock.train_exp_epochs > 0:

@@ -29,6 +29,13 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
 
 
+def bernoulli_log_likelihood_of_layer(h: torch.Tensor, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`bernoulli_log_likelihood(layer(h), x)` with the x . l term factored through the layer:
+    x . (W h + b) = (x W) . h + x . b, where x W is computed once per image rather than a
+    784-wide product per importance sample. h: [..., B, hidden], x: [B, D] -> [..., B]."""
+    return (h * (x @ layer.weight)).sum(-1) + x @ layer.bias - F.softplus(layer(h)).sum(-1)
+
+
 class Component(nn.Module):
     """The component-specific layers of one VAE."""
 
@@ -75,10 +82,13 @@ class BernoulliVAE(nn.Module):
         h = torch.tanh(comp.encoder_hidden(torch.tanh(self.encoder_shared(x.flatten(1)))))
         return comp.encoder_mu(h), torch.exp(comp.encoder_log_sigma(h)) + STD_EPS
 
+    def decoder_features(self, z: torch.Tensor, c: int = -1) -> torch.Tensor:
+        """The decoder's last hidden layer for latent codes z [..., latent] -> [..., hidden]."""
+        return torch.relu(self.components[c].decoder_hidden(torch.tanh(self.decoder_shared(z))))
+
     def decode(self, z: torch.Tensor, c: int = -1) -> torch.Tensor:
         """Bernoulli logits for latent codes z [..., latent] -> [..., input_dim]."""
-        comp = self.components[c]
-        return comp.decoder_out(torch.relu(comp.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
+        return self.components[c].decoder_out(self.decoder_features(z, c))
 
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
                     c: int = -1) -> torch.Tensor:
@@ -89,7 +99,8 @@ class BernoulliVAE(nn.Module):
         mu, std = self.encode(x, c)
         eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + std * eps
-        log_px_z = bernoulli_log_likelihood(self.decode(z, c), x)
+        log_px_z = bernoulli_log_likelihood_of_layer(self.decoder_features(z, c),
+                                                     self.components[c].decoder_out, x)
         log_pz = -0.5 * (z.pow(2).sum(-1) + self.latent * LOG_2PI)
         log_qz_x = -0.5 * (eps.pow(2).sum(-1) + self.latent * LOG_2PI) - std.log().sum(-1)
         return log_px_z + log_pz - log_qz_x

@@ -64,3 +64,17 @@ def test_iwae_increases_toward_the_truth_with_k():
     assert all(a < b for a, b in itertools.pairwise(values[:-1])), means  # K = 1 ... 100
     assert truth - values[0] > 5.0, (means, truth)      # the ELBO gap is real (nats)...
     assert abs(values[-1] - truth) < 0.02, (means, truth)  # ...and K = 5000 closes it
+
+
+def test_the_factored_likelihood_of_a_layer_equals_the_direct_one():
+    from methods.vae import bernoulli_log_likelihood, bernoulli_log_likelihood_of_layer
+
+    torch.manual_seed(5)
+    layer = torch.nn.Linear(200, 784)
+    h = torch.randn(7, 30, 200).relu()
+    x = torch.bernoulli(torch.full((30, 784), 0.3))
+    direct = bernoulli_log_likelihood(layer(h).double(), x.double())
+    torch.testing.assert_close(bernoulli_log_likelihood_of_layer(h, layer, x).double(), direct,
+                               rtol=1e-5, atol=1e-3)
+    assert direct.mean() < -400
+
