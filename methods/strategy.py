@@ -47,7 +47,9 @@ class GenerativeStrategy(SupervisedTemplate):
         # Neither the empty evaluator nor the periodic-evaluation plugin (eval_every=-1) does
         # anything; as plugins they were called 16 times per training step.
         self.plugins = [p for p in self.plugins if p is not self.evaluator and not isinstance(p, PeriodicEval)]
-        self._optimized_parameters: tuple | None = None
+        self._optimized_parameters: tuple | None = None   # parameter ids the optimizer holds
+        self._placed_parameters: tuple | None = None      # parameter ids last moved/inspected
+        self._dynamic = False                             # the model has Avalanche DynamicModules
         self.generator = torch.Generator(self.device).manual_seed(seed)
 
     def train(self, experiences, eval_streams=None, **kwargs):
@@ -57,8 +59,7 @@ class GenerativeStrategy(SupervisedTemplate):
         self.is_training = True
         self._stop_training = False
         self.model.train()
-        if any(p.device != self.device for p in self.model.parameters()):
-            self.model.to(self.device)
+        self._place_model()
         self._before_training(**kwargs)
         for self.experience in _experiences_parameter_as_iterable(experiences):
             self._before_training_exp(**kwargs)
@@ -68,11 +69,21 @@ class GenerativeStrategy(SupervisedTemplate):
         self._train_cleanup()
         return self.evaluator.get_last_metrics()
 
+    def _place_model(self) -> None:
+        """Move the model to the device and look for DynamicModules, when its parameters changed
+        (`.to()` keeps parameter identities, so an unchanged tuple of ids means nothing to do)."""
+        ids = tuple(map(id, self.model.parameters()))
+        if ids != self._placed_parameters:
+            if any(p.device != self.device for p in self.model.parameters()):
+                self.model.to(self.device)
+            self._dynamic = any(isinstance(m, DynamicModule) for m in self.model.modules())
+            self._placed_parameters = ids
+
     def check_model_and_optimizer(self, reset_optimizer_state=False, **kwargs):
-        if any(isinstance(m, DynamicModule) for m in self.model.modules()):
+        self._place_model()   # a plugin may have grown the model since train() started
+        if self._dynamic:
             self.model = self.model_adaptation()
-        parameters = tuple(map(id, self.model.parameters()))
-        if self.optimized_param_id is None or parameters != self._optimized_parameters:
+        if self.optimized_param_id is None or self._placed_parameters != self._optimized_parameters:
             self.make_optimizer(reset_optimizer_state=reset_optimizer_state, **kwargs)
 
     def make_optimizer(self, **kwargs):
