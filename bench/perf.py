@@ -51,6 +51,7 @@ class EventTimer:
 
 
 CPU = torch.device("cpu")
+MIN_SECONDS = 20.0   # least wall time spent on the pairs of one overhead measurement
 
 
 def synchronize(device: torch.device) -> None:
@@ -110,7 +111,10 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
     rows = []
     for method in methods:
         ratios, per_step, events = [], [], None
-        for r in range(repeats):
+        r, started = 0, time.perf_counter()
+        # At least `repeats` pairs, and at least MIN_SECONDS of them: a finetune run is 40 steps
+        # (half a second), too short for one pair to say much on a noisy machine.
+        while r < repeats or time.perf_counter() - started < MIN_SECONDS:
             if r % 2 == 0:   # alternate which goes first, so that drift does not favour one
                 steps, ours, timer = harness_run(method, images, profile, seed=r, device=device)
                 plain_steps = steps
@@ -121,11 +125,12 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
             per_step.append((ours / steps * 1e3, plain / plain_steps * 1e3))
             ratios.append(per_step[-1][1] / per_step[-1][0])
             events = timer
+            r += 1
         ours_ms, plain_ms = (statistics.median(v) for v in zip(*per_step))
         event = (f"{events.seconds / max(events.calls, 1) * 1e3:.1f} ms x {events.calls}"
                  if events else "-")
         rows.append([method, steps, f"{ours_ms:.2f}", f"{plain_ms:.2f}",
-                     f"{statistics.median(ratios):.3f}", event])
+                     f"{statistics.median(ratios):.3f} ({len(ratios)} pairs)", event])
     return rows
 
 
@@ -184,7 +189,7 @@ def evaluation_efficiency(images: int | None = None, k: int = 1000, repeats: int
     return rows
 
 
-def grid_scaling(cells: int = 8) -> list[list]:
+def grid_scaling(cells: int = 8, repeats: int = 3) -> list[list]:
     """The same smoke grid (8 reservoir cells on mini, seeds 0-7) with 1 and 2 workers."""
     import tempfile
 
@@ -195,12 +200,15 @@ def grid_scaling(cells: int = 8) -> list[list]:
 
     grid = expand_grid(["reservoir"], ["mini"], list(range(cells)), resolve_profile("smoke"))
     cached_stream("mini", None)
-    times = {}
-    for workers in (1, 2):
-        with tempfile.TemporaryDirectory() as out:
-            times[workers] = _timed(lambda out=out, workers=workers: run_cells(
-                grid, ResultStore(out), workers, progress=False))
-    return [[f"{cells} smoke cells", f"{times[1]:.1f}", f"{times[2]:.1f}", f"{times[1] / times[2]:.2f}"]]
+    times = {1: [], 2: []}
+    for r in range(repeats):
+        for workers in ((1, 2) if r % 2 == 0 else (2, 1)):   # alternate the order against drift
+            with tempfile.TemporaryDirectory() as out:
+                times[workers].append(_timed(lambda out=out, workers=workers: run_cells(
+                    grid, ResultStore(out), workers, progress=False)))
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    speedup = statistics.median(a / b for a, b in zip(times[1], times[2]))
+    return [[f"{cells} smoke cells", f"{one:.1f}", f"{two:.1f}", f"{speedup:.2f} (median of {repeats})"]]
 
 
 def _growth_child(method: str, per_task: int, queue) -> None:
