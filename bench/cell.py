@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
+from bench.allocator import keep_freed_memory
 from bench.device import describe, resolve_device
 from bench.evaluate import nll_row
 from bench.features import get_extractor
@@ -68,6 +69,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     The model, the memories, the test sets and every random draw live on `device` (bench.device);
     the streams stay on the CPU and each incoming batch is moved when it arrives."""
     torch.set_num_threads(1)
+    keep_freed_memory()
     seed_everything(cell.seed)
     profile = cell.profile
     where = resolve_device(device, profile.name)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
+from bench.allocator import keep_freed_memory
 from bench.cell import training_optimizer
 from bench.profiles import resolve_profile
 from methods import get_method
@@ -258,6 +259,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="quick", help="profile of part 1 (default: %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    keep_freed_memory()   # as in every cell's process (bench.cell)
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     out = args.out or ("reports/perf-cuda.md" if on_gpu else "reports/perf.md")

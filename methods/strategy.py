@@ -54,11 +54,13 @@ class GenerativeStrategy(SupervisedTemplate):
 
     def train(self, experiences, eval_streams=None, **kwargs):
         """Avalanche's `BaseTemplate.train` (same callbacks, same order) without its per-call
-        `model.to(device)` when the model is already there, and without evaluation streams
-        (`eval_every=-1`: there is no periodic evaluation to feed)."""
+        `model.to(device)` and `model.train()` when the model is already there and training,
+        and without evaluation streams (`eval_every=-1`: there is no periodic evaluation to
+        feed). Methods that switch the model to eval mode switch it back (`was_training`)."""
         self.is_training = True
         self._stop_training = False
-        self.model.train()
+        if not self.model.training:   # Module.train() walks every submodule: skipped when set
+            self.model.train()
         self._place_model()
         self._before_training(**kwargs)
         for self.experience in _experiences_parameter_as_iterable(experiences):
@@ -80,7 +82,7 @@ class GenerativeStrategy(SupervisedTemplate):
             self._placed_parameters = ids
 
     def check_model_and_optimizer(self, reset_optimizer_state=False, **kwargs):
-        self._place_model()   # a plugin may have grown the model since train() started
+        # train() has just placed the model; the optimizer follows any change of its parameters
         if self._dynamic:
             self.model = self.model_adaptation()
         if self.optimized_param_id is None or self._placed_parameters != self._optimized_parameters:
