@@ -93,9 +93,8 @@ def _optional(module: str, extra: str):
 def default_gpus_per_cell(device: str, profile_names, gpus_available: bool) -> float:
     """GPUs to request per cell when the user gave no number: 1 for `--device cuda`, and for
     `auto` with a GPU profile where the cluster has GPUs; else 0 (a CPU cell)."""
-    if device.startswith("cuda"):
-        return 1
-    return 1 if device == "auto" and gpus_available and any(prefers_gpu(p) for p in profile_names) else 0
+    wanted = device.startswith("cuda") or gpus_available
+    return 1 if wanted and may_use_cuda(device, profile_names) else 0
 
 
 def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,

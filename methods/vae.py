@@ -24,8 +24,8 @@ STD_EPS = 1e-6
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum_i log Bernoulli(x_i; sigmoid(l_i)) = x . l - sum_i softplus(l_i), over the last dim.
 
-    Exactly -binary_cross_entropy_with_logits summed, in two passes over the logits instead of
-    several (the evaluator spends most of its non-matmul time here)."""
+    Exactly -binary_cross_entropy_with_logits summed. The models use the factored form below,
+    `bernoulli_log_likelihood_of_layer`; this direct form is its reference (tests/test_nll.py)."""
     return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
 
 
