@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods import decoder_inference
 from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
 from methods.loader import TensorMinibatches
 from methods.registry import register_method
@@ -80,6 +81,9 @@ class CURLModel(nn.Module):
         return self.decoder_out(self.decoder_features(z))
 
     def log_px_z(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if decoder_inference.applies(z):
+            return decoder_inference.mlp_decoder_log_likelihood(
+                z, x, self.decoder_shared, self.decoder_hidden, self.decoder_out)
         return bernoulli_log_likelihood_of_layer(self.decoder_features(z), self.decoder_out, x)
 
     def _log_weights(self, x, h, c, k, generator=None):

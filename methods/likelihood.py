@@ -11,11 +11,11 @@ import math
 
 import torch
 
-# Rows (components x samples x images) decoded per call. On a CPU: large enough to keep matmuls
-# efficient, small enough for the [rows, 784] logits (6 MB) to stay in cache for the elementwise
-# passes (measured: 2,048 rows ran 1.9x faster than 16,384 on a 2-core machine). On a GPU: large
-# enough to fill the device and amortise kernel launches (measured on an H200: 2,048 rows reached
-# 4% of the fp32 matmul peak, 65,536 37%, 262,144 42%; [rows, 784] fp32 logits: 822 MB).
+# Rows (components x samples x images) decoded per call. On a CPU the decoder itself works through
+# a chunk in cache-sized blocks (methods/decoder_inference.py); 2,048 rows keep the per-chunk work
+# (sampling, the encoder, folding the weights) small. On a GPU: large enough to fill the device
+# and amortise kernel launches (measured on an H200: 2,048 rows reached 4% of the fp32 matmul peak,
+# 65,536 37%, 262,144 42%; [rows, 784] fp32 logits: 822 MB).
 MAX_ROWS = 2048
 MAX_ROWS_GPU = 262144
 

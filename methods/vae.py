@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods import decoder_inference
+
 LOG_2PI = math.log(2 * math.pi)
 STD_EPS = 1e-6
 
@@ -90,6 +92,14 @@ class BernoulliVAE(nn.Module):
         """Bernoulli logits for latent codes z [..., latent] -> [..., input_dim]."""
         return self.components[c].decoder_out(self.decoder_features(z, c))
 
+    def decoder_log_likelihood(self, z: torch.Tensor, x: torch.Tensor, c: int = -1) -> torch.Tensor:
+        """log p_c(x | z) (Bernoulli, summed over pixels) for codes z [..., B, latent] -> [..., B]."""
+        comp = self.components[c]
+        if decoder_inference.applies(z):
+            return decoder_inference.mlp_decoder_log_likelihood(
+                z, x, self.decoder_shared, comp.decoder_hidden, comp.decoder_out)
+        return bernoulli_log_likelihood_of_layer(self.decoder_features(z, c), comp.decoder_out, x)
+
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
                     c: int = -1) -> torch.Tensor:
         """log p_c(x, z_k) - log q_c(z_k | x) for k posterior samples of component c: [k, B].
@@ -99,8 +109,7 @@ class BernoulliVAE(nn.Module):
         mu, std = self.encode(x, c)
         eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + std * eps
-        log_px_z = bernoulli_log_likelihood_of_layer(self.decoder_features(z, c),
-                                                     self.components[c].decoder_out, x)
+        log_px_z = self.decoder_log_likelihood(z, x, c)
         log_pz = -0.5 * (z.pow(2).sum(-1) + self.latent * LOG_2PI)
         log_qz_x = -0.5 * (eps.pow(2).sum(-1) + self.latent * LOG_2PI) - std.log().sum(-1)
         return log_px_z + log_pz - log_qz_x

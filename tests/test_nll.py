@@ -78,3 +78,65 @@ def test_the_factored_likelihood_of_a_layer_equals_the_direct_one():
                                rtol=1e-5, atol=1e-3)
     assert direct.mean() < -400
 
+
+
+def direct_decoder_log_likelihood(vae, z, x, dtype=torch.float64):
+    """log p(x|z) by the textbook formula (x.l - sum softplus(l)) in `dtype`, on a copy of vae."""
+    import copy
+
+    from methods.vae import bernoulli_log_likelihood
+
+    model = copy.deepcopy(vae).to(dtype)
+    with torch.no_grad():
+        return bernoulli_log_likelihood(model.decode(z.to(dtype)), x.to(dtype))
+
+
+@pytest.mark.parametrize("samples,images,input_dim,scale", [
+    (300, 3, 784, 3.0),     # rows not a multiple of the block size; logits up to about +-60
+    (2, 700, 784, 1.0),     # more images than a block holds: one block per 700 rows
+    (50, 4, 30, 8.0),       # pixels not a multiple of 16; saturated logits (|l| > 100)
+])
+def test_the_inference_rewrite_of_the_decoder_equals_the_direct_likelihood(samples, images,
+                                                                           input_dim, scale):
+    from methods import decoder_inference
+
+    torch.manual_seed(6)
+    vae = BernoulliVAE(input_dim=input_dim)
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.mul_(scale)
+    x = torch.bernoulli(torch.full((images, input_dim), 0.3))
+    z = torch.randn(samples, images, vae.latent)
+    truth = direct_decoder_log_likelihood(vae, z, x)
+    with torch.no_grad():
+        assert decoder_inference.applies(z)
+        rewritten = vae.decoder_log_likelihood(z, x)
+    direct_fp32 = vae.decoder_log_likelihood(z, x).detach()       # with autograd: the direct form
+    assert not torch.equal(rewritten, direct_fp32)                 # two computations...
+    assert truth.abs().mean() > 100                                # ...of a non-trivial number
+    float32_error = (direct_fp32.double() - truth).abs().max().item()
+    torch.testing.assert_close(rewritten.double(), truth, rtol=0, atol=max(2e-3, 3 * float32_error))
+
+
+def test_the_rewrite_is_for_cpu_inference_only():
+    from methods import decoder_inference
+
+    z = torch.zeros(3, 2)
+    assert not decoder_inference.applies(z)          # autograd on: training keeps the direct form
+    with torch.no_grad():
+        assert decoder_inference.applies(z)
+        if torch.cuda.is_available():
+            assert not decoder_inference.applies(z.cuda())
+
+
+def test_curl_decoder_uses_the_rewrite_with_its_own_layers():
+    from methods.curl import CURLModel
+
+    torch.manual_seed(7)
+    model = CURLModel()
+    x = torch.bernoulli(torch.full((5, 784), 0.4))
+    z = torch.randn(40, 5, model.latent)
+    direct = model.log_px_z(z, x).detach()
+    with torch.no_grad():
+        rewritten = model.log_px_z(z, x)
+    torch.testing.assert_close(rewritten, direct, rtol=0, atol=2e-3)
