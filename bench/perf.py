@@ -1,9 +1,10 @@
 """`python -m bench.perf`: measure the harness against its limits (ratios measured in one run).
 
-1. Training-loop overhead: training steps per second of a method through our strategy + plugin
-   (online batches of 64, Avalanche's loop and hooks, memory updates) vs a plain PyTorch loop doing
-   the same number of steps on the same tensors (same minibatch size, MC samples, binarization,
-   Adam, one thread). OCM's selections are timed on their own, per event, and excluded.
+1. Training-loop overhead: training throughput of a method through our strategy + plugin (online
+   batches of 64, Avalanche's loop and hooks, memory updates) vs a plain PyTorch loop doing the
+   same steps (the same minibatch sizes, MC samples, binarization, Adam, one thread) on the same
+   tensors, the two interleaved experience by experience. OCM's selections are timed on their own,
+   per event, and excluded.
 2. Evaluation efficiency: the IWAE evaluator's achieved GFLOP/s (encoder and decoder matmul FLOPs)
    as a fraction of this machine's fp32 matmul peak (the best square matmul), measured in the same
    run (one thread).
@@ -62,47 +63,78 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def harness_run(method: str, images: torch.Tensor, profile, seed: int = 0,
-                device: torch.device = CPU):
-    """(steps, seconds of training excluding selection events, event timer or None)."""
-    spec = get_method(method)
-    plugin = spec.plugin_class(spec.make_config(profile.methods.get(method), "mini"), seed=seed)
-    torch.manual_seed(seed)
-    model = plugin.build_model(profile).to(device)
-    strategy = GenerativeStrategy(model=model, optimizer=training_optimizer(model, profile, device),
-                                  train_epochs=profile.epochs,
-                                  train_mb_size=profile.batch_size, plugins=[plugin], seed=seed,
-                                  device=device)
-    timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
-    experiences = list(online_experiences(task_benchmark([images], [images[:1]]).train_stream[0]))
-    synchronize(device)
-    start = time.perf_counter()
-    for experience in experiences:
-        strategy.train(experience)
-    synchronize(device)
-    seconds = time.perf_counter() - start - (timer.seconds if timer else 0.0)
-    return strategy.clock.train_iterations, seconds, timer
+class HarnessRun:
+    """One method through our strategy + plugin, an experience (online batch) at a time.
+
+    Records the size of every minibatch it trains on, so that the plain loop can do the same steps."""
+
+    def __init__(self, method: str, images: torch.Tensor, profile, seed: int = 0,
+                 device: torch.device = CPU):
+        spec = get_method(method)
+        plugin = spec.plugin_class(spec.make_config(profile.methods.get(method), "mini"), seed=seed)
+        torch.manual_seed(seed)
+        model = plugin.build_model(profile).to(device)
+        self.batch_sizes: list[int] = []
+        model.register_forward_pre_hook(lambda _module, args: self.batch_sizes.append(len(args[0])))
+        self.strategy = GenerativeStrategy(
+            model=model, optimizer=training_optimizer(model, profile, device),
+            train_epochs=profile.epochs, train_mb_size=profile.batch_size, plugins=[plugin],
+            seed=seed, device=device)
+        self.timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
+        self.experiences = list(online_experiences(task_benchmark([images], [images[:1]]).train_stream[0]))
+        self.device = device
+
+    def train(self, experience) -> tuple[list[int], float]:
+        """(minibatch sizes, seconds) of training on one experience, selection events excluded."""
+        first, events = len(self.batch_sizes), self.timer.seconds if self.timer else 0.0
+        synchronize(self.device)
+        start = time.perf_counter()
+        self.strategy.train(experience)
+        synchronize(self.device)
+        seconds = time.perf_counter() - start - ((self.timer.seconds - events) if self.timer else 0.0)
+        return self.batch_sizes[first:], seconds
 
 
-def plain_run(steps: int, images: torch.Tensor, profile, seed: int = 0,
-              device: torch.device = CPU) -> float:
-    """Seconds for `steps` plain PyTorch training steps on minibatches of the same tensors."""
-    torch.manual_seed(seed)
-    generator = torch.Generator(device).manual_seed(seed)
-    images = images.to(device)
-    model = BernoulliVAE(mc_samples=profile.mc_samples).to(device)
-    optimizer = training_optimizer(model, profile, device)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(len(images), (profile.batch_size,), generator=generator, device=device)
-        x = binarize(images[idx], generator)
-        optimizer.zero_grad()
-        loss = model(x).mean()
-        loss.backward()
-        optimizer.step()
-    synchronize(device)
-    return time.perf_counter() - start
+class PlainRun:
+    """The same training steps in a plain PyTorch loop: a random minibatch of the same size from
+    the same images, freshly binarized; the same model, loss, optimizer and device."""
+
+    def __init__(self, images: torch.Tensor, profile, seed: int = 0, device: torch.device = CPU):
+        torch.manual_seed(seed)
+        self.generator = torch.Generator(device).manual_seed(seed)
+        self.images = images.to(device)
+        self.model = BernoulliVAE(mc_samples=profile.mc_samples).to(device)
+        self.optimizer = training_optimizer(self.model, profile, device)
+        self.device = device
+
+    def train(self, batch_sizes: list[int]) -> float:
+        synchronize(self.device)
+        start = time.perf_counter()
+        for size in batch_sizes:
+            idx = torch.randint(len(self.images), (size,), generator=self.generator, device=self.device)
+            x = binarize(self.images[idx], self.generator)
+            self.optimizer.zero_grad()
+            loss = self.model(x).mean()
+            loss.backward()
+            self.optimizer.step()
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+
+def overhead_pair(method: str, images: torch.Tensor, profile, seed: int, device: torch.device):
+    """(steps, harness seconds, plain seconds, event timer), the two interleaved per experience.
+
+    The machine's speed drifts by 10-20% over seconds (a shared host), so two whole runs one after
+    the other disagree by that much; alternating every experience (1-10 steps, tens of ms) exposes
+    both loops to the same drift."""
+    ours, plain = HarnessRun(method, images, profile, seed, device), PlainRun(images, profile, seed, device)
+    steps, ours_seconds, plain_seconds = 0, 0.0, 0.0
+    for experience in ours.experiences:
+        sizes, seconds = ours.train(experience)
+        ours_seconds += seconds
+        plain_seconds += plain.train(sizes)
+        steps += len(sizes)
+    return steps, ours_seconds, plain_seconds, ours.timer
 
 
 def training_overhead(methods, batches: int, repeats: int, profile_name: str = "quick",
@@ -114,25 +146,18 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
     for method in methods:
         ratios, per_step, events = [], [], None
         r, started = 0, time.perf_counter()
-        # At least `repeats` pairs, and at least MIN_SECONDS of them: a finetune run is 40 steps
-        # (half a second), too short for one pair to say much on a noisy machine.
+        # At least `repeats` runs, and at least MIN_SECONDS of them: a finetune run is 40 steps
+        # (half a second), too short for one run to say much on a noisy machine.
         while r < repeats or time.perf_counter() - started < MIN_SECONDS:
-            if r % 2 == 0:   # alternate which goes first, so that drift does not favour one
-                steps, ours, timer = harness_run(method, images, profile, seed=r, device=device)
-                plain_steps = steps
-                plain = plain_run(plain_steps, images, profile, seed=r, device=device)
-            else:            # the plain loop runs the previous repeat's step count
-                plain = plain_run(plain_steps, images, profile, seed=r, device=device)
-                steps, ours, timer = harness_run(method, images, profile, seed=r, device=device)
-            per_step.append((ours / steps * 1e3, plain / plain_steps * 1e3))
-            ratios.append(per_step[-1][1] / per_step[-1][0])
-            events = timer
+            steps, ours, plain, events = overhead_pair(method, images, profile, r, device)
+            per_step.append((ours / steps * 1e3, plain / steps * 1e3))
+            ratios.append(plain / ours)
             r += 1
         ours_ms, plain_ms = (statistics.median(v) for v in zip(*per_step))
         event = (f"{events.seconds / max(events.calls, 1) * 1e3:.1f} ms x {events.calls}"
                  if events else "-")
         rows.append([method, steps, f"{ours_ms:.2f}", f"{plain_ms:.2f}",
-                     f"{statistics.median(ratios):.3f} ({len(ratios)} pairs)", event])
+                     f"{statistics.median(ratios):.3f} (median of {len(ratios)} runs)", event])
     return rows
 
 

@@ -9,6 +9,7 @@ each time; then `update_memory()` sees the incoming images.
 """
 from __future__ import annotations
 
+import math
 from copy import deepcopy
 from typing import ClassVar
 
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader
 from methods.loader import TensorMinibatches
 from methods.vae import BernoulliVAE
 
-FINITE_CHECK_EVERY = 100   # training steps between checks that the loss stayed finite
+FINITE_CHECK_EVERY = 100   # GPU training steps between checks that the loss stayed finite
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -78,13 +79,17 @@ class GenerativePlugin(SupervisedPlugin):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self._incoming: torch.Tensor | None = None
-        self._finite: torch.Tensor | None = None   # all losses of this pass finite (on the device)
+        self._losses: list[torch.Tensor] = []      # GPU losses since the last finiteness check
+        self._bound_device = None
 
     def bind_device(self, device) -> None:
         """Random draws happen where the data lives: on the strategy's device the generator is
         re-created there with the same seed (once, at the first experience, before any draw)."""
+        if device is self._bound_device:   # the strategy's device object: checked already
+            return
         if not same_device(self.generator.device, device):
             self.generator = torch.Generator(device).manual_seed(self.seed)
+        self._bound_device = device
 
     # ----------------------------------------------------------------- what subclasses define
     def replay_images(self) -> torch.Tensor | None:
@@ -127,20 +132,23 @@ class GenerativePlugin(SupervisedPlugin):
                                                 strategy.train_mb_size, self.generator)
 
     def before_backward(self, strategy, **kwargs):
-        # Accumulated where the loss lives and checked every FINITE_CHECK_EVERY steps and at the
-        # end of each experience: a check per step would make the CPU wait for the GPU each step.
-        finite = torch.isfinite(strategy.loss.detach())
-        self._finite = finite if self._finite is None else self._finite & finite
+        loss = strategy.loss.detach()
+        if loss.device.type == "cpu":   # reading a CPU loss costs a microsecond: check every step
+            if not math.isfinite(loss.item()):
+                raise NonFiniteLossError(f"{self.name}: the training loss became NaN or infinite at "
+                                         f"training step {strategy.clock.train_iterations + 1}")
+        else:  # reading it would make the CPU wait for the GPU: kept there, checked every
+            self._losses.append(loss)   # FINITE_CHECK_EVERY steps and at each experience's end
 
     def after_training_iteration(self, strategy, **kwargs):
         if strategy.clock.train_iterations % FINITE_CHECK_EVERY == 0:
             self.check_finite(strategy)
 
     def check_finite(self, strategy) -> None:
-        finite, self._finite = self._finite, None
-        if finite is not None and not bool(finite):
+        losses, self._losses = self._losses, []
+        if losses and not bool(torch.isfinite(torch.cat([loss.reshape(-1) for loss in losses])).all()):
             raise NonFiniteLossError(
-                f"{self.name}: the training loss became NaN or infinite (detected at iteration "
+                f"{self.name}: the training loss became NaN or infinite (detected at training step "
                 f"{strategy.clock.train_iterations}, at most {FINITE_CHECK_EVERY} steps after)")
 
     def after_training_exp(self, strategy, **kwargs):

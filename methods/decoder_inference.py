@@ -67,7 +67,12 @@ def mlp_decoder_log_likelihood(z: torch.Tensor, x: torch.Tensor, shared: nn.Line
 
 
 def _sum_of_logs(factors: torch.Tensor) -> torch.Tensor:
-    """sum_i log f_i per row, as a log per product of GROUP factors (consumes `factors`)."""
+    """sum_i log f_i per row, as one log per product of up to GROUP factors (consumes `factors`).
+
+    The products are formed by halving: the left half of the row times the right half, in place,
+    until a column holds GROUP factors (faster than a strided `prod` over groups)."""
     width = factors.shape[-1]
-    group = max(g for g in range(1, GROUP + 1) if width % g == 0)
-    return factors.view(len(factors), group, width // group).prod(1).log_().sum(-1)
+    while width % 2 == 0 and width * GROUP >= 2 * factors.shape[-1]:
+        width //= 2
+        factors[:, :width].mul_(factors[:, width:2 * width])
+    return factors[:, :width].log_().sum(-1)

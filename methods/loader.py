@@ -24,11 +24,26 @@ class TensorMinibatches:
     def __iter__(self):
         n = len(self.images)
         device = self.images.device   # the generator lives there too
-        order = (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
-                 else torch.arange(n, device=device))
-        for start in range(0, n, self.batch_size):
-            x = self.images[order[start:start + self.batch_size]]
+        if n <= self.batch_size:      # one minibatch: the whole set, in any order (a mean loss)
+            batches = [self.images]
+        else:
+            order = (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
+                     else torch.arange(n, device=device))
+            batches = (self.images[order[start:start + self.batch_size]]
+                       for start in range(0, n, self.batch_size))
+        for x in batches:
             if self.dynamic_binarization:
                 x = binarize(x, self.generator)
-            zeros = torch.zeros(len(x), dtype=torch.long, device=device)
+            zeros = _zeros(len(x), device)
             yield [x, zeros, zeros]
+
+
+_ZEROS: dict = {}
+
+
+def _zeros(n: int, device: torch.device) -> torch.Tensor:
+    """Avalanche's targets and task labels: zeros, the same tensor for every batch of n images."""
+    key = (n, device)
+    if key not in _ZEROS:
+        _ZEROS[key] = torch.zeros(n, dtype=torch.long, device=device)
+    return _ZEROS[key]

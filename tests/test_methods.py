@@ -6,7 +6,7 @@ from avalanche.training import Naive
 from scipy.stats import chisquare
 
 from methods import METHODS
-from methods.base import NonFiniteLossError
+from methods.base import NonFiniteLossError, experience_images
 from methods.joint import JointPlugin
 from methods.reservoir import ReservoirConfig, ReservoirPlugin
 from methods.strategy import GenerativeStrategy
@@ -99,3 +99,60 @@ def test_nan_loss_stops_training_with_a_clear_error():
                                   plugins=[ReservoirPlugin(seed=0)])
     with pytest.raises(NonFiniteLossError, match="reservoir: the training loss became NaN"):
         strategy.train(next(iter(online_experiences(small_benchmark()[0].train_stream[0]))))
+
+
+class EventRecorder(ReservoirPlugin):
+    """A method plugin that records every training callback Avalanche defines, in call order."""
+
+    def __init__(self):
+        super().__init__(ReservoirConfig(budget=100), seed=0)
+        self.events = []
+
+
+def _recording(event):
+    def callback(self, strategy, **kwargs):
+        self.events.append(event)
+        parent = getattr(ReservoirPlugin, event, None)
+        if parent is not None:
+            parent(self, strategy, **kwargs)
+    return callback
+
+
+TRAINING_EVENTS = [f"{when}_{what}" for what in (
+    "training", "training_exp", "train_dataset_adaptation", "training_epoch", "training_iteration",
+    "forward", "backward", "update") for when in ("before", "after")]
+for _event in TRAINING_EVENTS:
+    setattr(EventRecorder, _event, _recording(_event))
+
+
+@pytest.mark.parametrize("recording", [True, False])
+def test_our_strategy_trains_as_avalanche_does(recording):
+    """GenerativeStrategy's lean loop: the same callbacks in the same order, the same steps, memory
+    and losses as Avalanche's Naive running the same plugin. Recording adds before/after-forward
+    callbacks (the loss then starts from zeros, as in Avalanche); without, it starts from the
+    criterion."""
+    benchmark, _ = small_benchmark(n=200, tasks=1)
+    experiences = list(online_experiences(benchmark.train_stream[0]))
+    runs = {}
+    for name in ("ours", "naive"):
+        torch.manual_seed(0)
+        model = BernoulliVAE()
+        plugin = EventRecorder() if recording else ReservoirPlugin(ReservoirConfig(budget=100), seed=0)
+        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+        kwargs = {"model": model, "optimizer": optimizer, "train_mb_size": 64, "train_epochs": 2,
+                  "plugins": [plugin]}
+        strategy = (GenerativeStrategy(**kwargs) if name == "ours" else
+                    Naive(criterion=GenerativeLoss(), evaluator=None, eval_every=-1, **kwargs))
+        losses = []
+        for experience in experiences:
+            strategy.train(experience)
+            losses.append(model(experience_images(experience)).mean().item())
+        runs[name] = (getattr(plugin, "events", None), strategy.clock.train_iterations, plugin.seen, losses)
+    ours, naive = runs["ours"], runs["naive"]
+    assert ours[0] == naive[0]
+    # batches of 64, 64, 64, 8 images, trained with up to 100 in memory, 2 passes: 1, 2, 3, 2 steps
+    assert ours[1] == 2 * (1 + 2 + 3 + 2)
+    if recording:
+        assert ours[0].count("before_forward") == ours[1]
+    assert ours[1:3] == naive[1:3]
+    assert ours[3] == pytest.approx(naive[3], rel=1e-6)   # the same training, step for step
