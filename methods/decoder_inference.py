@@ -15,8 +15,8 @@ in-place add, abs or multiply 0.2 ns. So this computes the same number as:
   784-wide one. The product runs over groups of 16 pixels (each factor lies in (1, 2], so a group
   stays below 2^16) with one log per group, and e^-|l| = 2^-|a| for a = l log2(e), the log2(e)
   folded into W3 and b3.
-- The 784-wide part runs in blocks of BLOCK_ROWS rows, so that a block of logits stays in the core's
-  L2 cache across its passes instead of streaming through the shared L3.
+- The decoder runs over BLOCK_ROWS samples at a time, so that a block's logits stay in the core's
+  L2 cache across these passes instead of streaming through the shared L3.
 
 The result agrees with the direct computation to float32 rounding (tests/test_nll.py checks both
 against float64). With autograd, or on a GPU (memory-bound on every extra pass), callers use the
@@ -49,6 +49,8 @@ def mlp_decoder_log_likelihood(z: torch.Tensor, x: torch.Tensor, shared: nn.Line
     z: [..., B, latent] latent codes of images x: [B, D] (binary) -> [..., B] (nats)."""
     lead, images = z.shape[:-1], x.shape[0]
     codes = z.reshape(-1, z.shape[-1])     # rows ordered (..., B): row r belongs to image r % B
+    if len(codes) == 0:
+        return codes.new_zeros(lead)
     w1, b1 = shared.weight * 2, shared.bias * 2
     w2, b2 = hidden.weight * 2, hidden.bias - hidden.weight.sum(1)
     w3, b3 = out.weight * LOG2_E, out.bias * LOG2_E
