@@ -224,7 +224,7 @@ def evaluation_efficiency(images: int | None = None, k: int = 1000, repeats: int
     return rows
 
 
-def grid_scaling(cells: int = 8, repeats: int = 3) -> list[list]:
+def grid_scaling(cells: int = 8, repeats: int = 5) -> list[list]:
     """The same smoke grid (8 reservoir cells on mini, seeds 0-7) with 1 and 2 workers."""
     import tempfile
 
