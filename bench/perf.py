@@ -161,22 +161,25 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
     return rows
 
 
+# Square sizes whose best GFLOP/s is the machine's fp32 matmul peak. On this CPU the small,
+# cache-resident products run fastest (about 75 GFLOP/s at 256 against 55-70 at 1536, whose
+# operands go through the L3 cache that the host shares), so one large size understates it.
 PEAK_SIZES_CPU = (256, 512, 1024, 1536)
+PEAK_SIZES_GPU = (8192,)
 
 
-def matmul_peak_gflops(n: int | None = None, repeats: int = 5,
-                       device: torch.device = CPU) -> float:
-    """The machine's fp32 matmul peak: best-of-`repeats` GFLOP/s of an n x n matmul (one CPU thread,
-    or the GPU; no TF32). Without n: on a CPU the best over PEAK_SIZES_CPU, because here the small,
-    cache-resident products run fastest (about 75 GFLOP/s at 256 against 55-70 at 1536, whose
-    operands go through the L3 cache that the host shares); on a GPU n = 8192."""
-    if n is None and device.type != "cuda":
-        return max(matmul_peak_gflops(size, repeats, device) for size in PEAK_SIZES_CPU)
-    n = n or 8192
+def matmul_gflops(n: int, repeats: int = 3, device: torch.device = CPU) -> float:
+    """Best-of-`repeats` fp32 GFLOP/s of an n x n matmul (one CPU thread, or the GPU; no TF32)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     best = min(_timed(lambda: a @ b, device) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
+
+
+def matmul_peaks(device: torch.device = CPU) -> dict[int, float]:
+    """GFLOP/s per square size; the peak is the best of them."""
+    sizes = PEAK_SIZES_GPU if device.type == "cuda" else PEAK_SIZES_CPU
+    return {n: matmul_gflops(n, device=device) for n in sizes}
 
 
 def _timed(fn, device: torch.device = CPU) -> float:
@@ -216,9 +219,7 @@ def evaluation_efficiency(images: int | None = None, k: int = 1000, repeats: int
         run()   # warm-up
         pairs = []
         for _ in range(repeats):
-            peaks = ({n: matmul_peak_gflops(n, 3, device) for n in PEAK_SIZES_CPU} if device.type != "cuda"
-                     else {8192: matmul_peak_gflops(repeats=3, device=device)})
-            pairs.append((peaks, _timed(run, device)))
+            pairs.append((matmul_peaks(device), _timed(run, device)))
         seconds = statistics.median(t for _, t in pairs)
         peak = statistics.median(max(p.values()) for p, _ in pairs)
         fraction = statistics.median(flops / t / 1e9 / max(p.values()) for p, t in pairs)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from methods.loader import TensorMinibatches
 from methods.vae import BernoulliVAE
+from streams.benchmark import IMAGES_ATTRIBUTE
 
 FINITE_CHECK_EVERY = 100   # GPU training steps between checks that the loss stayed finite
 
@@ -42,12 +43,12 @@ def experience_images(experience) -> torch.Tensor:
     """All images of an experience as one tensor: the tensor our benchmarks attach to their
     datasets (`bench_images`), else extracted once with a DataLoader and cached on the dataset."""
     dataset = experience.dataset
-    cached = getattr(dataset, "bench_images", None)
+    cached = getattr(dataset, IMAGES_ATTRIBUTE, None)
     if cached is None:
         loader = DataLoader(dataset, batch_size=max(len(dataset), 1),
                             collate_fn=getattr(dataset, "collate_fn", None))
         cached = next(iter(loader))[0]
-        dataset.bench_images = cached
+        setattr(dataset, IMAGES_ATTRIBUTE, cached)
     return cached
 
 

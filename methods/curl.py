@@ -27,11 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods import decoder_inference
 from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
 from methods.loader import TensorMinibatches
 from methods.registry import register_method
-from methods.vae import LOG_2PI, STD_EPS, bernoulli_log_likelihood_of_layer
+from methods.vae import LOG_2PI, STD_EPS, mlp_decoder_log_likelihood
 from streams.stream import binarize
 
 
@@ -74,17 +73,11 @@ class CURLModel(nn.Module):
     def prior(self, c: int):
         return self.prior_mu[c], torch.exp(self.prior_log_sigma[c]) + STD_EPS
 
-    def decoder_features(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.decoder_hidden(torch.tanh(self.decoder_shared(z))))
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder_out(self.decoder_features(z))
+        return self.decoder_out(torch.relu(self.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
 
     def log_px_z(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if decoder_inference.applies(z):
-            return decoder_inference.mlp_decoder_log_likelihood(
-                z, x, self.decoder_shared, self.decoder_hidden, self.decoder_out)
-        return bernoulli_log_likelihood_of_layer(self.decoder_features(z), self.decoder_out, x)
+        return mlp_decoder_log_likelihood(z, x, self.decoder_shared, self.decoder_hidden, self.decoder_out)
 
     def _log_weights(self, x, h, c, k, generator=None):
         """log p(x|z) + log p(z|y=c) - log q(z|x,y=c), z ~ q(z|x,c): [k, B]."""

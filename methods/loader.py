@@ -5,6 +5,7 @@ Replaces a torch DataLoader for data that already sits in one tensor: no per-sam
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -38,12 +39,8 @@ class TensorMinibatches:
             yield [x, zeros, zeros]
 
 
-_ZEROS: dict = {}
-
-
+@functools.cache
 def _zeros(n: int, device: torch.device) -> torch.Tensor:
-    """Avalanche's targets and task labels: zeros, the same tensor for every batch of n images."""
-    key = (n, device)
-    if key not in _ZEROS:
-        _ZEROS[key] = torch.zeros(n, dtype=torch.long, device=device)
-    return _ZEROS[key]
+    """Avalanche's targets and task labels: zeros, the same tensor for every batch of n images
+    (never written to)."""
+    return torch.zeros(n, dtype=torch.long, device=device)

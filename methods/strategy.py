@@ -67,9 +67,9 @@ class PluginHooks:
     def __getitem__(self, event: str) -> tuple:
         callbacks = self._table.get(event)
         if callbacks is None:
-            bound = ((p, getattr(p, event, None)) for p in self.plugins)
+            bound = (getattr(p, event, None) for p in self.plugins)
             callbacks = self._table[event] = tuple(
-                method for _, method in bound
+                method for method in bound
                 if method is not None and getattr(method, "__func__", method) not in _EMPTY_CALLBACKS)
         return callbacks
 
@@ -96,6 +96,7 @@ class GenerativeStrategy(SupervisedTemplate):
         self._placed_parameters: tuple | None = None      # parameter ids last moved/inspected
         self._placed_state: tuple | None = None           # (model, registrations) at that time
         self._dynamic = False                             # the model has Avalanche DynamicModules
+        self._hooks: PluginHooks | None = None            # the plugins' callbacks, set by train()
         self.generator = torch.Generator(self.device).manual_seed(seed)
 
     def train(self, experiences, eval_streams=None, **kwargs):
@@ -133,7 +134,7 @@ class GenerativeStrategy(SupervisedTemplate):
 
     def training_epoch(self, **kwargs):
         """Avalanche's `SGDUpdate.training_epoch`: the same callbacks in the same order."""
-        hooks = getattr(self, "_hooks", None) or PluginHooks(self.plugins)
+        hooks = self._hooks or PluginHooks(self.plugins)
         before_iteration, after_iteration = hooks["before_training_iteration"], hooks["after_training_iteration"]
         before_forward, after_forward = hooks["before_forward"], hooks["after_forward"]
         before_backward, after_backward = hooks["before_backward"], hooks["after_backward"]

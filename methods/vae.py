@@ -38,6 +38,15 @@ def bernoulli_log_likelihood_of_layer(h: torch.Tensor, layer: nn.Linear, x: torc
     return (h * (x @ layer.weight)).sum(-1) + x @ layer.bias - F.softplus(layer(h)).sum(-1)
 
 
+def mlp_decoder_log_likelihood(z: torch.Tensor, x: torch.Tensor, shared: nn.Linear, hidden: nn.Linear,
+                               out: nn.Linear) -> torch.Tensor:
+    """log p(x | z) of the decoder z -> tanh(shared) -> relu(hidden) -> out (Bernoulli logits):
+    the inference rewrite where it applies (CPU, no autograd), else the factored direct form."""
+    if decoder_inference.applies(z):
+        return decoder_inference.mlp_decoder_log_likelihood(z, x, shared, hidden, out)
+    return bernoulli_log_likelihood_of_layer(torch.relu(hidden(torch.tanh(shared(z)))), out, x)
+
+
 class Component(nn.Module):
     """The component-specific layers of one VAE."""
 
@@ -84,21 +93,15 @@ class BernoulliVAE(nn.Module):
         h = torch.tanh(comp.encoder_hidden(torch.tanh(self.encoder_shared(x.flatten(1)))))
         return comp.encoder_mu(h), torch.exp(comp.encoder_log_sigma(h)) + STD_EPS
 
-    def decoder_features(self, z: torch.Tensor, c: int = -1) -> torch.Tensor:
-        """The decoder's last hidden layer for latent codes z [..., latent] -> [..., hidden]."""
-        return torch.relu(self.components[c].decoder_hidden(torch.tanh(self.decoder_shared(z))))
-
     def decode(self, z: torch.Tensor, c: int = -1) -> torch.Tensor:
         """Bernoulli logits for latent codes z [..., latent] -> [..., input_dim]."""
-        return self.components[c].decoder_out(self.decoder_features(z, c))
+        comp = self.components[c]
+        return comp.decoder_out(torch.relu(comp.decoder_hidden(torch.tanh(self.decoder_shared(z)))))
 
     def decoder_log_likelihood(self, z: torch.Tensor, x: torch.Tensor, c: int = -1) -> torch.Tensor:
         """log p_c(x | z) (Bernoulli, summed over pixels) for codes z [..., B, latent] -> [..., B]."""
         comp = self.components[c]
-        if decoder_inference.applies(z):
-            return decoder_inference.mlp_decoder_log_likelihood(
-                z, x, self.decoder_shared, comp.decoder_hidden, comp.decoder_out)
-        return bernoulli_log_likelihood_of_layer(self.decoder_features(z, c), comp.decoder_out, x)
+        return mlp_decoder_log_likelihood(z, x, self.decoder_shared, comp.decoder_hidden, comp.decoder_out)
 
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
                     c: int = -1) -> torch.Tensor:
