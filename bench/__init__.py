@@ -4,4 +4,7 @@
 # through a DataLoader, which drew a seed from the global RNG and so shifted the noise stream.
 # 0.3.0: fused Adam on CPUs; a pass over at most one minibatch is not shuffled; CPU inference
 # evaluates the decoder's likelihood by a rewrite equal to float32 rounding (all from bench.perf).
-HARNESS_VERSION = "0.3.0"
+# 0.4.0: on a CPU with a C compiler, the decoder's likelihood in evaluation comes from a C kernel
+# (methods/bernoulli_log_likelihood.c), equal to the torch form to float32 rounding; records say
+# which form ran (`nll_decoder_form`).
+HARNESS_VERSION = "0.4.0"

@@ -25,7 +25,7 @@ from bench.fid import FIDEvaluator
 from bench.grid import Cell
 from bench.images import save_grids
 from bench.metrics import backward_transfer, forgetting
-from methods import get_method
+from methods import decoder_inference, get_method
 from methods.strategy import GenerativeStrategy
 from streams.benchmark import online_experiences, task_benchmark
 from streams.datasets import resolve_data_dir
@@ -136,6 +136,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
         "device": describe(where),
+        "nll_decoder_form": decoder_inference.form(where),
         **plugin.extra_stats(),
         **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
             "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,

@@ -91,13 +91,27 @@ def direct_decoder_log_likelihood(vae, z, x, dtype=torch.float64):
         return bernoulli_log_likelihood(model.decode(z.to(dtype)), x.to(dtype))
 
 
+@pytest.fixture(params=["C kernel", "torch"])
+def evaluator_form(request, monkeypatch):
+    """The rewrite's two forms of the output layer's likelihood (methods/native_kernel.py)."""
+    from methods import native_kernel
+
+    if request.param == "torch":
+        monkeypatch.setenv(native_kernel.SWITCH, "0")
+    native_kernel._function.cache_clear()
+    if request.param == "C kernel" and not native_kernel.available():
+        pytest.skip("no C compiler on this machine")
+    yield request.param
+    native_kernel._function.cache_clear()
+
+
 @pytest.mark.parametrize("samples,images,input_dim,scale", [
     (300, 3, 784, 3.0),     # rows not a multiple of the block size; logits up to about +-60
     (2, 700, 784, 1.0),     # more images than a block holds: one block per 700 rows
     (50, 4, 30, 8.0),       # pixels not a multiple of 16; saturated logits (|l| > 100)
 ])
-def test_the_inference_rewrite_of_the_decoder_equals_the_direct_likelihood(samples, images,
-                                                                           input_dim, scale):
+def test_the_inference_rewrite_of_the_decoder_equals_the_direct_likelihood(samples, images, input_dim,
+                                                                           scale, evaluator_form):
     from methods import decoder_inference
 
     torch.manual_seed(6)
@@ -129,7 +143,7 @@ def test_the_rewrite_is_for_cpu_inference_only():
             assert not decoder_inference.applies(z.cuda())
 
 
-def test_curl_decoder_uses_the_rewrite_with_its_own_layers():
+def test_curl_decoder_uses_the_rewrite_with_its_own_layers(evaluator_form):
     from methods.curl import CURLModel
 
     torch.manual_seed(7)
