@@ -9,6 +9,7 @@ the evaluator uses its torch form (one warning per process): the numbers agree t
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -27,8 +28,22 @@ FLAGS = ("-O3", "-shared", "-fPIC")
 NATIVE_FLAGS = ("-march=native",)  # dropped if the compiler rejects it
 
 
+_turned_off = False   # by `turned_off()`
+
+
 def enabled() -> bool:
-    return os.environ.get(SWITCH, "1") != "0"
+    return os.environ.get(SWITCH, "1") != "0" and not _turned_off
+
+
+@contextlib.contextmanager
+def turned_off():
+    """The torch form inside the block (bench.perf times both forms in one run)."""
+    global _turned_off
+    before, _turned_off = _turned_off, True
+    try:
+        yield
+    finally:
+        _turned_off = before
 
 
 def cache_root() -> Path:
@@ -77,11 +92,14 @@ def build(root: Path | None = None) -> Path:
     raise RuntimeError(f"{compiler} could not compile {SOURCE.name}: {errors[-1]}")
 
 
-@functools.cache
 def _function():
-    """The loaded C function, or None (disabled, or no working compiler: warned once)."""
-    if not enabled():
-        return None
+    """The C function, or None (turned off, or no working compiler)."""
+    return _loaded() if enabled() else None
+
+
+@functools.cache
+def _loaded():
+    """The C function, built and loaded once per process; None without a compiler (warned once)."""
     try:
         library = ctypes.CDLL(str(build()))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as err:

@@ -18,9 +18,9 @@ def fresh_kernel(monkeypatch, tmp_path):
     """The kernel as a new process would find it, built into an empty cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv(native_kernel.SWITCH, raising=False)
-    native_kernel._function.cache_clear()
+    native_kernel._loaded.cache_clear()
     yield tmp_path
-    native_kernel._function.cache_clear()
+    native_kernel._loaded.cache_clear()
 
 
 def float64_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
