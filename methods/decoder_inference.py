@@ -69,7 +69,7 @@ def mlp_decoder_log_likelihood(z: torch.Tensor, x: torch.Tensor, shared: nn.Line
     w2, b2 = hidden.weight * 2, hidden.bias - hidden.weight.sum(1)
     w3, b3 = out.weight * LOG2_E, out.bias * LOG2_E
     centred = x - 0.5
-    native = native_kernel.available() and codes.dtype == torch.float32
+    native = native_kernel.available() and codes.dtype == centred.dtype == torch.float32
     if not native:
         u, c = centred @ out.weight, centred @ out.bias        # (x - 1/2).l = u.h + c
     result = torch.empty(len(codes), dtype=codes.dtype)
