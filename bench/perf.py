@@ -264,31 +264,39 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
     keep_freed_memory()
     grid = expand_grid(["reservoir"], ["mini"], list(range(cells)), resolve_profile("smoke"))
     cached_stream("mini", None)
-    times = {1: [], 2: []}
+    times, cell_seconds = {1: [], 2: []}, {1: [], 2: []}
     for r in range(repeats):
         for workers in ((1, 2) if r % 2 == 0 else (2, 1)):
             with tempfile.TemporaryDirectory() as out:
                 times[workers].append(_timed(lambda out=out, workers=workers: run_cells(
                     grid, ResultStore(out), workers, progress=False)))
-    queue.put(times)
+                cell_seconds[workers].append(sum(r["wall_seconds"] for r in ResultStore(out).records()))
+    queue.put((times, cell_seconds))
 
 
 def grid_scaling(cells: int = 8, repeats: int = 7) -> list[list]:
     """The same smoke grid (8 reservoir cells on mini, seeds 0-7) with 1 and 2 workers.
 
     Measured in a fresh process, as `python -m bench.run` starts one: forking this one after the
-    other parts (about 1 GB resident) would charge the workers for copying its page tables."""
+    other parts (about 1 GB resident) would charge the workers for copying its page tables.
+    speed-up = 2 x busy / slowdown, where `slowdown` is how much longer the cells themselves took
+    with both cores busy (the machine: shared caches, memory, clocks) and `busy` the share of the
+    2-worker wall time the two workers spent in cells (the executor: start-up, scheduling, the
+    last cell running alone)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_scaling_child, args=(cells, repeats, queue))
     child.start()
-    times = queue.get()
+    times, cell_seconds = queue.get()
     child.join()
-    one, two = statistics.median(times[1]), statistics.median(times[2])
-    speedup = statistics.median(a / b for a, b in zip(times[1], times[2]))
-    return [[f"{cells} smoke cells", f"{one:.1f}", f"{two:.1f}", f"{speedup:.2f} (median of {repeats})"]]
+    median = lambda values: statistics.median(list(values))
+    speedup = median(a / b for a, b in zip(times[1], times[2]))
+    slowdown = median(b / a for a, b in zip(cell_seconds[1], cell_seconds[2]))
+    busy = median(c / (2 * t) for c, t in zip(cell_seconds[2], times[2]))
+    return [[f"{cells} smoke cells", f"{median(times[1]):.1f}", f"{median(times[2]):.1f}",
+             f"{speedup:.2f} (median of {repeats})", f"{slowdown:.2f}", f"{busy:.2f}"]]
 
 
 def _growth_child(method: str, per_task: int, queue) -> None:
@@ -363,7 +371,8 @@ def main(argv=None) -> int:
         sections.append(f"## 2. Evaluation efficiency ({where}, fp32)\n\n{table}\n")
     if "scaling" in parts:
         table = tabulate(grid_scaling(), headers=["grid", "1 worker s", "2 workers s",
-                         "speed-up (target >= 1.8)"], tablefmt="github", disable_numparse=True)
+                         "speed-up (target >= 1.8)", "cells' slowdown, both cores busy",
+                         "workers busy, share of wall time"], tablefmt="github", disable_numparse=True)
         sections.append(f"## 3. Grid scaling (local process pool)\n\n{table}\n")
     if "growth" in parts:
         table = tabulate(cost_growth(), headers=["method", "stream", "train s", "x of 1x", "steps",
