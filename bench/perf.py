@@ -7,8 +7,9 @@
    per event, and excluded.
 2. Evaluation efficiency: the IWAE evaluator's achieved GFLOP/s (encoder and decoder matmul FLOPs)
    as a fraction of this machine's fp32 matmul peak (the best square matmul), measured in the same
-   run (one thread).
-3. Grid scaling: wall time of the same 8-cell smoke grid with 1 and 2 local workers.
+   run (one thread); on a CPU with the C kernel and with the torch form, interleaved.
+3. Grid scaling: wall time of the same 8-cell smoke grid with 1 and 2 local workers, in a fresh
+   process, with the speed-up split into the machine's share and the executor's.
 4. Cost growth: time and peak memory of one `ocm` and one `ocm-dynamic` cell as the stream grows
    (1x, 2x, 4x batches), each in a fresh process.
 Writes the tables to reports/perf.md as well as stdout. Numbers vary between machines and runs;
