@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.fid import check_feasible
     from bench.grid import expand_grid, parse_names, parse_seeds
     from bench.profiles import resolve_profile
+    from bench.schedule import longest_first
     from bench.store import ResultStore
     from bench.tables import cells_frame, format_summary, summary_frame
     from methods import METHODS
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.force:
         for cell in cells:
             store.path(cell).unlink(missing_ok=True)
-    pending = [c for c in cells if not store.is_done(c)]
+    pending = longest_first([c for c in cells if not store.is_done(c)], store.records())
     print(f"{len(cells)} cells ({len(cells) - len(pending)} already done), profile "
           f"{profile.name}, executor {args.executor}, {min(args.workers, max(len(pending), 1))} "
           f"worker(s), device {args.device} -> {store.root}", file=sys.stderr)
