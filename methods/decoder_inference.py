@@ -20,8 +20,8 @@ in-place add, abs or multiply 0.2 ns. So this computes the same number as:
 - Where the machine has a C compiler, the output layer is one matmul (no bias) followed by one pass
   of methods/bernoulli_log_likelihood.c over the block: the bias, |a|, 2^-|a|, the products, their
   logs and the x term together, instead of a bias copy and six torch passes. This made the
-  evaluator 13-20% faster (bench.perf, 2-core machine; methods/native_kernel.py builds and loads
-  it). Without a compiler, the torch passes above compute the same number.
+  evaluator about 16% faster (median of 20 alternating pairs on bench.perf's 2-core machine;
+  methods/native_kernel.py builds and loads it). Without a compiler, the torch passes above compute the same number.
 
 The result agrees with the direct computation to float32 rounding (tests/test_nll.py checks both
 against float64). With autograd, or on a GPU (memory-bound on every extra pass), callers use the
