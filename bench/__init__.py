@@ -7,4 +7,7 @@
 # 0.4.0: on a CPU with a C compiler, the decoder's likelihood in evaluation comes from a C kernel
 # (methods/bernoulli_log_likelihood.c), equal to the torch form to float32 rounding; records say
 # which form ran (`nll_decoder_form`).
-HARNESS_VERSION = "0.4.0"
+# 0.5.0: profiles gain `steps_per_batch` (the matched-compute schedule), so every key changed;
+# records gain budgets (peak memory, gradient steps, images trained) and timelines. The numbers of
+# existing cells are unchanged (the default schedule draws the same random numbers).
+HARNESS_VERSION = "0.5.0"

@@ -79,9 +79,12 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
     model = plugin.build_model(profile).to(where)
     optimizer = training_optimizer(model, profile, where)
-    strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=plugin.train_epochs(profile),
+    # The schedule: E passes over what the method trains on (the paper's), or matched compute
+    # (`steps_per_batch` minibatches per incoming batch, one "pass" per experience).
+    epochs = 1 if profile.steps_per_batch else plugin.train_epochs(profile)
+    strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=epochs,
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
-                                  device=where)
+                                  device=where, steps_per_batch=profile.steps_per_batch)
 
     n_tasks = len(stream.tasks)
     train_sets = [stream.train_images(t, cell.seed, profile.max_train_per_task) for t in range(n_tasks)]
@@ -130,6 +133,11 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "test_sizes": [len(x) for x in test_sets],
         "train_sizes": [len(x) for x in train_sets],
         "memory": plugin.memory_size,
+        "memory_peak": plugin.memory_peak,
+        "gradient_steps": strategy.clock.train_iterations + plugin.extra_steps,
+        "images_trained": strategy.images_trained + plugin.extra_images,
+        "stream_length": plugin.stream_position,
+        "timeline": plugin.timeline,
         "components": plugin.num_components(model),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
@@ -149,6 +157,7 @@ def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
     record."""
     record = {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
+              "method_label": cell.label_method,
               "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
               "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
     start = time.time()

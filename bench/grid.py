@@ -18,6 +18,9 @@ from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError
 
 
+MATCH_PREFIX = "match:"
+
+
 @dataclass(frozen=True)
 class Cell:
     method: str
@@ -25,15 +28,31 @@ class Cell:
     seed: int
     profile: Profile
     method_config: dict
+    variant: str = ""                  # the method's label in tables: `method` or `method[k=v,...]`
+    matched: tuple = ()                # ((setting, reference method), ...) resolved from records
+
+    @property
+    def label_method(self) -> str:
+        return self.variant or self.method
+
+    @property
+    def unresolved(self) -> dict[str, str]:
+        """Settings still of the form 'match:METHOD' (resolved by `resolve_matches`)."""
+        return {k: v[len(MATCH_PREFIX):] for k, v in self.method_config.items()
+                if isinstance(v, str) and v.startswith(MATCH_PREFIX)}
 
     @property
     def spec(self) -> dict:
         """What determines the cell's numbers. The profile's per-method table is left out: this
-        cell's own resolved `method_config` is in, and other methods' settings do not concern it."""
+        cell's own resolved `method_config` is in, and other methods' settings do not concern it.
+        A budget matched to another method's memory is in with its number and its source."""
         profile = {k: v for k, v in self.profile.to_dict().items() if k != "methods"}
-        return {"harness_version": HARNESS_VERSION, "method": self.method,
+        spec = {"harness_version": HARNESS_VERSION, "method": self.method,
                 "method_config": self.method_config, "stream": self.stream, "seed": self.seed,
                 "profile": profile}
+        if self.matched:
+            spec["matched"] = dict(self.matched)
+        return spec
 
     @property
     def key(self) -> str:
@@ -42,16 +61,53 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.method}/{self.stream}/seed{self.seed}"
+        return f"{self.label_method}/{self.stream}/seed{self.seed}"
+
+
+def split_top_level(text: str) -> list[str]:
+    """'a,b[x=1,y=2],c' -> ['a', 'b[x=1,y=2]', 'c']: commas inside brackets do not split."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [p.strip() for p in parts + [current] if p.strip()]
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """'reservoir[budget=match:ocm]' -> ('reservoir', {'budget': 'match:ocm'}); 'ocm' -> ('ocm', {})."""
+    name, bracket, rest = text.partition("[")
+    if not bracket:
+        return text, {}
+    if not rest.endswith("]"):
+        raise UnknownNameError(f"method variant '{text}' must look like METHOD[setting=value,...]")
+    settings = {}
+    for item in split_top_level(rest[:-1]):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UnknownNameError(f"setting '{item}' in '{text}' is not of the form setting=value")
+        settings[key.strip()] = value.strip()
+    return name.strip(), settings
+
+
+def variant_label(name: str, settings: dict[str, str]) -> str:
+    return name if not settings else f"{name}[{','.join(f'{k}={v}' for k, v in settings.items())}]"
 
 
 def parse_names(text: str, valid: dict, kind: str) -> list[str]:
-    """'a,b' or 'all' -> names, checked against `valid` (error lists the valid names)."""
-    names = list(valid) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    """'a,b' or 'all' -> names, checked against `valid` (error lists the valid names). Methods
+    may be variants, 'reservoir[budget=match:ocm]': a method with its own settings."""
+    names = list(valid) if text.strip() == "all" else split_top_level(text)
     if not names:
         raise UnknownNameError(f"no {kind} given; valid {kind}: {', '.join(valid)}")
     for name in names:
-        (get_method if kind == "methods" else get_stream_spec)(name)
+        if kind == "methods":
+            get_method(parse_variant(name)[0])
+        else:
+            get_stream_spec(name)
     return list(dict.fromkeys(names))
 
 
@@ -63,13 +119,66 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:
+    """Cells in stream, method, seed order. A variant's own settings override the profile's."""
+    from bench.profiles import parse_method_settings
+
     cells = []
     for stream in streams:
-        for method in methods:
-            spec = get_method(method)
-            config = dataclasses.asdict(spec.make_config(profile.methods.get(method), stream))
-            cells += [Cell(method, stream, seed, profile, config) for seed in seeds]
+        for text in methods:
+            name, own = parse_variant(text)
+            spec = get_method(name)
+            overrides = {**profile.methods.get(name, {}), **parse_method_settings(spec, own)}
+            config = dataclasses.asdict(spec.make_config(overrides, stream))
+            label = variant_label(name, own)
+            cells += [Cell(name, stream, seed, profile, config, variant=label if own else "")
+                      for seed in seeds]
     return cells
 
 
-__all__ = ["METHODS", "STREAMS", "Cell", "expand_grid", "parse_names", "parse_seeds"]
+class MatchError(ValueError):
+    """A budget matched to another method's memory whose reference record is missing."""
+
+
+def reference_record(cell: Cell, reference_method: str, records: list[dict]) -> dict | None:
+    """The finished record of `reference_method` on the cell's stream and seed, under the same
+    profile settings (the profile's name aside), with the config this profile gives that method."""
+    spec = get_method(reference_method)
+    expected = dataclasses.asdict(spec.make_config(cell.profile.methods.get(reference_method), cell.stream))
+    profile = as_json({k: v for k, v in cell.profile.to_dict().items() if k not in ("methods", "name")})
+    expected = as_json(expected)
+    for record in records:
+        if (record.get("status") == "done" and record.get("method") == reference_method
+                and not record.get("matched") and record.get("stream") == cell.stream
+                and record.get("seed") == cell.seed and record.get("harness_version") == HARNESS_VERSION
+                and record.get("method_config") == expected
+                and {k: v for k, v in record["profile"].items() if k != "name"} == profile):
+            return record
+    return None
+
+
+def as_json(value):
+    """`value` as it reads back from a JSON record (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def resolve_matches(cell: Cell, records: list[dict]) -> Cell:
+    """The cell with every 'match:METHOD' setting replaced by that method's peak memory (the most
+    samples it ever stored) on the same stream, seed and profile, taken from `records`."""
+    unresolved = cell.unresolved
+    if not unresolved:
+        return cell
+    config, matched = dict(cell.method_config), []
+    for setting, reference in unresolved.items():
+        record = reference_record(cell, reference, records)
+        if record is None:
+            raise MatchError(
+                f"{cell.label}: {setting}=match:{reference} needs a finished record of '{reference}' on "
+                f"{cell.stream}, seed {cell.seed}, profile {cell.profile.name} (same settings, harness "
+                f"{HARNESS_VERSION}); run it first or add '{reference}' to --methods")
+        config[setting] = max(1, int(record.get("memory_peak", record["memory"])))
+        matched.append((setting, reference))
+    return dataclasses.replace(cell, method_config=config, matched=tuple(matched))
+
+
+__all__ = ["METHODS", "STREAMS", "Cell", "MatchError", "expand_grid", "parse_names", "parse_seeds",
+           "resolve_matches"]

@@ -36,6 +36,9 @@ class Profile:
     fid_features: str | None = None  # "classifier" | "inception" | None (no FID)
     fid_samples: int = 1000          # generated samples per FID (the same for every method)
     sample_grids: bool = True        # PNG grids of samples and reconstructions per task segment
+    steps_per_batch: int | None = None   # None: the paper's schedule, `epochs` passes over (batch +
+                                     # memory); N: matched compute, N minibatches per incoming batch
+                                     # for every method, drawn from what it trains on
     methods: dict = field(default_factory=dict)   # per-method config overrides
 
     def to_dict(self) -> dict:
@@ -48,7 +51,7 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=1, eval_k=16, eval_test_per_task=64, max_train_per_task=256,
                 fid_features=None, sample_grids=False,
-                methods={"reservoir": {"budget": 256}, "ocm": {"stm_capacity": 128},
+                methods={"reservoir": {"budget": 256}, "first-k": {"budget": 256}, "ocm": {"stm_capacity": 128},
                          "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
                          "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
                          "curl": {"burn_in": 10, "spacing": 10}}),
@@ -65,10 +68,19 @@ PROFILES: dict[str, Profile] = {
 _SETTABLE = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("name", "methods")}
 
 
+MATCH_PREFIX = "match:"   # a budget set to another method's memory: resolved from its records
+
+
 def _parse_value(text: str, current):
-    """`text` as the type of the setting's current value ("none"/"all" -> None)."""
+    """`text` as the type of the setting's current value ("none"/"all" -> None; "match:METHOD" is
+    kept as it is, for bench.grid.resolve_matches)."""
     if text.lower() in ("none", "all"):
         return None
+    if text.startswith(MATCH_PREFIX) and (current is None or isinstance(current, int)):
+        from methods import get_method
+
+        get_method(text[len(MATCH_PREFIX):])   # an unknown method name lists the valid ones
+        return text
     if isinstance(current, bool):
         return text.lower() in ("1", "true", "yes")
     if isinstance(current, tuple):
@@ -94,19 +106,45 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
     profile = PROFILES[name]
     if not settings:
         return profile
-    changes, methods = {}, {k: dict(v) for k, v in profile.methods.items()}
+    changes, methods, given = {}, {k: dict(v) for k, v in profile.methods.items()}, {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"setting '{item}' is not of the form key=value")
+        given[key] = value   # the label: each key once (the last value wins), in sorted order
         if "." in key:
             method, _, option = key.partition(".")
             current = methods.get(method, {}).get(option)
+            if current is None:   # typed by the method's default where the profile sets none
+                from methods import METHODS
+
+                if method in METHODS:
+                    current = getattr(METHODS[method].config_class(), option, None)
             methods.setdefault(method, {})[option] = _parse_value(value, current)
         elif key in _SETTABLE:
             changes[key] = _parse_value(value, getattr(profile, key))
         else:
             raise UnknownNameError(
                 f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION")
-    label = f"{name}[{','.join(settings)}]"
+    label = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(given.items()))}]"
     return dataclasses.replace(profile, name=label, methods=methods, **changes)
+
+
+def parse_method_settings(spec, settings: dict[str, str]) -> dict:
+    """A method variant's own settings ('budget' -> '500') typed by its config's defaults."""
+    defaults = spec.config_class()
+    out = {}
+    for key, value in settings.items():
+        if not hasattr(defaults, key):
+            spec.make_config({key: None})   # raises the unknown-setting error with the valid ones
+        out[key] = _parse_value(value, getattr(defaults, key))
+    return out
+
+
+def split_label(label: str) -> tuple[str, dict[str, str]]:
+    """'quick[epochs=3,lr=0.0001]' -> ('quick', {'epochs': '3', 'lr': '0.0001'}): the inverse of
+    the label `resolve_profile` gives, for reports that lay records out against a setting."""
+    from bench.grid import parse_variant
+
+    return parse_variant(label)
+

@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.run", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=DEFAULTS["methods"],
-                   help="comma-separated method names, or 'all' (default: %(default)s)")
+                   help="comma-separated method names, or 'all'; a method with its own settings is "
+                        "written METHOD[k=v,...], e.g. 'reservoir[budget=match:ocm]' (the budget = "
+                        "ocm's peak memory on the same stream, seed and profile) (default: %(default)s)")
     p.add_argument("--streams", default=DEFAULTS["streams"],
                    help="comma-separated stream names, or 'all' (default: %(default)s)")
     p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
@@ -31,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile setting (e.g. epochs=2) or a method setting "
                         "(e.g. reservoir.budget=500); repeatable")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="run the grid at every value of a setting (profile or METHOD.OPTION); "
+                        "repeatable: every combination runs, each under its own profile label "
+                        "(e.g. --sweep epochs=1,3,10 --sweep lr=0.001,0.0001)")
     p.add_argument("--fid-features", choices=["classifier", "inception", "none"], default=None,
                    help="FID feature extractor (default: the profile's; quick: classifier); "
                         "'none' skips FID. Same as --set fid_features=...")
@@ -77,6 +83,38 @@ def list_everything() -> str:
     return "\n".join(lines)
 
 
+def sweep_combinations(sweeps: list[str]) -> list[list[str]]:
+    """['epochs=1,3', 'lr=0.001,0.0001'] -> every combination as a list of settings."""
+    import itertools
+
+    from bench.grid import split_top_level
+
+    axes = []
+    for item in sweeps:
+        key, sep, values = item.partition("=")
+        values = split_top_level(values)
+        if not sep or not key or not values:
+            raise SystemExit(f"error: --sweep '{item}' is not of the form KEY=V1,V2,...")
+        axes.append([f"{key}={v}" for v in values])
+    return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
+
+
+def check_matches_possible(waiting, ready, records) -> None:
+    """Refuse, before anything runs, a matched budget whose reference is neither recorded nor in
+    this grid."""
+    from bench.grid import MatchError, reference_record
+
+    planned = {(c.method, c.stream, c.seed, c.profile.name) for c in ready if not c.variant}
+    for cell in waiting:
+        for setting, reference in cell.unresolved.items():
+            if ((reference, cell.stream, cell.seed, cell.profile.name) not in planned
+                    and reference_record(cell, reference, records) is None):
+                raise MatchError(
+                    f"{cell.label}: {setting}=match:{reference} needs a finished record of '{reference}' "
+                    f"on {cell.stream}, seed {cell.seed}, profile {cell.profile.name}; none in "
+                    f"the results directory: run it first or add '{reference}' to --methods")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", module="qpsolvers")
@@ -87,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.device import DeviceUnavailableError, check_choice, resolve_device
     from bench.executor import run_cells
     from bench.fid import check_feasible
-    from bench.grid import expand_grid, parse_names, parse_seeds
+    from bench.grid import MatchError, expand_grid, parse_names, parse_seeds, resolve_matches
     from bench.profiles import resolve_profile
     from bench.schedule import longest_first
     from bench.store import ResultStore
@@ -105,43 +143,67 @@ def main(argv: list[str] | None = None) -> int:
         streams = parse_names(args.streams, STREAMS, "streams")
         seeds = parse_seeds(args.seeds)
         settings = args.settings + ([f"fid_features={args.fid_features}"] if args.fid_features else [])
-        profile = resolve_profile(args.profile, settings)
-        cells = expand_grid(methods, streams, seeds, profile)
+        profiles = [resolve_profile(args.profile, settings + combo) for combo in sweep_combinations(args.sweep)]
+        cells = [c for profile in profiles for c in expand_grid(methods, streams, seeds, profile)]
         check_choice(args.device)
-        if args.executor == "local" and args.device != "auto":   # the workers are this machine
-            resolve_device(args.device, profile.name)
-        for stream in streams:  # validates the data now, and forked workers inherit it
-            loaded = cached_stream(stream, args.data_dir)
-            if profile.fid_features:  # trains the FID classifier once, here, not in every worker
-                print(f"FID features for {stream}: {profile.fid_features} (a classifier is trained "
-                      "once per dataset, about a minute, then cached)", file=sys.stderr)
-                extractor = cached_extractor(profile.fid_features, stream, args.data_dir)
-                check_feasible(extractor, profile.fid_samples,
-                               [len(loaded.test_images(t, profile.eval_test_per_task))
-                                for t in range(len(loaded.tasks))])
+        for profile in profiles:
+            if args.executor == "local" and args.device != "auto":   # the workers are this machine
+                resolve_device(args.device, profile.name)
+            for stream in streams:  # validates the data now, and forked workers inherit it
+                loaded = cached_stream(stream, args.data_dir)
+                if profile.fid_features:  # trains the FID classifier once, here, not in every worker
+                    print(f"FID features for {stream}: {profile.fid_features} (a classifier is trained "
+                          "once per dataset, about a minute, then cached)", file=sys.stderr)
+                    extractor = cached_extractor(profile.fid_features, stream, args.data_dir)
+                    check_feasible(extractor, profile.fid_samples,
+                                   [len(loaded.test_images(t, profile.eval_test_per_task))
+                                    for t in range(len(loaded.tasks))])
+        store = ResultStore(args.out)
+        ready = [c for c in cells if not c.unresolved]
+        waiting = [c for c in cells if c.unresolved]
+        check_matches_possible(waiting, ready, store.records())
     except (UnknownNameError, ValueError, RuntimeError, DatasetMissingError, CorruptDatasetError,
             DeviceUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    store = ResultStore(args.out)
-    store.write_manifest(cells)
-    if args.force:
-        for cell in cells:
-            store.path(cell).unlink(missing_ok=True)
-    pending = longest_first([c for c in cells if not store.is_done(c)], store.records())
-    print(f"{len(cells)} cells ({len(cells) - len(pending)} already done), profile "
-          f"{profile.name}, executor {args.executor}, {min(args.workers, max(len(pending), 1))} "
-          f"worker(s), device {args.device} -> {store.root}", file=sys.stderr)
     options = {"local": {}, "ray": {"address": args.ray_address, "gpus_per_cell": args.gpus_per_cell},
                "slurm": {"partition": args.slurm_partition, "time_minutes": args.slurm_time,
                          "gpus_per_cell": args.gpus_per_cell, "cluster": args.slurm_cluster}}[args.executor]
-    try:
-        outcomes = run_cells(pending, store, args.workers, args.data_dir, progress=not args.no_progress,
-                             executor=args.executor, device=args.device, **options)
-    except RuntimeError as err:   # e.g. the executor's optional package is missing
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    outcomes, unmatched = {}, []
+    # Two phases: cells whose budget is matched to another method's memory run once the records
+    # they match are there (the reference cells of this grid run in the first phase).
+    for phase in ("cells", "matched cells"):
+        if phase == "matched cells":
+            if not waiting:
+                break
+            records, ready = store.records(), []
+            for cell in waiting:
+                try:
+                    ready.append(resolve_matches(cell, records))
+                except MatchError as err:   # the reference cell of this grid failed
+                    unmatched.append((cell, str(err)))
+        store.write_manifest(ready)
+        if args.force:
+            for cell in ready:
+                store.path(cell).unlink(missing_ok=True)
+        pending = longest_first([c for c in ready if not store.is_done(c)], store.records())
+        print(f"{len(ready)} {phase} ({len(ready) - len(pending)} already done), profile "
+              f"{', '.join(p.name for p in profiles)}, executor {args.executor}, "
+              f"{min(args.workers, max(len(pending), 1))} worker(s), device {args.device} -> {store.root}",
+              file=sys.stderr)
+        try:
+            outcomes.update(run_cells(pending, store, args.workers, args.data_dir,
+                                      progress=not args.no_progress, executor=args.executor,
+                                      device=args.device, **options))
+        except RuntimeError as err:   # e.g. the executor's optional package is missing
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if phase == "cells":
+            final_cells = list(ready)
+        else:
+            final_cells += ready
+    cells = final_cells
 
     records = [store.load(c) for c in cells]
     frame = cells_frame([r for r in records if r])
@@ -156,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(elsewhere)} cell(s) are being run by another runner (see python -m bench.status "
               f"{store.root}): " + ", ".join(c.label for c in elsewhere), file=sys.stderr)
     failed = [(c, (store.load(c) or {}).get("error") or outcomes.get(c.key, {}).get("error"))
-              for c in cells if not store.is_done(c) and c not in elsewhere]
+              for c in cells if not store.is_done(c) and c not in elsewhere] + unmatched
     if failed:
         print(f"\n{len(failed)} cell(s) failed:", file=sys.stderr)
         for cell, error in failed:

@@ -5,25 +5,37 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "seed", "needs_task_boundaries",
-                "nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory", "components",
-                "parameters", "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix",
-                "fid", "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples"]
+CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_name", "seed",
+                "needs_task_boundaries", "nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory",
+                "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
+                "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
+                "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
+                "timeline"]
 SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
-                   "bwt_fid", "memory", "components", "train_seconds", "eval_seconds"]
+                   "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
+                   "train_seconds", "eval_seconds"]
 BOUNDARY_MARK = "†"
 
 
+def matched_budget(record: dict) -> str | None:
+    """'budget=ocm:590' for a cell whose settings were matched to another method's memory."""
+    matched = record.get("matched") or {}
+    return ",".join(f"{k}={ref}:{record['method_config'][k]}" for k, ref in matched.items()) or None
+
+
 def cells_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per finished cell (evaluation settings lifted out of the stored profile)."""
-    done = [{**r, "eval_k": r["profile"]["eval_k"],
+    """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
+    is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
+    `method_name` the registered method."""
+    done = [{**r, "method": r.get("method_label") or r["method"], "method_name": r["method"],
+             "eval_k": r["profile"]["eval_k"],
              "eval_test_per_task": r["profile"]["eval_test_per_task"],
              "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
-             "fid_samples": (r.get("fid_info") or {}).get("samples")}
+             "fid_samples": (r.get("fid_info") or {}).get("samples"),
+             "matched_budget": matched_budget(r)}
             for r in records if r.get("status") == "done"]
     frame = pd.DataFrame(done, columns=CELL_COLUMNS)
-    numeric = [m for m in SUMMARY_METRICS if m not in ("memory", "components")]
-    frame[numeric] = frame[numeric].astype(float)   # missing metrics (e.g. no FID) are NaN
+    frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
     return frame
 
 
@@ -37,7 +49,30 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
     summary["n"] = grouped.size()
     summary["needs_task_boundaries"] = grouped["needs_task_boundaries"].first()
     summary["fid_extractor_first"] = grouped["fid_extractor"].first()
+    summary["matched_budget"] = grouped["matched_budget"].agg(
+        lambda v: "/".join(x.rpartition(":")[2] for x in v if isinstance(x, str)) or None)
     return summary.reset_index()
+
+
+def method_with_budget(row) -> str:
+    """The method's label, with the resolved numbers of a matched budget (one per seed)."""
+    label = row["method"] + (BOUNDARY_MARK if row["needs_task_boundaries"] else "")
+    return label + (f" = {row['matched_budget']}" if isinstance(row.get("matched_budget"), str) else "")
+
+
+def paper_names(methods) -> str:
+    """'first-k = VAE-ELBO-Random, ...' for the methods that have a name in the OCM paper."""
+    from methods import METHODS
+
+    names = dict.fromkeys(m.partition("[")[0] for m in methods)
+    pairs = [f"{m} = {METHODS[m].paper_name}" for m in names if m in METHODS and METHODS[m].paper_name]
+    return ", ".join(pairs)
+
+
+def budget_text(mean: float) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean / 1000:.1f}k" if mean >= 10000 else f"{mean:.0f}"
 
 
 def mean_std(mean: float, std: float, digits: int = 2) -> str:
@@ -48,28 +83,41 @@ def mean_std(mean: float, std: float, digits: int = 2) -> str:
 
 def format_summary(summary: pd.DataFrame) -> str:
     """The run's table. Mixtures (more than one component) also get the paper's best-component
-    NLL, labelled; the primary NLL is always the proper (mixture) likelihood."""
+    NLL, labelled; the primary NLL is always the proper (mixture) likelihood. The budgets are in
+    it: memory at the end and at its peak, gradient steps and images trained on."""
     mixtures = bool((summary["components_mean"] > 1).any())
     has_fid = bool(summary["fid_mean"].notna().any())
+    several_profiles = summary["profile_name"].nunique() > 1
     rows = []
     for _, r in summary.iterrows():
-        method = r["method"] + (BOUNDARY_MARK if r["needs_task_boundaries"] else "")
         best = [mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])] if mixtures else []
         fid = [mean_std(r["fid_mean"], r["fid_std"], 1)] if has_fid else []
-        rows.append([r["stream"], method, mean_std(r["nll_mean"], r["nll_std"]), *best, *fid,
+        profile = [r["profile_name"]] if several_profiles else []
+        rows.append([*profile, r["stream"], method_with_budget(r), mean_std(r["nll_mean"], r["nll_std"]),
+                     *best, *fid,
                      mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]),
                      mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]),
-                     f"{r['memory_mean']:.0f}", f"{r['components_mean']:.0f}", int(r["n"]),
+                     f"{budget_text(r['memory_mean'])}/{budget_text(r['memory_peak_mean'])}",
+                     budget_text(r["gradient_steps_mean"]), budget_text(r["images_trained_mean"]),
+                     f"{r['components_mean']:.0f}", int(r["n"]),
                      f"{r['train_seconds_mean']:.1f}", f"{r['eval_seconds_mean']:.1f}"])
     best_header = ["NLL best comp. ↓"] if mixtures else []
     fid_header = ["FID ↓"] if has_fid else []
-    headers = ["stream", "method", "NLL (nats) ↓", *best_header, *fid_header, "forgetting ↓", "BWT ↑", "memory",
+    headers = [*(["profile"] if several_profiles else []), "stream", "method", "NLL (nats) ↓", *best_header,
+               *fid_header, "forgetting ↓", "BWT ↑", "memory end/peak", "steps", "images trained",
                "components", "n", "train s", "eval s"]
     profiles = ", ".join(summary["profile_name"].unique())
     caption = (f"profile {profiles}; NLL = -mean IWAE log-likelihood on the union of all test sets "
                f"after the last task (binarized test sets, fixed per stream); mean ± std over n "
                f"seeds; forgetting/BWT on the NLL[t, j] matrix; {BOUNDARY_MARK} = needs task "
-               "boundaries; memory = samples stored at the end")
+               "boundaries; memory = samples stored at the end / at most; steps = gradient steps; "
+               "images trained = rows in all training minibatches (replayed and generated included)")
+    if summary["matched_budget"].notna().any():
+        caption += ("; METHOD[budget=match:REF] = budget set to REF's peak memory on the same stream, "
+                    "seed and profile (resolved numbers after '=', one per seed)")
+    named = paper_names(summary["method"])
+    if named:
+        caption += f"; in the OCM paper's tables: {named}"
     if has_fid:
         caption += ("; FID of unconditional samples vs all test images (features: "
                     + ", ".join(map(str, summary["fid_extractor_first"].dropna().unique())) + ")")

@@ -82,6 +82,11 @@ class GenerativePlugin(SupervisedPlugin):
         self._incoming: torch.Tensor | None = None
         self._losses: list[torch.Tensor] = []      # GPU losses since the last finiteness check
         self._bound_device = None
+        self.stream_position = 0    # incoming images seen so far (the x axis of timelines)
+        self.memory_peak = 0        # the most samples stored at any time
+        self.timeline: list[dict] = []   # method events (OCM selections, CURL expansions)
+        self.extra_steps = 0        # gradient steps taken outside the strategy's loop (CURL)
+        self.extra_images = 0       # images in those steps
 
     def bind_device(self, device) -> None:
         """Random draws happen where the data lives: on the strategy's device the generator is
@@ -129,8 +134,19 @@ class GenerativePlugin(SupervisedPlugin):
     def before_training_exp(self, strategy, **kwargs):
         self.bind_device(strategy.device)
         self._incoming = experience_images(strategy.experience).to(strategy.device)
+        self.stream_position += len(self._incoming)
         strategy.dataloader = TensorMinibatches(self.training_images(self._incoming),
-                                                strategy.train_mb_size, self.generator)
+                                                strategy.train_mb_size, self.generator,
+                                                num_batches=self.matched_steps(strategy))
+
+    def matched_steps(self, strategy) -> int | None:
+        """The matched-compute schedule (`steps_per_batch` on the strategy): this experience gets
+        that many minibatches per `train_mb_size` incoming images, whatever the method trains on.
+        None (a plain Avalanche strategy, or the paper's schedule): E passes over what it trains on."""
+        per_batch = getattr(strategy, "steps_per_batch", None)
+        if not per_batch:
+            return None
+        return per_batch * max(1, math.ceil(len(self._incoming) / strategy.train_mb_size))
 
     def before_backward(self, strategy, **kwargs):
         loss = strategy.loss.detach()
@@ -154,5 +170,7 @@ class GenerativePlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs):
         self.check_finite(strategy)
+        self.memory_peak = max(self.memory_peak, self.memory_size)   # incl. what arrived (OCM's STM)
         self.update_memory(self._incoming, strategy)
+        self.memory_peak = max(self.memory_peak, self.memory_size)
         self._incoming = None

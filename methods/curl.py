@@ -228,6 +228,8 @@ class CURLPlugin(GenerativePlugin):
         for _ in range(cfg.expansion_passes):
             for x, *_ in TensorMinibatches(self.buffer, 64, self.generator, dynamic_binarization=False):
                 x = x.flatten(1)
+                self.extra_steps += 1
+                self.extra_images += len(x)
                 optimizer.zero_grad()
                 with torch.no_grad():
                     h = model.hidden_features(x)   # shared layers are not trained here
@@ -239,6 +241,9 @@ class CURLPlugin(GenerativePlugin):
         for p in model.parameters():
             p.grad = None
         self.expansions.append({"step": self.steps, "parent": parent, "component": new})
+        self.timeline.append({"step": self.steps, "position": self.stream_position, "parent": parent,
+                              "components": model.num_components, "buffer": len(self.buffer),
+                              "expanded": True})
         self.buffer = None
         self.last_expansion = self.steps
         self.snapshot = frozen_copy(model)

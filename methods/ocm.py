@@ -87,7 +87,8 @@ def select_for_ltm(scores: torch.Tensor, threshold: float, max_add: int, room: i
     return order[:max(0, min(above, max_add, room))]
 
 
-@register_method("ocm", OCMConfig, "OCM (VAE-ELBO-OCM): STM + diversity-selected LTM")
+@register_method("ocm", OCMConfig, "OCM (VAE-ELBO-OCM): STM + diversity-selected LTM",
+                 paper_name="VAE-ELBO-OCM")
 class OCMPlugin(GenerativePlugin):
     def __init__(self, config: OCMConfig = OCMConfig(), seed: int = 0):
         super().__init__(seed)
@@ -140,7 +141,8 @@ class OCMPlugin(GenerativePlugin):
         cfg = self.config
         scores = diversity_scores(self.features(model, self.stm), self.features(model, self.ltm),
                                   cfg.kernel_sigma)
-        self.check_expansion(model, strategy)
+        stm_size = len(self.stm)
+        event = self.check_expansion(model, strategy)
         threshold = cfg.lambda1_first if self.selections == 0 else cfg.lambda1
         room = cfg.ltm_capacity - self._size(self.ltm)
         chosen = select_for_ltm(scores, threshold, cfg.max_per_selection, room)
@@ -149,19 +151,27 @@ class OCMPlugin(GenerativePlugin):
             self.ltm = moved if self._size(self.ltm) == 0 else torch.cat([self.ltm, moved])
         self.stm = self.stm[:0]
         self.selections += 1
+        self.timeline.append({
+            "step": strategy.clock.train_iterations if strategy is not None else None,
+            "position": self.stream_position, "stm": stm_size, "ltm": self._size(self.ltm),
+            "added": len(chosen), "components": self.num_components(model), **event})
         return chosen
 
-    def check_expansion(self, model, strategy) -> None:
-        """Hook for the dynamic variant's expansion check (scores are already computed)."""
+    def check_expansion(self, model, strategy) -> dict:
+        """Hook for the dynamic variant's expansion check (scores are already computed); returns
+        what the selection's timeline entry should add (R, whether it expanded)."""
+        return {}
 
 
-@register_method("ocm-iw50", OCMIW50Config, "OCM with the IWAE-50 bound as loss (VAE-IWVAE50-OCM)")
+@register_method("ocm-iw50", OCMIW50Config, "OCM with the IWAE-50 bound as loss (VAE-IWVAE50-OCM)",
+                 paper_name="VAE-IWVAE50-OCM")
 class OCMIW50Plugin(OCMPlugin):
     pass
 
 
 @register_method("ocm-dynamic", DynamicOCMConfig,
-                 "OCM with dynamic expansion into a mixture of VAEs (Dynamic-ELBO-OCM)")
+                 "OCM with dynamic expansion into a mixture of VAEs (Dynamic-ELBO-OCM)",
+                 paper_name="Dynamic-ELBO-OCM")
 class DynamicOCMPlugin(OCMPlugin):
     def __init__(self, config: DynamicOCMConfig = DynamicOCMConfig(), seed: int = 0):
         super().__init__(config, seed)
@@ -177,14 +187,16 @@ class DynamicOCMPlugin(OCMPlugin):
         return float(component_log_likelihoods(model, images, self.config.expansion_k,
                                                self.generator).mean())
 
-    def check_expansion(self, model, strategy) -> None:
+    def check_expansion(self, model, strategy) -> dict:
         cfg = self.config
         r = self.expansion_criterion(model)
-        if (self.r_last is not None and abs(r - self.r_last) > cfg.lambda2
-                and model.num_components < cfg.max_components):
+        expanded = (self.r_last is not None and abs(r - self.r_last) > cfg.lambda2
+                    and model.num_components < cfg.max_components)
+        if expanded:
             model.add_component()
             self.expansions += 1
             self.ltm = self.ltm[:0]
             if strategy is not None and hasattr(strategy, "make_optimizer"):
                 strategy.make_optimizer()  # puts the new component's parameters in the optimizer
         self.r_last = r
+        return {"r": r, "expanded": expanded}

@@ -13,6 +13,7 @@ class MethodSpec:
     plugin_class: type
     config_class: type
     description: str
+    paper_name: str | None = None   # the method's name in the OCM paper's tables, if it has one
 
     @property
     def needs_task_boundaries(self) -> bool:
@@ -34,11 +35,11 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, config_class: type, description: str):
+def register_method(name: str, config_class: type, description: str, paper_name: str | None = None):
     """Class decorator: register a GenerativePlugin subclass under `name`."""
     def decorate(plugin_class):
         plugin_class.name = name
-        METHODS[name] = MethodSpec(name, plugin_class, config_class, description)
+        METHODS[name] = MethodSpec(name, plugin_class, config_class, description, paper_name)
         return plugin_class
     return decorate
 

@@ -81,7 +81,7 @@ class PluginHooks:
 class GenerativeStrategy(SupervisedTemplate):
     def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_epochs: int = 1, train_mb_size: int = 64, plugins=None,
-                 device: str = "cpu", seed: int = 0):
+                 device: str = "cpu", seed: int = 0, steps_per_batch: int | None = None):
         with warnings.catch_warnings():  # "no loggers": on purpose, bench.evaluate measures
             warnings.filterwarnings("ignore", message="No loggers specified")
             evaluator = EvaluationPlugin()
@@ -98,6 +98,10 @@ class GenerativeStrategy(SupervisedTemplate):
         self._dynamic = False                             # the model has Avalanche DynamicModules
         self._hooks: PluginHooks | None = None            # the plugins' callbacks, set by train()
         self.generator = torch.Generator(self.device).manual_seed(seed)
+        # The schedule: None = `train_epochs` passes over what the method trains on (the paper's);
+        # N = N minibatches per `train_mb_size` incoming images for every method (matched compute).
+        self.steps_per_batch = steps_per_batch
+        self.images_trained = 0   # rows in all training minibatches (replayed/generated included)
 
     def train(self, experiences, eval_streams=None, **kwargs):
         """Avalanche's `BaseTemplate.train` with `BaseSGDTemplate`'s per-experience steps: the same
@@ -157,6 +161,7 @@ class GenerativeStrategy(SupervisedTemplate):
             else:                                 # 0 + criterion, without the zeros and the add
                 self.mb_output = self.forward()
                 self.loss = self.criterion()
+            self.images_trained += len(self.mbatch[0])
             for callback in before_backward:
                 callback(self, **kwargs)
             self.backward()
@@ -214,8 +219,10 @@ class GenerativeStrategy(SupervisedTemplate):
 
     def make_train_dataloader(self, **kwargs):
         if self.method is None:  # otherwise the method plugin installs its own
-            self.dataloader = TensorMinibatches(experience_images(self.experience).to(self.device),
-                                                self.train_mb_size, self.generator)
+            images = experience_images(self.experience).to(self.device)
+            steps = (self.steps_per_batch * max(1, -(-len(images) // self.train_mb_size))
+                     if self.steps_per_batch else None)
+            self.dataloader = TensorMinibatches(images, self.train_mb_size, self.generator, num_batches=steps)
 
     def forward(self):
         return self.model(self.mb_x)

@@ -1,7 +1,7 @@
 """Named continual streams: which datasets, which classes per task, how the test set is binarized."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 CLASS_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 # Labels of a second dataset in a stream are offset so that tasks never share a class id.
@@ -17,6 +17,8 @@ class StreamSpec:
     test_binarization_seed: int         # fixed per stream (not per run): every method and seed
                                         # is scored on the same binary test set
     image_shape: tuple[int, ...] = (1, 28, 28)
+    order: str = "shuffled"             # inside a task: "shuffled" per seed, or "sorted" by class
+                                        # label (the authors' code), see ContinualStream.train_images
 
 
 def _offset(pairs, k):
@@ -36,6 +38,18 @@ STREAMS: dict[str, StreamSpec] = {
                    ("mnist", "fashion"), CLASS_PAIRS + _offset(CLASS_PAIRS, 1), 1004),
     )
 }
+SORTED_SUFFIX = "-sorted"
+
+
+def _sorted_variant(spec: StreamSpec) -> StreamSpec:
+    """The same stream presented as the authors' code presents it: inside each task, all images of
+    the task's first class, then the second's (file order within a class). Same images, same test
+    set (same binarization seed), so its numbers compare directly with the shuffled stream's."""
+    return replace(spec, name=spec.name + SORTED_SUFFIX, order="sorted",
+                   description=spec.description + "; each task sorted by class label (authors' order)")
+
+
+STREAMS.update({v.name: v for v in map(_sorted_variant, list(STREAMS.values()))})
 
 
 class UnknownNameError(ValueError):

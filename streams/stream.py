@@ -38,11 +38,23 @@ class ContinualStream:
     def name(self) -> str:
         return self.spec.name
 
-    def train_images(self, task: int, seed: int, limit: int | None = None) -> torch.Tensor:
-        """Task `task`'s training images in the order a run with `seed` presents them."""
+    def train_order(self, task: int, seed: int, limit: int | None = None) -> torch.Tensor:
+        """Indices into task `task`'s training images, in the order a run with `seed` presents them.
+
+        The images are a seeded random subset (all of them without `limit`); in the "sorted" order
+        the same subset is sorted by class label, then by position in the dataset file, as in the
+        authors' code, where a task's images arrive one class after the other."""
         images = self.tasks[task].train_images
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed * 1009 + task))
-        return images[order[:limit] if limit else order]
+        order = order[:limit] if limit else order
+        if self.spec.order == "sorted":
+            order = order.sort().values   # file order, then a stable sort by label
+            order = order[torch.argsort(self.tasks[task].train_labels[order], stable=True)]
+        return order
+
+    def train_images(self, task: int, seed: int, limit: int | None = None) -> torch.Tensor:
+        """Task `task`'s training images in the order a run with `seed` presents them."""
+        return self.tasks[task].train_images[self.train_order(task, seed, limit)]
 
     def test_images(self, task: int, limit: int | None = None) -> torch.Tensor:
         """The first `limit` images of the task's fixed binary test set (same for every run)."""
