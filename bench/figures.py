@@ -62,3 +62,71 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
             fig.savefig(written[-1], dpi=110, bbox_inches="tight")
             plt.close(fig)
     return written
+
+
+def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll") -> list[Path]:
+    """`metric` against the swept setting, one line per method (and other varying setting), one
+    figure per stream; a log x axis when the values span a factor of 10 or more."""
+    from bench.sweep import sweep_summary
+
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = sweep_summary(cells, metric)
+    written = []
+    for stream, group in summary.groupby("stream", sort=False):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        numeric = all(isinstance(v, (int, float)) for v in group["value"])
+        for (method, rest), line in group.groupby(["method", "rest"], sort=False):
+            line = line.sort_values("value") if numeric else line
+            x = line["value"] if numeric else line["value"].astype(str)
+            ax.errorbar(x, line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
+                        label=method + (f" [{rest}]" if rest else ""))
+        if numeric and group["value"].min() > 0 and group["value"].max() / group["value"].min() >= 10:
+            ax.set_xscale("log")
+            ticks = sorted(group["value"].unique())
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel(key)
+        ax.set_ylabel("NLL (nats), lower is better" if metric == "nll" else metric)
+        ax.set_title(f"{stream}: {metric} against {key}")
+        ax.legend(fontsize=7)
+        written.append(folder / f"sweep-{key.replace('.', '-')}-{stream}.png")
+        fig.savefig(written[-1], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return written
+
+
+def draw_timelines(records: list[dict], folder: Path) -> list[Path]:
+    """Memory and component count against stream position for methods that record a timeline
+    (OCM selections, CURL expansions), expansions marked; one figure per (profile, stream)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("status") == "done" and r.get("timeline"):
+            groups.setdefault((r["profile_name"], r["stream"]), []).append(r)
+    written = []
+    for index, ((profile, stream), group) in enumerate(groups.items()):
+        fig, (mem_ax, comp_ax) = plt.subplots(2, 1, figsize=(7, 5), sharex=True,
+                                              gridspec_kw={"height_ratios": [2, 1]})
+        for r in sorted(group, key=lambda r: (r.get("method_label") or r["method"], r["seed"])):
+            label = f"{r.get('method_label') or r['method']} seed {r['seed']}"
+            events = r["timeline"]
+            x = [e["position"] for e in events]
+            if "ltm" in events[0]:
+                line, = mem_ax.step(x, [e["ltm"] for e in events], where="post", label=f"{label}: LTM")
+                mem_ax.step(x, [e["ltm"] + e["stm"] for e in events], where="post", alpha=0.35,
+                            color=line.get_color(), label=f"{label}: STM + LTM before selection")
+            else:   # CURL: its buffer at each expansion
+                line, = mem_ax.plot(x, [e.get("buffer", 0) for e in events], "s", label=f"{label}: buffer")
+            comp_ax.step([0, *x], [1, *[e["components"] for e in events]], where="post",
+                         color=line.get_color(), label=label)
+            expanded = [e for e in events if e.get("expanded")]
+            comp_ax.plot([e["position"] for e in expanded], [e["components"] for e in expanded], "v",
+                         color=line.get_color())
+        mem_ax.set_ylabel("samples stored")
+        mem_ax.legend(fontsize=6)
+        comp_ax.set_ylabel("components")
+        comp_ax.set_xlabel("stream position (images seen); ▼ = expansion")
+        mem_ax.set_title(f"{stream}, {profile}", fontsize=8)
+        written.append(folder / f"timeline-{stream}-{index}.png")
+        fig.savefig(written[-1], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return written

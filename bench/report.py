@@ -23,6 +23,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.store import ResultStore
+from bench.sweep import SweepError, sweep_frame, sweep_summary, sweep_table
 from bench.tables import BOUNDARY_MARK, cells_frame, mean_std, summary_frame
 from methods import METHODS
 from streams import STREAMS
@@ -239,6 +240,26 @@ def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text
     return matrix_tables(cells, fmt_name)
 
 
+def sweep_report(records: list[dict], key: str, layout: str, fmt_name: str, figures: Path | None) -> str:
+    """The sweep over `key` as a table (rows = methods, columns = values) and, with `figures`, the
+    metric against the value."""
+    metric = METRICS.get(layout)
+    if metric is None:
+        raise ReportError(f"a sweep is laid out for one metric: {', '.join(METRICS)}, not '{layout}'")
+    cells = sweep_frame(records, key)
+    if fmt_name == "csv":
+        return sweep_summary(cells, metric.column).to_csv(index=False)
+    headers, rows = sweep_table(cells, metric.column)
+    if figures is not None:
+        from bench.figures import draw_sweep
+
+        for path in draw_sweep(cells, key, figures, metric.column):
+            print(f"wrote {path}", file=sys.stderr)
+    rows = [[plain(c, fmt_name) for c in row] for row in rows]
+    what = f"{metric.label} against {key} ({'lower' if metric.lower_is_better else 'higher'} is better)"
+    return render([plain(h, fmt_name) for h in headers], rows, fmt_name, caption(cells, what))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,17 +269,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None, help="only records of this profile")
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
     p.add_argument("--figures", action="store_true",
-                   help="also draw NLL heatmaps and NLL/FID curves per stream into DIR/figures/")
+                   help="also draw NLL heatmaps, NLL/FID curves and memory/component timelines per "
+                        "stream (with --sweep: the metric against the swept setting) into DIR/figures/")
+    p.add_argument("--sweep", default=None, metavar="KEY",
+                   help="lay out the records of a sweep over KEY (bench.run --sweep KEY=...): rows = "
+                        "methods (and other settings that vary), columns = KEY's values")
     args = p.parse_args(argv)
+    records = ResultStore(args.results).records()
     try:
-        if args.figures:
-            from bench.figures import draw_figures
+        if args.sweep:
+            text = sweep_report(records, args.sweep, args.metric, args.format,
+                                Path(args.results) / "figures" if args.figures else None)
+        else:
+            if args.figures:
+                from bench.figures import draw_figures, draw_timelines
 
-            cells = select_cells(ResultStore(args.results).records(), args.profile)
-            for path in draw_figures(cells, Path(args.results) / "figures"):
-                print(f"wrote {path}", file=sys.stderr)
-        text = build_report(ResultStore(args.results).records(), args.metric, args.format, args.profile)
-    except ReportError as err:
+                cells = select_cells(records, args.profile)
+                chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]
+                for path in (draw_figures(cells, Path(args.results) / "figures")
+                             + draw_timelines(chosen, Path(args.results) / "figures")):
+                    print(f"wrote {path}", file=sys.stderr)
+            text = build_report(records, args.metric, args.format, args.profile)
+    except (ReportError, SweepError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.out:
