@@ -46,8 +46,15 @@ def expected_seconds(cells: list[Cell], records: list[dict]) -> dict[str, float]
             expected[cell.key] = measured[group]
         else:
             units = per_unit.get((cell.stream, cell.profile.name))
-            expected[cell.key] = relative_cost(cell.method) * (statistics.median(units) if units else 1.0)
+            scale = statistics.median(units) if units else training_scale(cell.profile)
+            expected[cell.key] = relative_cost(cell.method) * scale
     return expected
+
+
+def training_scale(profile) -> float:
+    """Training work per incoming batch relative to the quick profile's E = 1, for profiles with
+    no record yet (a sweep over E would otherwise start its E = 1 cells as early as its E = 10)."""
+    return float(profile.steps_per_batch or profile.epochs)
 
 
 def longest_first(cells: list[Cell], records: list[dict]) -> list[Cell]:

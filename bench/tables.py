@@ -10,7 +10,7 @@ CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_n
                 "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
                 "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
                 "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
-                "timeline"]
+                "budget_note", "timeline"]
 SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
                    "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
                    "train_seconds", "eval_seconds"]
@@ -23,6 +23,19 @@ def matched_budget(record: dict) -> str | None:
     return ",".join(f"{k}={ref}:{record['method_config'][k]}" for k, ref in matched.items()) or None
 
 
+def budget_note(record: dict) -> str | None:
+    """What a method may store, from its config: 'budget 3000', 'budget = ocm's peak memory',
+    'STM 512, LTM <= 2560'; None for methods without a memory setting."""
+    config, matched = record.get("method_config") or {}, record.get("matched") or {}
+    if "budget" in matched:
+        return f"budget = {matched['budget']}'s peak memory"
+    if "budget" in config:
+        return f"budget {config['budget']}"
+    if "stm_capacity" in config:
+        return f"STM {config['stm_capacity']}, LTM <= {config['ltm_capacity']}"
+    return None
+
+
 def cells_frame(records: list[dict]) -> pd.DataFrame:
     """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
     is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
@@ -32,7 +45,7 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
              "eval_test_per_task": r["profile"]["eval_test_per_task"],
              "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
              "fid_samples": (r.get("fid_info") or {}).get("samples"),
-             "matched_budget": matched_budget(r)}
+             "matched_budget": matched_budget(r), "budget_note": budget_note(r)}
             for r in records if r.get("status") == "done"]
     frame = pd.DataFrame(done, columns=CELL_COLUMNS)
     frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
@@ -49,6 +62,7 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
     summary["n"] = grouped.size()
     summary["needs_task_boundaries"] = grouped["needs_task_boundaries"].first()
     summary["fid_extractor_first"] = grouped["fid_extractor"].first()
+    summary["budget_note"] = grouped["budget_note"].first()
     summary["matched_budget"] = grouped["matched_budget"].agg(
         lambda v: "/".join(x.rpartition(":")[2] for x in v if isinstance(x, str)) or None)
     return summary.reset_index()
@@ -115,6 +129,10 @@ def format_summary(summary: pd.DataFrame) -> str:
     if summary["matched_budget"].notna().any():
         caption += ("; METHOD[budget=match:REF] = budget set to REF's peak memory on the same stream, "
                     "seed and profile (resolved numbers after '=', one per seed)")
+    notes = dict.fromkeys(f"{r['method']}: {r['budget_note']}" for _, r in summary.iterrows()
+                          if isinstance(r["budget_note"], str))
+    if notes:
+        caption += "; budgets: " + "; ".join(notes)
     named = paper_names(summary["method"])
     if named:
         caption += f"; in the OCM paper's tables: {named}"
