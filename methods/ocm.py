@@ -23,7 +23,6 @@ Deliberate differences from the code, each for a reason:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -34,12 +33,6 @@ from methods.likelihood import component_log_likelihoods
 from methods.registry import register_method
 from methods.vae import BernoulliVAE
 from streams.stream import binarize
-
-
-# The STM in proportion to the stream where the paper's 512 (of 60,000 images) would leave almost
-# no selections: `mini` has 4,000 training images, so 512 gives 7 selections; 128 gives 31, about
-# the paper's ratio of selections to the LTM's reach. Other streams use the paper's 512.
-STREAM_STM = {"mini": 128}
 
 
 def base_stream(stream: str) -> str:
@@ -60,11 +53,6 @@ class OCMConfig:
     kernel_sigma: float = 10.0
     loss: str = "elbo"                 # "iwae": the IWAE bound as training loss
     loss_samples: int | None = None    # samples in the loss; None: the profile's mc_samples
-
-    @classmethod
-    def for_stream(cls, stream: str):
-        stm = STREAM_STM.get(base_stream(stream))
-        return cls(stm_capacity=stm) if stm else cls()
 
 
 @dataclass(frozen=True)
@@ -88,7 +76,7 @@ class DynamicOCMConfig(OCMConfig):
     @classmethod
     def for_stream(cls, stream: str) -> DynamicOCMConfig:
         lambda2, cap = PAPER_EXPANSION.get(base_stream(stream), DEFAULT_EXPANSION)
-        return dataclasses.replace(super().for_stream(stream), lambda2=lambda2, max_components=cap)
+        return cls(lambda2=lambda2, max_components=cap)
 
 
 def diversity_scores(stm_features: torch.Tensor, ltm_features: torch.Tensor,
