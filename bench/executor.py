@@ -82,6 +82,14 @@ def _cell_process(cell: Cell, root: str, data_dir, device: str, parent: int, con
     conn.close()
 
 
+def received(conn):
+    """The worker's outcome, or None if it died before sending one (EOF on the pipe)."""
+    try:
+        return conn.recv() if conn.poll() else None
+    except (EOFError, OSError):
+        return None
+
+
 def worker_death(exitcode: int) -> str:
     """'killed by signal SIGKILL (...)' / 'exited with status 1' for a worker that sent no outcome."""
     if exitcode < 0:
@@ -129,7 +137,7 @@ def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: st
                 running[process.sentinel] = (process, cell, receive)
             for sentinel in wait(list(running)):
                 process, cell, receive = running.pop(sentinel)
-                outcome = receive.recv() if receive.poll() else None
+                outcome = received(receive)
                 process.join()
                 receive.close()
                 if outcome is None:
