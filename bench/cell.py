@@ -148,7 +148,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         **plugin.extra_stats(),
         **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
             "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,
-            "fid_info": fid.info} if fid is not None else {}),
+            "fid_info": fid.info, "fid_offset": fid.offset_used} if fid is not None else {}),
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
 

@@ -1,9 +1,10 @@
 """Claims: at most one worker runs a cell at a time, on any executor, on a shared filesystem.
 
-A claim is a file `<out>/claims/<record name>.claim` created atomically (O_CREAT | O_EXCL). The
-worker holding it touches it every `HEARTBEAT_SECONDS`; a claim not touched for `STALE_SECONDS`
-belongs to a dead worker and may be taken over (renamed away atomically, so that of several
-runners seeing it stale only one takes it).
+A claim is a file `<out>/claims/<record name>.claim` created atomically (O_CREAT | O_EXCL), holding
+its owner's host and pid. The worker holding it touches it every `HEARTBEAT_SECONDS`. A claim is a
+dead worker's, and may be taken over (renamed away atomically, so that of several runners seeing
+it dead only one takes it), when its owner ran on this host and that process no longer exists (at
+once), or when it was not touched for `STALE_SECONDS` (a worker on another host).
 """
 from __future__ import annotations
 
@@ -61,17 +62,50 @@ def is_stale(path: Path, stale_after: float = STALE_SECONDS) -> bool:
         return False
 
 
+def owner(path: Path) -> dict:
+    """The claim's owner ({'host', 'pid', 'since'}); {} while it is being written or unreadable."""
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def process_exists(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def is_dead(path: Path, stale_after: float = STALE_SECONDS) -> bool:
+    """The claim's worker is gone: a process of this host that no longer exists, or silent for
+    `stale_after` seconds (the only sign a worker on another host gives)."""
+    info = owner(path)
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+        if not process_exists(info["pid"]):
+            return path.exists()
+    return is_stale(path, stale_after)
+
+
 def try_claim(root: Path, stem: str, stale_after: float | None = None) -> Claim | None:
     """The claim on cell `stem`, or None if a live worker holds it."""
     stale_after = STALE_SECONDS if stale_after is None else stale_after
     path = claim_path(root, stem)
     path.parent.mkdir(parents=True, exist_ok=True)
-    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+    me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            if not is_stale(path, stale_after):
+            if not is_dead(path, stale_after):
                 return None
             stale = path.with_name(f".stale-{uuid.uuid4().hex}-{path.name}")
             try:  # take over a dead worker's claim: only one renamer succeeds
@@ -81,7 +115,7 @@ def try_claim(root: Path, stem: str, stale_after: float | None = None) -> Claim 
                 pass
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(owner)
+            f.write(me)
         return Claim(path)
     return None
 
@@ -92,9 +126,12 @@ def live_claims(root: Path, stale_after: float | None = None) -> dict[str, dict]
     folder = Path(root) / "claims"
     out = {}
     for path in folder.glob("*.claim") if folder.exists() else []:
-        if not path.name.startswith(".") and not is_stale(path, stale_after):
-            try:
-                out[path.name[:-len(".claim")]] = json.loads(path.read_text() or "{}")
-            except (OSError, json.JSONDecodeError):
-                out[path.name[:-len(".claim")]] = {}
+        if not path.name.startswith(".") and not is_dead(path, stale_after):
+            out[path.name[:-len(".claim")]] = owner(path)
     return out
+
+
+def release_if_owned_by(path: Path, pid: int) -> None:
+    """Remove a claim left by worker `pid` (a worker the runner saw die)."""
+    if owner(path).get("pid") == pid:
+        path.unlink(missing_ok=True)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from bench.cell import run_cell
-from bench.claims import try_claim
+from bench.claims import claim_path, release_if_owned_by, try_claim
 from bench.device import prefers_gpu
 from bench.grid import Cell
 from bench.store import ResultStore
@@ -43,12 +44,12 @@ def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto") -> 
             return {"status": "done", "skipped": True}
         store.log_execution(cell)
         record = run_cell(cell, data_dir, store.artifact_dir(cell), device)
-        store.save(cell, record)
+        try:
+            store.save(cell, record)
+        except OSError as err:   # e.g. a full disk: no record is left, the next run reruns the cell
+            return {"status": "failed", "error": f"its record could not be written: {err}"}
+        store.log_execution(cell, "saved")
     return {"status": record["status"], "error": record.get("error")}
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
 
 
 def _failed(err: BaseException) -> dict:
@@ -60,9 +61,61 @@ def may_use_cuda(device: str, profile_names) -> bool:
     return device.startswith("cuda") or (device == "auto" and any(prefers_gpu(p) for p in profile_names))
 
 
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the runner that started it dies (kill -9 of the runner
+    stops its whole grid; the dead workers' claims are then taken over at once by the next run)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _cell_process(cell: Cell, root: str, data_dir, device: str, parent: int, conn) -> None:
+    die_with_parent()
+    if os.getppid() != parent:   # the runner died before the line above took effect
+        os._exit(1)
+    torch.set_num_threads(1)
+    conn.send(execute_cell(cell, root, data_dir, device))
+    conn.close()
+
+
+def received(conn):
+    """The worker's outcome, or None if it died before sending one (EOF on the pipe)."""
+    try:
+        return conn.recv() if conn.poll() else None
+    except (EOFError, OSError):
+        return None
+
+
+def worker_death(exitcode: int) -> str:
+    """'killed by signal SIGKILL (...)' / 'exited with status 1' for a worker that sent no outcome."""
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = {"SIGKILL": " (out of memory, or killed)", "SIGSEGV": " (a crash in native code)"}.get(name, "")
+        return f"the worker process was killed by signal {name}{hint}"
+    return f"the worker process exited with status {exitcode} without a result"
+
+
+def record_worker_death(cell: Cell, store: ResultStore, pid: int, reason: str) -> dict:
+    """A failed record for a cell whose worker died (unless the cell got a record meanwhile), and
+    the dead worker's claim removed, so the grid goes on and a rerun retries the cell."""
+    release_if_owned_by(claim_path(store.root, store.path(cell).stem), pid)
+    if store.is_done(cell):
+        return {"status": "done"}
+    store.save(cell, {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
+                      "method_label": cell.label_method, "status": "failed", "error": reason,
+                      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return {"status": "failed", "error": reason}
+
+
 def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: str = "auto") -> dict[str, dict]:
-    """In-process for one worker, else a process pool: forked (workers share the loaded streams),
-    or spawned when cells may use CUDA, which cannot be initialised in a forked child."""
+    """In-process for one worker, else one process per cell, at most `workers` at a time: forked
+    (they share the loaded streams), or spawned when cells may use CUDA, which cannot be
+    initialised in a forked child. A worker killed by the kernel (out of memory, a segfault) fails
+    its cell with the signal's name; the others go on."""
     outcomes = {}
     if workers <= 1 or len(cells) <= 1:
         for cell in cells:
@@ -71,15 +124,29 @@ def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: st
         return outcomes
     start_method = "spawn" if may_use_cuda(device, {c.profile.name for c in cells}) else "fork"
     context = multiprocessing.get_context(start_method)
-    with ProcessPoolExecutor(min(workers, len(cells)), mp_context=context,
-                             initializer=_init_worker) as pool:
-        futures = {pool.submit(execute_cell, c, str(store.root), data_dir, device): c for c in cells}
-        for future in as_completed(futures):
-            try:
-                outcomes[futures[future].key] = future.result()
-            except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OS
-                outcomes[futures[future].key] = _failed(err)
-            bar.update()
+    queue, running = list(cells), {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                cell = queue.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_cell_process, daemon=True,
+                                          args=(cell, str(store.root), data_dir, device, os.getpid(), send))
+                process.start()
+                send.close()
+                running[process.sentinel] = (process, cell, receive)
+            for sentinel in wait(list(running)):
+                process, cell, receive = running.pop(sentinel)
+                outcome = received(receive)
+                process.join()
+                receive.close()
+                if outcome is None:
+                    outcome = record_worker_death(cell, store, process.pid, worker_death(process.exitcode))
+                outcomes[cell.key] = outcome
+                bar.update()
+    finally:
+        for process, _, _ in running.values():   # interrupted: stop the workers with the runner
+            process.kill()
     return outcomes
 
 

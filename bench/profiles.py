@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from bench.validate import check_value, field_types, parse_setting
 from streams.registry import UnknownNameError
 
 
@@ -66,33 +67,19 @@ PROFILES: dict[str, Profile] = {
 }
 
 _SETTABLE = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("name", "methods")}
+PROFILE_TYPES = field_types(Profile)
 
 
-MATCH_PREFIX = "match:"   # a budget set to another method's memory: resolved from its records
+def method_option(key: str, method: str, option: str):
+    """The method's spec and the annotated type of its `option` (unknown names list valid ones)."""
+    from methods import get_method
 
-
-def _parse_value(text: str, current):
-    """`text` as the type of the setting's current value ("none"/"all" -> None; "match:METHOD" is
-    kept as it is, for bench.grid.resolve_matches)."""
-    if text.lower() in ("none", "all"):
-        return None
-    if text.startswith(MATCH_PREFIX) and (current is None or isinstance(current, int)):
-        from methods import get_method
-
-        get_method(text[len(MATCH_PREFIX):])   # an unknown method name lists the valid ones
-        return text
-    if isinstance(current, bool):
-        return text.lower() in ("1", "true", "yes")
-    if isinstance(current, tuple):
-        return tuple(float(v) for v in text.split(":"))
-    if isinstance(current, (int, float, str)):
-        return type(current)(text)
-    for cast in (int, float):   # no current value to go by
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+    spec = get_method(method)
+    types = field_types(spec.config_class)
+    if option not in types:
+        raise UnknownNameError(f"method '{method}' has no setting '{option}' ({key}); valid: "
+                               f"{', '.join(types) or 'none'}")
+    return spec, types[option]
 
 
 def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
@@ -114,30 +101,25 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
         given[key] = value   # the label: each key once (the last value wins), in sorted order
         if "." in key:
             method, _, option = key.partition(".")
-            current = methods.get(method, {}).get(option)
-            if current is None:   # typed by the method's default where the profile sets none
-                from methods import METHODS
-
-                if method in METHODS:
-                    current = getattr(METHODS[method].config_class(), option, None)
-            methods.setdefault(method, {})[option] = _parse_value(value, current)
+            _, hint = method_option(key, method, option)
+            methods.setdefault(method, {})[option] = parsed = parse_setting(key, value, hint)
         elif key in _SETTABLE:
-            changes[key] = _parse_value(value, getattr(profile, key))
+            changes[key] = parsed = parse_setting(key, value, PROFILE_TYPES[key])
         else:
             raise UnknownNameError(
                 f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION")
+        check_value(key, parsed)
     label = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(given.items()))}]"
     return dataclasses.replace(profile, name=label, methods=methods, **changes)
 
 
 def parse_method_settings(spec, settings: dict[str, str]) -> dict:
-    """A method variant's own settings ('budget' -> '500') typed by its config's defaults."""
-    defaults = spec.config_class()
+    """A method variant's own settings ('budget' -> '500') typed by its config's annotations."""
     out = {}
     for key, value in settings.items():
-        if not hasattr(defaults, key):
-            spec.make_config({key: None})   # raises the unknown-setting error with the valid ones
-        out[key] = _parse_value(value, getattr(defaults, key))
+        _, hint = method_option(f"{spec.name}[{key}=...]", spec.name, key)
+        out[key] = parse_setting(f"{spec.name}.{key}", value, hint)
+        check_value(f"{spec.name}.{key}", out[key])
     return out
 
 

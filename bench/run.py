@@ -3,15 +3,16 @@
 Finished cells are never run twice (their records are content-keyed); `--force` reruns them.
 Cells run on the local process pool, on Ray or on Slurm; runners sharing a results directory
 never run one cell at the same time (atomic claims). `python -m bench.status DIR` shows progress.
-Exit codes: 0 all cells done; 1 some cells failed (listed); 2 bad input (unknown name, missing or
-corrupted dataset).
+Exit codes: 0 all cells done; 1 some cells failed (listed); 2 bad input (refused before any cell
+runs); 3 cells left to a live runner elsewhere (--no-wait; listed). Never 0 while a cell of the grid
+has no finished record.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import warnings
+import time
 
 # The main job compares methods at one memory budget: the paper's Random (first-k) and reservoir
 # get OCM's peak memory on the same stream and seed (on `mini` a fixed 3,000 would be 75% of the
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help="where dataset files are (default: $BENCH_DATA_DIR or ./data)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
+    p.add_argument("--no-wait", action="store_true",
+                   help="do not wait for cells that a live runner elsewhere is running: exit 3 and "
+                        "list them (default: wait, showing which runner holds them)")
     p.add_argument("--list", action="store_true", help="list methods, streams and profiles, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -103,6 +107,46 @@ def sweep_combinations(sweeps: list[str]) -> list[list[str]]:
     return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
 
 
+def check_writable(folder) -> None:
+    """Refuse, before anything runs, a results directory that cannot be created or written."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write results to '{folder}': {err.strerror or err}") from None
+
+
+def holder(info: dict) -> str:
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+
+
+def wait_for_other_runners(cells, store, run, poll_seconds: float = 2.0, repeat_seconds: float = 30.0) -> None:
+    """Wait for `cells`, which live runners elsewhere held when this one came to them, saying which
+    and where; a cell whose runner let go of it without a finished record (it died, or its cell
+    failed there) is run here, once."""
+    from bench.claims import live_claims
+
+    waiting, said, said_at = list(cells), None, 0.0
+    while waiting:
+        held = live_claims(store.root)
+        free = [c for c in waiting if store.path(c).stem not in held and not store.is_done(c)]
+        if free:
+            run(free)
+        waiting = [c for c in waiting if not store.is_done(c) and c not in free]
+        if not waiting:
+            return
+        line = (f"waiting for {len(waiting)} cell(s) run by another runner: "
+                + ", ".join(f"{c.label} ({holder(held.get(store.path(c).stem, {}))})" for c in waiting[:5])
+                + (" ..." if len(waiting) > 5 else ""))
+        if line != said or time.time() - said_at > repeat_seconds:
+            print(line, file=sys.stderr)
+            said, said_at = line, time.time()
+        time.sleep(poll_seconds)
+
+
 def check_matches_possible(waiting, ready, records) -> None:
     """Refuse, before anything runs, a matched budget whose reference is neither recorded nor in
     this grid."""
@@ -121,11 +165,11 @@ def check_matches_possible(waiting, ready, records) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.filterwarnings("ignore", module="qpsolvers")
     import torch
 
     torch.set_num_threads(1)
     from bench.cell import cached_extractor, cached_stream
+    from bench.claims import live_claims
     from bench.device import DeviceUnavailableError, check_choice, resolve_device
     from bench.executor import run_cells
     from bench.fid import check_feasible
@@ -162,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                     check_feasible(extractor, profile.fid_samples,
                                    [len(loaded.test_images(t, profile.eval_test_per_task))
                                     for t in range(len(loaded.tasks))])
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {args.workers}")
         store = ResultStore(args.out)
+        check_writable(store.root)
         ready = [c for c in cells if not c.unresolved]
         waiting = [c for c in cells if c.unresolved]
         check_matches_possible(waiting, ready, store.records())
@@ -196,10 +243,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(p.name for p in profiles)}, executor {args.executor}, "
               f"{min(args.workers, max(len(pending), 1))} worker(s), device {args.device} -> {store.root}",
               file=sys.stderr)
-        try:
-            outcomes.update(run_cells(pending, store, args.workers, args.data_dir,
+        def run(batch):
+            outcomes.update(run_cells(batch, store, args.workers, args.data_dir,
                                       progress=not args.no_progress, executor=args.executor,
                                       device=args.device, **options))
+        try:
+            run(pending)
+            if not args.no_wait:
+                wait_for_other_runners([c for c in pending if outcomes.get(c.key, {}).get("status")
+                                        == "running elsewhere"], store, run)
         except RuntimeError as err:   # e.g. the executor's optional package is missing
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -216,19 +268,21 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(summary))
         frame.to_csv(store.root / "cells.csv", index=False)
         summary.to_csv(store.root / "summary.csv", index=False)
-    elsewhere = [c for c in cells if outcomes.get(c.key, {}).get("status") == "running elsewhere"
-                 and not store.is_done(c)]
-    if elsewhere:
-        print(f"\n{len(elsewhere)} cell(s) are being run by another runner (see python -m bench.status "
-              f"{store.root}): " + ", ".join(c.label for c in elsewhere), file=sys.stderr)
-    failed = [(c, (store.load(c) or {}).get("error") or outcomes.get(c.key, {}).get("error"))
+    held = live_claims(store.root)
+    elsewhere = [c for c in cells if not store.is_done(c) and store.path(c).stem in held]
+    failed = [(c, (store.load(c) or {}).get("error") or outcomes.get(c.key, {}).get("error")
+               or "no record (interrupted?)")
               for c in cells if not store.is_done(c) and c not in elsewhere] + unmatched
     if failed:
         print(f"\n{len(failed)} cell(s) failed:", file=sys.stderr)
         for cell, error in failed:
             print(f"  {cell.label}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    if elsewhere:
+        print(f"\n{len(elsewhere)} cell(s) not done, being run by another runner (--no-wait; see "
+              f"python -m bench.status {store.root}):", file=sys.stderr)
+        for cell in elsewhere:
+            print(f"  {cell.label}: {holder(held[store.path(cell).stem])}", file=sys.stderr)
+    return 1 if failed else 3 if elsewhere else 0
 
 
 if __name__ == "__main__":

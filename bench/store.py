@@ -2,13 +2,18 @@
 
 `<out>/records/<stream>__<method>__seed<seed>__<key>.json`. A record is written to a temporary file
 in the same folder and renamed into place, so an interrupted run never leaves a half record; a
-cell whose record says "done" is finished, a "failed" one is run again.
+cell whose record says "done" is finished, a "failed" one is run again. A record file that does
+not read as a JSON record (a full disk, a hand edit) is moved into `records/corrupt/` with a
+one-line warning, and its cell counts as not done: the next run reruns it.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 from bench.grid import Cell
@@ -27,10 +32,31 @@ class ResultStore:
         return self.root / "images" / self.path(cell).stem
 
     def load(self, cell: Cell) -> dict | None:
-        path = self.path(cell)
-        if not path.exists():
+        return self.read(self.path(cell))
+
+    def read(self, path: Path) -> dict | None:
+        """The record at `path`; None if there is none, or if it is corrupt (then moved aside)."""
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
-        return json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):   # JSONDecodeError is a ValueError
+            record = None
+        if isinstance(record, dict) and "status" in record:
+            return record
+        self.quarantine(path)
+        return None
+
+    def quarantine(self, path: Path) -> None:
+        """Move a corrupt record into records/corrupt/ (kept for inspection), with a warning."""
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"   # never overwrites
+        target = self.records_dir / "corrupt" / f"{path.stem}.{stamp}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:   # another process moved it first
+            return
+        print(f"warning: corrupt record {path} moved to {target}; its cell will be rerun", file=sys.stderr)
 
     def is_done(self, cell: Cell) -> bool:
         record = self.load(cell)
@@ -51,12 +77,12 @@ class ResultStore:
             raise
         return path
 
-    def log_execution(self, cell: Cell) -> None:
-        """Append 'key label host pid time' to executions.log (an audit trail of every run)."""
+    def log_execution(self, cell: Cell, event: str = "started") -> None:
+        """Append 'key label host pid time event' to executions.log (an audit trail of every run:
+        'started' when a worker begins a cell, 'saved' when its record is written)."""
         import socket
-        import time
 
-        line = f"{cell.key} {cell.label} {socket.gethostname()} {os.getpid()} {time.time():.3f}\n"
+        line = f"{cell.key} {cell.label} {socket.gethostname()} {os.getpid()} {time.time():.3f} {event}\n"
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "executions.log", "a") as f:   # O_APPEND: one write per line
             f.write(line)
@@ -69,7 +95,7 @@ class ResultStore:
         """Remember the grid's cells (merged over invocations) so `bench.status` knows what is
         pending."""
         path = self.root / "grid.json"
-        manifest = json.loads(path.read_text()) if path.exists() else {}
+        manifest = self.manifest()
         manifest.update({c.key: {"label": c.label, "record": self.path(c).name} for c in cells})
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-grid-")
@@ -79,11 +105,17 @@ class ResultStore:
 
     def manifest(self) -> dict:
         path = self.root / "grid.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError:   # written atomically, so only a hand edit gets here
+            print(f"warning: {path} is not valid JSON; treated as empty", file=sys.stderr)
+            return {}
 
     def records(self) -> list[dict]:
         """Every record in the store (done and failed)."""
         if not self.records_dir.exists():
             return []
         paths = sorted(p for p in self.records_dir.glob("*.json") if not p.name.startswith("."))
-        return [json.loads(p.read_text()) for p in paths]
+        return [r for r in map(self.read, paths) if r is not None]

@@ -3,6 +3,7 @@
 Importing this package registers every method; the import order below is the registry order
 (`--methods all`, `--list`): references first, then OCM, then the other baselines."""
 # isort: off
+import streams  # noqa: F401  (first: it silences a third-party import warning before Avalanche loads)
 from methods import finetune, first_k, reservoir, joint  # noqa: F401  (registration side effects)
 from methods import ocm  # noqa: F401
 from methods import lgm, curl  # noqa: F401

