@@ -72,7 +72,7 @@ def test_corrupt_records_are_moved_aside_by_every_command(tmp_path):
     for number, row in enumerate(rows, start=1):
         assert row["crashed"] == "no" and row["status"] is not None
         assert row["warning"].startswith("warning: corrupt record") and row["moved_aside"] == number
-    assert rows[-1]["status"] == 0 and rows[-1]["rerun_restored"]   # bench.run reran the cell
+    assert rows[-1]["status"] == 0 and rows[-1]["cell_restored_by_this_command"]   # bench.run reran it
 
 
 def test_every_bad_input_is_refused_before_any_cell_runs(tmp_path):
