@@ -20,11 +20,11 @@ def tasks(n=128, count=3, seed=0):
 
 
 class BatchSpy(torch.nn.Module):
-    """Records the size of every training minibatch the model sees."""
+    """Records every training minibatch the model sees (`batches`) and its size (`sizes`)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model, self.sizes = model, []
+        self.model, self.sizes, self.batches = model, [], []
 
     def __getattr__(self, name):
         try:
@@ -34,6 +34,7 @@ class BatchSpy(torch.nn.Module):
 
     def forward(self, x):
         self.sizes.append(len(x))
+        self.batches.append(x.detach().clone())
         return self.model(x)
 
 

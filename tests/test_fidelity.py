@@ -18,27 +18,10 @@ from methods.strategy import GenerativeStrategy
 from methods.vae import BernoulliVAE
 from streams.benchmark import online_experiences, task_benchmark
 from streams.stream import load_stream
+from test_baselines import BatchSpy
 from test_streams import write_fake_dataset
 
 SMOKE = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress", "--workers", "1"]
-
-
-class BatchSpy(torch.nn.Module):
-    """Keeps every training minibatch the model sees (binarized), for checking what was trained on."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.batches = model, []
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.model, name)
-
-    def forward(self, x):
-        self.batches.append(x.detach().clone())
-        return self.model(x)
 
 
 def numbered_stream(batches=5, batch=8):
