@@ -73,13 +73,19 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll")
     summary = sweep_summary(cells, metric)
     written = []
     for stream, group in summary.groupby("stream", sort=False):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
         numeric = all(isinstance(v, (int, float)) for v in group["value"])
+        methods = list(dict.fromkeys(group["method"]))
+        rests = list(dict.fromkeys(group["rest"]))
+        colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+        markers, styles = "osD^v", ["-", "--", ":", "-."]
         for (method, rest), line in group.groupby(["method", "rest"], sort=False):
             line = line.sort_values("value") if numeric else line
             x = line["value"] if numeric else line["value"].astype(str)
-            ax.errorbar(x, line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
-                        label=method + (f" [{rest}]" if rest else ""))
+            k = rests.index(rest)   # one colour per method, one marker and dash per other setting
+            ax.errorbar(x, line["mean"], yerr=line["std"].fillna(0), capsize=3,
+                        color=colours(methods.index(method)), marker=markers[k % len(markers)],
+                        linestyle=styles[k % len(styles)], label=method + (f" [{rest}]" if rest else ""))
         if numeric and group["value"].min() > 0 and group["value"].max() / group["value"].min() >= 10:
             ax.set_xscale("log")
             ticks = sorted(group["value"].unique())
@@ -87,7 +93,7 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll")
         ax.set_xlabel(key)
         ax.set_ylabel("NLL (nats), lower is better" if metric == "nll" else metric)
         ax.set_title(f"{stream}: {metric} against {key}")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         written.append(folder / f"sweep-{key.replace('.', '-')}-{stream}.png")
         fig.savefig(written[-1], dpi=110, bbox_inches="tight")
         plt.close(fig)

@@ -60,9 +60,21 @@ def sweep_frame(records: list[dict], key: str) -> pd.DataFrame:
 
 
 def sweep_summary(cells: pd.DataFrame, metric: str = "nll") -> pd.DataFrame:
-    """Mean (and std, n) of `metric` per (stream, method, rest) x value."""
+    """Mean (and std, n) of `metric` per (stream, method, rest) x value, streams and methods in
+    registry order (variants after their method), other settings after the plain row."""
+    from methods import METHODS
+    from streams import STREAMS
+
     grouped = cells.groupby(["stream", "method", "rest", "value"], sort=False)[metric]
-    return grouped.agg(["mean", "std", "count"]).reset_index()
+    summary = grouped.agg(["mean", "std", "count"]).reset_index()
+    streams, methods = list(STREAMS), list(METHODS)
+
+    def rank(row):
+        base = row["method"].partition("[")[0]
+        return (streams.index(row["stream"]) if row["stream"] in streams else len(streams),
+                methods.index(base) if base in methods else len(methods), row["method"], row["rest"])
+    order = sorted(range(len(summary)), key=lambda i: rank(summary.iloc[i]))
+    return summary.iloc[order].reset_index(drop=True)
 
 
 def sweep_table(cells: pd.DataFrame, metric: str = "nll") -> tuple[list[str], list[list[str]]]:
