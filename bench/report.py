@@ -24,7 +24,7 @@ from tabulate import tabulate
 
 from bench.store import ResultStore
 from bench.sweep import SweepError, sweep_frame, sweep_summary, sweep_table
-from bench.tables import BOUNDARY_MARK, cells_frame, mean_std, summary_frame
+from bench.tables import BOUNDARY_MARK, cells_frame, mean_std, paper_names, summary_frame
 from methods import METHODS
 from streams import STREAMS
 
@@ -74,7 +74,10 @@ def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
 def registry_rank(name):
     """Streams and methods sort in registry order (unknown names after, as they are)."""
     order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
-    return order.get(name, len(order)) if isinstance(name, str) else name
+    if not isinstance(name, str):
+        return name
+    base = name.partition("[")[0]   # a variant sorts right after its method
+    return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -141,7 +144,21 @@ def caption(cells: pd.DataFrame, what: str) -> str:
             f"estimate of -log p(x) in nats on {images}, test sets binarized once with a fixed seed "
             f"per stream, training data dynamically binarized; mixtures use -log (1/C) sum_c p_c(x); "
             f"mean ± std over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
-            f"{BOUNDARY_MARK} needs task boundaries; best per column in bold/{BEST_MARK}.{fid_protocol(cells)}")
+            f"{BOUNDARY_MARK} needs task boundaries; best per column in bold/{BEST_MARK}.{fid_protocol(cells)}"
+            f"{budget_protocol(cells)}")
+
+
+def budget_protocol(cells: pd.DataFrame) -> str:
+    """The memory budgets (matched ones with their resolved numbers) and the paper's names."""
+    notes = []
+    for method, group in cells.groupby("method", sort=False):
+        note = group["budget_note"].dropna()
+        if len(note):
+            matched = sorted({m.rpartition(":")[2] for m in group["matched_budget"].dropna()})
+            notes.append(f"{method}: {note.iloc[0]}" + (f" ({', '.join(matched)})" if matched else ""))
+    text = f" Budgets: {'; '.join(notes)}." if notes else ""
+    named = paper_names(cells["method"])
+    return text + (f" In the OCM paper's tables: {named}." if named else "")
 
 
 def fid_protocol(cells: pd.DataFrame) -> str:

@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             final_cells = list(ready)
         else:
             final_cells += ready
-    cells = final_cells
+    grid_order = {(c.label_method, c.stream, c.seed, c.profile.name): i for i, c in enumerate(cells)}
+    cells = sorted(final_cells, key=lambda c: grid_order[(c.label_method, c.stream, c.seed, c.profile.name)])
 
     records = [store.load(c) for c in cells]
     frame = cells_frame([r for r in records if r])
