@@ -37,5 +37,9 @@ def page_faults(mode: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
 def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     default, tuned = page_faults("default"), page_faults("tuned")
-    assert default > 24 * 300           # a chunk's [2048, 784] blocks: fresh pages, again and again
-    assert tuned < default / 4          # at most a one-off growth of the heap
+    # One chunk's [2048, 784] float block is 1,568 pages; 24 chunks without reuse fault ~37,600.
+    # glibc's own dynamic mmap threshold sometimes starts reusing after a few chunks (default
+    # then measured 4,200-29,000 here), so the default is only required to be worse.
+    chunk_pages = 2048 * 784 * 4 // 4096
+    assert tuned <= 1.5 * chunk_pages   # at most a one-off growth of the heap
+    assert default > tuned
