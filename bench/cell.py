@@ -153,13 +153,18 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     }
 
 
+def record_header(cell: Cell) -> dict:
+    """What every record of `cell` starts with, finished or failed (its spec, key and labels)."""
+    return {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
+            "method_label": cell.label_method,
+            "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
+            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
+
+
 def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto") -> dict:
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
     record."""
-    record = {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
-              "method_label": cell.label_method,
-              "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
-              "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
+    record = record_header(cell)
     start = time.time()
     try:
         record.update(train_and_evaluate(cell, data_dir, artifact_dir, device), status="done")

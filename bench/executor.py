@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bench.cell import run_cell
+from bench.cell import record_header, run_cell
 from bench.claims import claim_path, release_if_owned_by, try_claim
 from bench.device import prefers_gpu
 from bench.grid import Cell
@@ -105,8 +105,7 @@ def record_worker_death(cell: Cell, store: ResultStore, pid: int, reason: str) -
     release_if_owned_by(claim_path(store.root, store.path(cell).stem), pid)
     if store.is_done(cell):
         return {"status": "done"}
-    store.save(cell, {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
-                      "method_label": cell.label_method, "status": "failed", "error": reason,
+    store.save(cell, {**record_header(cell), "status": "failed", "error": reason,
                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return {"status": "failed", "error": reason}
 

@@ -19,8 +19,6 @@ from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError
 
 
-
-
 @dataclass(frozen=True)
 class Cell:
     method: str
@@ -143,6 +141,13 @@ class MatchError(ValueError):
     """A budget matched to another method's memory whose reference record is missing."""
 
 
+def missing_reference(cell: Cell, setting: str, reference: str) -> MatchError:
+    return MatchError(
+        f"{cell.label}: {setting}=match:{reference} needs a finished record of '{reference}' on "
+        f"{cell.stream}, seed {cell.seed}, profile {cell.profile.name} (same settings, harness "
+        f"{HARNESS_VERSION}); run it first or add '{reference}' to --methods")
+
+
 def reference_record(cell: Cell, reference_method: str, records: list[dict]) -> dict | None:
     """The finished record of `reference_method` on the cell's stream and seed, under the same
     profile settings (the profile's name aside), with the config this profile gives that method."""
@@ -175,10 +180,7 @@ def resolve_matches(cell: Cell, records: list[dict]) -> Cell:
     for setting, reference in unresolved.items():
         record = reference_record(cell, reference, records)
         if record is None:
-            raise MatchError(
-                f"{cell.label}: {setting}=match:{reference} needs a finished record of '{reference}' on "
-                f"{cell.stream}, seed {cell.seed}, profile {cell.profile.name} (same settings, harness "
-                f"{HARNESS_VERSION}); run it first or add '{reference}' to --methods")
+            raise missing_reference(cell, setting, reference)
         config[setting] = max(1, int(record.get("memory_peak", record["memory"])))
         matched.append((setting, reference))
     return dataclasses.replace(cell, method_config=config, matched=tuple(matched))

@@ -24,9 +24,7 @@ from tabulate import tabulate
 
 from bench.store import ResultStore
 from bench.sweep import SweepError, sweep_frame, sweep_summary, sweep_table
-from bench.tables import BOUNDARY_MARK, cells_frame, mean_std, paper_names, summary_frame
-from methods import METHODS
-from streams import STREAMS
+from bench.tables import BOUNDARY_MARK, budget_notes, cells_frame, mean_std, registry_rank, summary_frame
 
 BEST_MARK = "*"
 
@@ -69,15 +67,6 @@ def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
                           f"together: {', '.join(groups)}; choose one with --profile")
     return cells.sort_values(["stream", "method", "seed"], key=lambda c: c.map(registry_rank),
                              kind="stable")
-
-
-def registry_rank(name):
-    """Streams and methods sort in registry order (unknown names after, as they are)."""
-    order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
-    if not isinstance(name, str):
-        return name
-    base = name.partition("[")[0]   # a variant sorts right after its method
-    return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -150,15 +139,8 @@ def caption(cells: pd.DataFrame, what: str) -> str:
 
 def budget_protocol(cells: pd.DataFrame) -> str:
     """The memory budgets (matched ones with their resolved numbers) and the paper's names."""
-    notes = []
-    for method, group in cells.groupby("method", sort=False):
-        note = group["budget_note"].dropna()
-        if len(note):
-            matched = sorted({m.rpartition(":")[2] for m in group["matched_budget"].dropna()})
-            notes.append(f"{method}: {note.iloc[0]}" + (f" ({', '.join(matched)})" if matched else ""))
-    text = f" Budgets: {'; '.join(notes)}." if notes else ""
-    named = paper_names(cells["method"])
-    return text + (f" In the OCM paper's tables: {named}." if named else "")
+    budgets, named = budget_notes(summary_frame(cells))
+    return (f" Budgets: {budgets}." if budgets else "") + (f" In the OCM paper's tables: {named}." if named else "")
 
 
 def fid_protocol(cells: pd.DataFrame) -> str:

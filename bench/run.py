@@ -102,7 +102,7 @@ def sweep_combinations(sweeps: list[str]) -> list[list[str]]:
         key, sep, values = item.partition("=")
         values = split_top_level(values)
         if not sep or not key or not values:
-            raise SystemExit(f"error: --sweep '{item}' is not of the form KEY=V1,V2,...")
+            raise ValueError(f"--sweep '{item}' is not of the form KEY=V1,V2,...")
         axes.append([f"{key}={v}" for v in values])
     return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
 
@@ -150,17 +150,14 @@ def wait_for_other_runners(cells, store, run, poll_seconds: float = 2.0, repeat_
 def check_matches_possible(waiting, ready, records) -> None:
     """Refuse, before anything runs, a matched budget whose reference is neither recorded nor in
     this grid."""
-    from bench.grid import MatchError, reference_record
+    from bench.grid import missing_reference, reference_record
 
     planned = {(c.method, c.stream, c.seed, c.profile.name) for c in ready if not c.variant}
     for cell in waiting:
         for setting, reference in cell.unresolved.items():
             if ((reference, cell.stream, cell.seed, cell.profile.name) not in planned
                     and reference_record(cell, reference, records) is None):
-                raise MatchError(
-                    f"{cell.label}: {setting}=match:{reference} needs a finished record of '{reference}' "
-                    f"on {cell.stream}, seed {cell.seed}, profile {cell.profile.name}; none in "
-                    f"the results directory: run it first or add '{reference}' to --methods")
+                raise missing_reference(cell, setting, reference)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,46 +218,44 @@ def main(argv: list[str] | None = None) -> int:
     options = {"local": {}, "ray": {"address": args.ray_address, "gpus_per_cell": args.gpus_per_cell},
                "slurm": {"partition": args.slurm_partition, "time_minutes": args.slurm_time,
                          "gpus_per_cell": args.gpus_per_cell, "cluster": args.slurm_cluster}}[args.executor]
-    outcomes, unmatched = {}, []
-    # Two phases: cells whose budget is matched to another method's memory run once the records
-    # they match are there (the reference cells of this grid run in the first phase).
-    for phase in ("cells", "matched cells"):
-        if phase == "matched cells":
-            if not waiting:
-                break
-            records, ready = store.records(), []
-            for cell in waiting:
-                try:
-                    ready.append(resolve_matches(cell, records))
-                except MatchError as err:   # the reference cell of this grid failed
-                    unmatched.append((cell, str(err)))
-        store.write_manifest(ready)
+    outcomes = {}
+
+    def run(batch):
+        outcomes.update(run_cells(batch, store, args.workers, args.data_dir, progress=not args.no_progress,
+                                  executor=args.executor, device=args.device, **options))
+
+    def run_phase(phase_cells, what):
+        store.write_manifest(phase_cells)
         if args.force:
-            for cell in ready:
+            for cell in phase_cells:
                 store.path(cell).unlink(missing_ok=True)
-        pending = longest_first([c for c in ready if not store.is_done(c)], store.records())
-        print(f"{len(ready)} {phase} ({len(ready) - len(pending)} already done), profile "
+        pending = longest_first([c for c in phase_cells if not store.is_done(c)], store.records())
+        print(f"{len(phase_cells)} {what} ({len(phase_cells) - len(pending)} already done), profile "
               f"{', '.join(p.name for p in profiles)}, executor {args.executor}, "
               f"{min(args.workers, max(len(pending), 1))} worker(s), device {args.device} -> {store.root}",
               file=sys.stderr)
-        def run(batch):
-            outcomes.update(run_cells(batch, store, args.workers, args.data_dir,
-                                      progress=not args.no_progress, executor=args.executor,
-                                      device=args.device, **options))
-        try:
-            run(pending)
-            if not args.no_wait:
-                wait_for_other_runners([c for c in pending if outcomes.get(c.key, {}).get("status")
-                                        == "running elsewhere"], store, run)
-        except RuntimeError as err:   # e.g. the executor's optional package is missing
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if phase == "cells":
-            final_cells = list(ready)
-        else:
-            final_cells += ready
-    grid_order = {(c.label_method, c.stream, c.seed, c.profile.name): i for i, c in enumerate(cells)}
-    cells = sorted(final_cells, key=lambda c: grid_order[(c.label_method, c.stream, c.seed, c.profile.name)])
+        run(pending)
+        if not args.no_wait:
+            wait_for_other_runners([c for c in pending if outcomes.get(c.key, {}).get("status")
+                                    == "running elsewhere"], store, run)
+
+    # Two phases: cells whose budget is matched to another method's memory run once the records
+    # they match are there (the reference cells of this grid run in the first phase).
+    resolved, unmatched = {}, []
+    try:
+        run_phase(ready, "cells")
+        if waiting:
+            records = store.records()
+            for cell in waiting:
+                try:
+                    resolved[id(cell)] = resolve_matches(cell, records)
+                except MatchError as err:   # the reference cell of this grid failed
+                    unmatched.append((cell, str(err)))
+            run_phase(list(resolved.values()), "matched cells")
+    except RuntimeError as err:   # e.g. the executor's optional package is missing
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    cells = [resolved.get(id(c), c) for c in cells if not c.unresolved or id(c) in resolved]   # grid order
 
     records = [store.load(c) for c in cells]
     frame = cells_frame([r for r in records if r])

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from bench.profiles import split_label
-from bench.tables import cells_frame
+from bench.tables import cells_frame, registry_rank
 
 
 class SweepError(ValueError):
@@ -62,19 +62,11 @@ def sweep_frame(records: list[dict], key: str) -> pd.DataFrame:
 def sweep_summary(cells: pd.DataFrame, metric: str = "nll") -> pd.DataFrame:
     """Mean (and std, n) of `metric` per (stream, method, rest) x value, streams and methods in
     registry order (variants after their method), other settings after the plain row."""
-    from methods import METHODS
-    from streams import STREAMS
-
     grouped = cells.groupby(["stream", "method", "rest", "value"], sort=False)[metric]
     summary = grouped.agg(["mean", "std", "count"]).reset_index()
-    streams, methods = list(STREAMS), list(METHODS)
-
-    def rank(row):
-        base = row["method"].partition("[")[0]
-        return (streams.index(row["stream"]) if row["stream"] in streams else len(streams),
-                methods.index(base) if base in methods else len(methods), row["method"], row["rest"])
-    order = sorted(range(len(summary)), key=lambda i: rank(summary.iloc[i]))
-    return summary.iloc[order].reset_index(drop=True)
+    return summary.sort_values(["stream", "method", "rest"], kind="stable",
+                               key=lambda c: c if c.name == "rest" else c.map(registry_rank)
+                               ).reset_index(drop=True)
 
 
 def sweep_table(cells: pd.DataFrame, metric: str = "nll") -> tuple[list[str], list[list[str]]]:

@@ -17,6 +17,19 @@ SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fi
 BOUNDARY_MARK = "†"
 
 
+def registry_rank(name):
+    """Streams and methods sort in registry order, a variant right after its method (unknown
+    names after all, as they are)."""
+    from methods import METHODS
+    from streams import STREAMS
+
+    order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
+    if not isinstance(name, str):
+        return name
+    base = name.partition("[")[0]
+    return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
+
+
 def matched_budget(record: dict) -> str | None:
     """'budget=ocm:590' for a cell whose settings were matched to another method's memory."""
     matched = record.get("matched") or {}
@@ -83,6 +96,17 @@ def paper_names(methods) -> str:
     return ", ".join(pairs)
 
 
+def budget_notes(summary: pd.DataFrame) -> tuple[str, str]:
+    """('first-k[...]: budget = ocm's peak memory (710); ocm: STM 512, LTM <= 2560', the paper's
+    names of these methods), from a summary frame: the one source of both captions' budget text."""
+    notes = dict.fromkeys(
+        f"{r['method']}: {r['budget_note']}"
+        + (f" ({', '.join(sorted(set(r['matched_budget'].split('/'))))})"
+           if isinstance(r["matched_budget"], str) else "")
+        for _, r in summary.iterrows() if isinstance(r["budget_note"], str))
+    return "; ".join(notes), paper_names(summary["method"])
+
+
 def budget_text(mean: float) -> str:
     if np.isnan(mean):
         return "-"
@@ -129,11 +153,9 @@ def format_summary(summary: pd.DataFrame) -> str:
     if summary["matched_budget"].notna().any():
         caption += ("; METHOD[budget=match:REF] = budget set to REF's peak memory on the same stream, "
                     "seed and profile (resolved numbers after '=', one per seed)")
-    notes = dict.fromkeys(f"{r['method']}: {r['budget_note']}" for _, r in summary.iterrows()
-                          if isinstance(r["budget_note"], str))
-    if notes:
-        caption += "; budgets: " + "; ".join(notes)
-    named = paper_names(summary["method"])
+    budgets, named = budget_notes(summary)
+    if budgets:
+        caption += f"; budgets: {budgets}"
     if named:
         caption += f"; in the OCM paper's tables: {named}"
     if has_fid:

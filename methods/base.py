@@ -140,13 +140,11 @@ class GenerativePlugin(SupervisedPlugin):
                                                 num_batches=self.matched_steps(strategy))
 
     def matched_steps(self, strategy) -> int | None:
-        """The matched-compute schedule (`steps_per_batch` on the strategy): this experience gets
-        that many minibatches per `train_mb_size` incoming images, whatever the method trains on.
-        None (a plain Avalanche strategy, or the paper's schedule): E passes over what it trains on."""
-        per_batch = getattr(strategy, "steps_per_batch", None)
-        if not per_batch:
-            return None
-        return per_batch * max(1, math.ceil(len(self._incoming) / strategy.train_mb_size))
+        """The matched-compute schedule (GenerativeStrategy.minibatches_for): this experience gets
+        `steps_per_batch` minibatches per `train_mb_size` incoming images, whatever the method
+        trains on. None (a plain Avalanche strategy, or the paper's schedule): E passes."""
+        schedule = getattr(strategy, "minibatches_for", None)
+        return schedule(len(self._incoming)) if schedule is not None else None
 
     def before_backward(self, strategy, **kwargs):
         loss = strategy.loss.detach()

@@ -23,6 +23,7 @@ Differences from a plain Avalanche strategy, each for a reason:
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -220,9 +221,15 @@ class GenerativeStrategy(SupervisedTemplate):
     def make_train_dataloader(self, **kwargs):
         if self.method is None:  # otherwise the method plugin installs its own
             images = experience_images(self.experience).to(self.device)
-            steps = (self.steps_per_batch * max(1, -(-len(images) // self.train_mb_size))
-                     if self.steps_per_batch else None)
-            self.dataloader = TensorMinibatches(images, self.train_mb_size, self.generator, num_batches=steps)
+            self.dataloader = TensorMinibatches(images, self.train_mb_size, self.generator,
+                                                num_batches=self.minibatches_for(len(images)))
+
+    def minibatches_for(self, incoming: int) -> int | None:
+        """Minibatches for an experience of `incoming` images under matched compute: `steps_per_batch`
+        per `train_mb_size` of them; None under the paper's schedule (E passes)."""
+        if not self.steps_per_batch:
+            return None
+        return self.steps_per_batch * max(1, math.ceil(incoming / self.train_mb_size))
 
     def forward(self):
         return self.model(self.mb_x)
