@@ -5,7 +5,7 @@
 # 0.3.0: fused Adam on CPUs; a pass over at most one minibatch is not shuffled; CPU inference
 # evaluates the decoder's likelihood by a rewrite equal to float32 rounding (all from bench.perf).
 # 0.4.0: on a CPU with a C compiler, the decoder's likelihood in evaluation comes from a C kernel
-# (methods/bernoulli_log_likelihood.c), equal to the torch form to float32 rounding; records say
+# (methods/models/native/bernoulli_log_likelihood.c), equal to the torch form to float32 rounding; records say
 # which form ran (`nll_decoder_form`).
 # 0.5.0: profiles gain `steps_per_batch` (the matched-compute schedule), so every key changed;
 # records gain budgets (peak memory, gradient steps, images trained) and timelines. The numbers of

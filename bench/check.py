@@ -16,8 +16,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.report import METRICS, ReportError, select_cells
-from bench.store import ResultStore
-from bench.tables import summary_frame
+from bench.execution.store import ResultStore
+from bench.reporting.tables import summary_frame
 
 DEFAULT_TOLERANCE = {"nll": 2.0, "nll_best_component": 2.0, "forgetting_nll": 5.0, "fid": 5.0}
 CHECKED_METRICS = ["nll", "nll_best_component", "forgetting_nll", "fid", "forgetting_fid"]

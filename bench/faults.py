@@ -132,12 +132,12 @@ def in_process(args: list[str]) -> tuple[int, str]:
 def failed_write(folder: Path) -> dict:
     """The record writer fails part-way (half the JSON written, then ENOSPC): no partial record
     stays, the cell is reported failed, and the next run reruns and saves it."""
-    import bench.store
+    import bench.execution.store
 
     out = folder / "failed-write"
     grid = ["--methods", "finetune", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
             "--no-progress", "--workers", "1", "--out", str(out)]
-    real_dump = bench.store.json.dump
+    real_dump = bench.execution.store.json.dump
 
     def half_then_full_disk(obj, f, **kwargs):
         if "status" not in obj:                    # only record writes fail
@@ -147,11 +147,11 @@ def failed_write(folder: Path) -> dict:
         f.flush()
         raise OSError(28, "No space left on device")
 
-    bench.store.json.dump = half_then_full_disk
+    bench.execution.store.json.dump = half_then_full_disk
     try:
         status, err = in_process(grid)
     finally:
-        bench.store.json.dump = real_dump
+        bench.execution.store.json.dump = real_dump
     leftovers = [p.name for p in (out / "records").iterdir()] if (out / "records").exists() else []
     rerun, _ = in_process(grid)
     return {"status": status, "message": last_line(err, "finetune"), "files_left": leftovers,
@@ -160,22 +160,22 @@ def failed_write(folder: Path) -> dict:
 
 def killed_worker(folder: Path) -> dict:
     """One cell's worker is killed by SIGKILL (as the out-of-memory killer does) mid-cell."""
-    import bench.cell
+    import bench.evaluation.cell
 
     out = folder / "killed-worker"
-    real = bench.cell.train_and_evaluate
+    real = bench.evaluation.cell.train_and_evaluate
 
     def dies_for_reservoir(cell, *args, **kwargs):
         if cell.method == "reservoir":
             os.kill(os.getpid(), signal.SIGKILL)
         return real(cell, *args, **kwargs)
 
-    bench.cell.train_and_evaluate = dies_for_reservoir   # forked workers inherit it
+    bench.evaluation.cell.train_and_evaluate = dies_for_reservoir   # forked workers inherit it
     try:
         status, err = in_process(["--methods", "finetune,reservoir,ocm", "--streams", "mini", "--seeds", "0",
                                   "--profile", "smoke", "--no-progress", "--workers", "2", "--out", str(out)])
     finally:
-        bench.cell.train_and_evaluate = real
+        bench.evaluation.cell.train_and_evaluate = real
     return {"status": status, "message": last_line(err, "reservoir/"), "others_done": audit(out, 3).done,
             "claims_left": len(list((out / "claims").glob("*.claim")))}
 

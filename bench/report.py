@@ -6,7 +6,7 @@ Layouts (`--metric`):
   Markdown) or marked * (text); † marks methods that need task boundaries.
 - forgetting: NLL forgetting and BWT per stream.
 - matrix: the per-task NLL[t, j] matrix (mean over seeds), one table per stream and method.
-`--figures` also draws heatmaps and curves (bench/figures.py) into DIR/figures/.
+`--figures` also draws heatmaps and curves (bench/reporting/figures.py) into DIR/figures/.
 Formats: text, markdown, csv (numbers, long form), latex (booktabs; compiles standalone with
 \\usepackage{booktabs}). Records of different profiles or harness versions are never averaged
 together: pick one with --profile, or the report refuses.
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench.store import ResultStore
-from bench.sweep import SweepError, sweep_frame, sweep_summary, sweep_table
-from bench.tables import BOUNDARY_MARK, budget_notes, cells_frame, mean_std, registry_rank, summary_frame
+from bench.execution.store import ResultStore
+from bench.reporting.sweep import SweepError, sweep_frame, sweep_summary, sweep_table
+from bench.reporting.tables import BOUNDARY_MARK, budget_notes, cells_frame, mean_std, registry_rank, summary_frame
 
 BEST_MARK = "*"
 
@@ -250,7 +250,7 @@ def sweep_report(records: list[dict], key: str, layout: str, fmt_name: str, figu
         return sweep_summary(cells, metric.column).to_csv(index=False)
     headers, rows = sweep_table(cells, metric.column)
     if figures is not None:
-        from bench.figures import draw_sweep
+        from bench.reporting.figures import draw_sweep
 
         for path in draw_sweep(cells, key, figures, metric.column):
             print(f"wrote {path}", file=sys.stderr)
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                                 Path(args.results) / "figures" if args.figures else None)
         else:
             if args.figures:
-                from bench.figures import draw_figures, draw_timelines
+                from bench.reporting.figures import draw_figures, draw_timelines
 
                 cells = select_cells(records, args.profile)
                 chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]

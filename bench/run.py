@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated stream names, or 'all' (default: %(default)s)")
     p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--profile", default=DEFAULTS["profile"],
-                   help="smoke | quick | paper (default: %(default)s); see bench/profiles.py")
+                   help="smoke | quick | paper (default: %(default)s); see bench/planning/profiles.py")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile setting (e.g. epochs=2) or a method setting "
                         "(e.g. reservoir.budget=500); repeatable")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_everything() -> str:
-    from bench.profiles import PROFILES
+    from bench.planning.profiles import PROFILES
     from methods import METHODS
     from streams import STREAMS
 
@@ -95,7 +95,7 @@ def sweep_combinations(sweeps: list[str]) -> list[list[str]]:
     """['epochs=1,3', 'lr=0.001,0.0001'] -> every combination as a list of settings."""
     import itertools
 
-    from bench.grid import split_top_level
+    from bench.planning.grid import split_top_level
 
     axes = []
     for item in sweeps:
@@ -127,7 +127,7 @@ def wait_for_other_runners(cells, store, run, poll_seconds: float = 2.0, repeat_
     """Wait for `cells`, which live runners elsewhere held when this one came to them, saying which
     and where; a cell whose runner let go of it without a finished record (it died, or its cell
     failed there) is run here, once."""
-    from bench.claims import live_claims
+    from bench.execution.claims import live_claims
 
     waiting, said, said_at = list(cells), None, 0.0
     while waiting:
@@ -150,7 +150,7 @@ def wait_for_other_runners(cells, store, run, poll_seconds: float = 2.0, repeat_
 def check_matches_possible(waiting, ready, records) -> None:
     """Refuse, before anything runs, a matched budget whose reference is neither recorded nor in
     this grid."""
-    from bench.grid import missing_reference, reference_record
+    from bench.planning.grid import missing_reference, reference_record
 
     planned = {(c.method, c.stream, c.seed, c.profile.name) for c in ready if not c.variant}
     for cell in waiting:
@@ -165,16 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from bench.cell import cached_extractor, cached_stream
-    from bench.claims import live_claims
-    from bench.device import DeviceUnavailableError, check_choice, resolve_device
-    from bench.executor import run_cells
-    from bench.fid import check_feasible
-    from bench.grid import MatchError, expand_grid, parse_names, parse_seeds, resolve_matches
-    from bench.profiles import resolve_profile
-    from bench.schedule import longest_first
-    from bench.store import ResultStore
-    from bench.tables import cells_frame, format_summary, summary_frame
+    from bench.evaluation.cell import cached_extractor, cached_stream
+    from bench.execution.claims import live_claims
+    from bench.evaluation.device import DeviceUnavailableError, check_choice, resolve_device
+    from bench.execution.executor import run_cells
+    from bench.evaluation.fid import check_feasible
+    from bench.planning.grid import MatchError, expand_grid, parse_names, parse_seeds, resolve_matches
+    from bench.planning.profiles import resolve_profile
+    from bench.planning.schedule import longest_first
+    from bench.execution.store import ResultStore
+    from bench.reporting.tables import cells_frame, format_summary, summary_frame
     from methods import METHODS
     from streams import STREAMS, UnknownNameError
     from streams.datasets import DatasetMissingError

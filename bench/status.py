@@ -11,8 +11,8 @@ from collections import Counter
 
 from tabulate import tabulate
 
-from bench.claims import live_claims
-from bench.store import ResultStore
+from bench.execution.claims import live_claims
+from bench.execution.store import ResultStore
 
 
 def cell_states(store: ResultStore) -> list[dict]:

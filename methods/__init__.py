@@ -8,4 +8,4 @@ from methods import finetune, first_k, reservoir, joint  # noqa: F401  (registra
 from methods import ocm  # noqa: F401
 from methods import lgm, curl  # noqa: F401
 # isort: on
-from methods.registry import METHODS, get_method, register_method  # noqa: F401
+from methods.core.registry import METHODS, get_method, register_method  # noqa: F401

@@ -14,7 +14,7 @@ joined by `replay_per_batch` (64) snapshot samples (y uniform over its component
 
 Likelihood: log p(x) = log (1/C) sum_y p(x|y) (p(y) uniform over active components, the model's
 own prior), with p(x|y) estimated by importance sampling over z with q(z|x,y) as proposal: the
-mixture estimator of `methods.likelihood`, sampling over both y (exhaustively) and z.
+mixture estimator of `methods.models.likelihood`, sampling over both y (exhaustively) and z.
 Budget: E passes over each incoming batch (plus replay); CURL stores no data but its buffer.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
-from methods.loader import TensorMinibatches
-from methods.registry import register_method
-from methods.vae import LOG_2PI, STD_EPS, mlp_decoder_log_likelihood
+from methods.core.plugin import GenerativePlugin, extend_minibatch, frozen_copy
+from methods.core.minibatches import TensorMinibatches
+from methods.core.registry import register_method
+from methods.models.vae import LOG_2PI, STD_EPS, mlp_decoder_log_likelihood
 from streams.stream import binarize
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import GenerativePlugin
-from methods.registry import register_method
+from methods.core.plugin import GenerativePlugin
+from methods.core.registry import register_method
 
 
 @dataclass(frozen=True)

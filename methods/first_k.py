@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import GenerativePlugin
-from methods.registry import register_method
+from methods.core.plugin import GenerativePlugin
+from methods.core.registry import register_method
 
 
 @dataclass(frozen=True)

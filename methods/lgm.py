@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import GenerativePlugin, extend_minibatch, frozen_copy
-from methods.registry import register_method
+from methods.core.plugin import GenerativePlugin, extend_minibatch, frozen_copy
+from methods.core.registry import register_method
 from streams.stream import binarize
 
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import GenerativePlugin
-from methods.likelihood import component_log_likelihoods
-from methods.registry import register_method
-from methods.vae import BernoulliVAE
+from methods.core.plugin import GenerativePlugin
+from methods.models.likelihood import component_log_likelihoods
+from methods.core.registry import register_method
+from methods.models.vae import BernoulliVAE
 from streams.stream import binarize
 
 

@@ -10,7 +10,7 @@ CHURN = """
 import resource, sys, torch
 torch.set_num_threads(1)
 if sys.argv[1] == "tuned":
-    from bench.allocator import keep_freed_memory
+    from bench.evaluation.allocator import keep_freed_memory
     assert keep_freed_memory()
 import torch.nn.functional as F
 layers = [torch.nn.Linear(50, 200), torch.nn.Linear(200, 200), torch.nn.Linear(200, 784)]

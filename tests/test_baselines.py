@@ -5,11 +5,11 @@ import pytest
 import torch
 from avalanche.training import Naive
 
-from bench.evaluate import component_log_likelihoods, iwae_log_likelihood
+from bench.evaluation.nll import component_log_likelihoods, iwae_log_likelihood
 from methods.curl import CURLConfig, CURLModel, CURLPlugin
 from methods.lgm import LGMPlugin, gaussian_kl
-from methods.strategy import GenerativeStrategy
-from methods.vae import BernoulliVAE, GenerativeLoss
+from methods.core.strategy import GenerativeStrategy
+from methods.models.vae import BernoulliVAE, GenerativeLoss
 from streams.benchmark import online_experiences, task_benchmark
 
 

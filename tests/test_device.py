@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 from test_nll import constant_decoder_vae
 
-from bench.cell import train_and_evaluate
-from bench.device import DeviceUnavailableError, check_choice, resolve_device
-from bench.executor import default_gpus_per_cell, may_use_cuda
-from bench.grid import expand_grid
-from bench.profiles import resolve_profile
+from bench.evaluation.cell import train_and_evaluate
+from bench.evaluation.device import DeviceUnavailableError, check_choice, resolve_device
+from bench.execution.executor import default_gpus_per_cell, may_use_cuda
+from bench.planning.grid import expand_grid
+from bench.planning.profiles import resolve_profile
 from bench.run import main
-from bench.store import ResultStore
+from bench.execution.store import ResultStore
 from methods import METHODS
-from methods.likelihood import iwae_log_likelihood
+from methods.models.likelihood import iwae_log_likelihood
 
 HAS_CUDA = torch.cuda.is_available()
 cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
@@ -88,7 +88,7 @@ def test_the_iwae_estimator_is_exact_on_the_gpu_too():
 @cuda
 def test_cpu_and_gpu_estimates_of_one_model_agree_within_monte_carlo_error():
     torch.manual_seed(0)
-    from methods.vae import BernoulliVAE
+    from methods.models.vae import BernoulliVAE
 
     vae = BernoulliVAE()
     x = torch.bernoulli(torch.full((64, 784), 0.2), generator=torch.Generator().manual_seed(1))
@@ -130,9 +130,9 @@ def test_the_runner_uses_the_gpu_with_several_spawned_workers(tmp_path):
 
 @cuda
 def test_fid_features_and_samples_on_the_gpu_match_the_cpu(tmp_path):
-    from bench.cell import cached_extractor, cached_stream
-    from bench.fid import FIDEvaluator, gaussian_stats
-    from methods.vae import BernoulliVAE
+    from bench.evaluation.cell import cached_extractor, cached_stream
+    from bench.evaluation.fid import FIDEvaluator, gaussian_stats
+    from methods.models.vae import BernoulliVAE
 
     extractor = cached_extractor("classifier", "mini", None)
     images = cached_stream("mini", None).test_images(0)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.claims import claim_path, live_claims, try_claim
+from bench.execution.claims import claim_path, live_claims, try_claim
 from bench.run import main
 from bench.status import cell_states
-from bench.store import ResultStore
+from bench.execution.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "finetune,reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
@@ -61,8 +61,8 @@ def test_a_live_claim_is_respected_and_status_reports_it(tmp_path, capsys):
     store = ResultStore(tmp_path)
     assert main(GRID + ["--workers", "1", "--out", str(tmp_path), "--seeds", "1"]) == 0
     # another runner holds finetune/seed5 right now
-    from bench.grid import expand_grid
-    from bench.profiles import resolve_profile
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
     cell = expand_grid(["finetune"], ["mini"], [5], resolve_profile("smoke"))[0]
     claim = try_claim(store.root, store.path(cell).stem)
     capsys.readouterr()

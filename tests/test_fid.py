@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from scipy import linalg
 from sklearn.datasets import load_digits
 
-from bench.features import (ClassifierRecipe, InceptionFeatures, classifier_cache_path,
+from bench.evaluation.features import (ClassifierRecipe, InceptionFeatures, classifier_cache_path,
                             classifier_features, load_classifier)
-from bench.fid import (FIDEvaluator, cached_real_stats, frechet_distance,
+from bench.evaluation.fid import (FIDEvaluator, cached_real_stats, frechet_distance,
                        frechet_distance_and_offset, gaussian_stats)
 from streams.stream import binarize, load_stream
 
@@ -115,7 +115,7 @@ def test_real_statistics_are_cached(mini_classifier, tmp_path):
 
 
 def test_fid_evaluator_row_and_sample_count_check(mini_classifier, tmp_path):
-    from methods.vae import BernoulliVAE
+    from methods.models.vae import BernoulliVAE
     stream, extractor, _ = mini_classifier
     test_sets = [t.test_images for t in stream.tasks]
     with pytest.raises(ValueError, match="at least as many generated samples"):

@@ -6,11 +6,11 @@ from avalanche.training import Naive
 from scipy.stats import chisquare
 
 from methods import METHODS
-from methods.base import NonFiniteLossError, experience_images
+from methods.core.plugin import NonFiniteLossError, experience_images
 from methods.joint import JointPlugin
 from methods.reservoir import ReservoirConfig, ReservoirPlugin
-from methods.strategy import GenerativeStrategy
-from methods.vae import BernoulliVAE, GenerativeLoss
+from methods.core.strategy import GenerativeStrategy
+from methods.models.vae import BernoulliVAE, GenerativeLoss
 from streams.benchmark import online_experiences, task_benchmark
 
 

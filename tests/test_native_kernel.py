@@ -1,4 +1,4 @@
-"""The evaluator's C kernel (methods/bernoulli_log_likelihood.c) against float64, and its build."""
+"""The evaluator's C kernel (methods/models/native/bernoulli_log_likelihood.c) against float64, and its build."""
 import math
 import os
 import shutil
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods import native_kernel
+from methods.models.native import kernel as native_kernel
 
 HAS_COMPILER = shutil.which(os.environ.get("CC", "cc")) is not None
 needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler on this machine")
@@ -66,7 +66,7 @@ def test_the_library_is_built_once_and_reused(fresh_kernel):
 
 
 def test_without_a_compiler_the_torch_form_is_used_with_a_warning(fresh_kernel, monkeypatch):
-    from methods import decoder_inference
+    from methods.models.native import decoder as decoder_inference
 
     monkeypatch.setenv("CC", str(fresh_kernel / "no-such-compiler"))
     with pytest.warns(UserWarning, match="C kernel is unavailable"):

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.evaluate import iwae_log_likelihood
-from methods.vae import BernoulliVAE
+from bench.evaluation.nll import iwae_log_likelihood
+from methods.models.vae import BernoulliVAE
 
 
 def constant_decoder_vae(input_dim=784):
@@ -67,7 +67,7 @@ def test_iwae_increases_toward_the_truth_with_k():
 
 
 def test_the_factored_likelihood_of_a_layer_equals_the_direct_one():
-    from methods.vae import bernoulli_log_likelihood, bernoulli_log_likelihood_of_layer
+    from methods.models.vae import bernoulli_log_likelihood, bernoulli_log_likelihood_of_layer
 
     torch.manual_seed(5)
     layer = torch.nn.Linear(200, 784)
@@ -84,7 +84,7 @@ def direct_decoder_log_likelihood(vae, z, x, dtype=torch.float64):
     """log p(x|z) by the textbook formula (x.l - sum softplus(l)) in `dtype`, on a copy of vae."""
     import copy
 
-    from methods.vae import bernoulli_log_likelihood
+    from methods.models.vae import bernoulli_log_likelihood
 
     model = copy.deepcopy(vae).to(dtype)
     with torch.no_grad():
@@ -93,8 +93,8 @@ def direct_decoder_log_likelihood(vae, z, x, dtype=torch.float64):
 
 @pytest.fixture(params=["C kernel", "torch"])
 def evaluator_form(request):
-    """The rewrite's two forms of the output layer's likelihood (methods/native_kernel.py)."""
-    from methods import native_kernel
+    """The rewrite's two forms of the output layer's likelihood (methods/models/native/kernel.py)."""
+    from methods.models.native import kernel as native_kernel
 
     if request.param == "torch":
         with native_kernel.turned_off():
@@ -112,7 +112,7 @@ def evaluator_form(request):
 ])
 def test_the_inference_rewrite_of_the_decoder_equals_the_direct_likelihood(samples, images, input_dim,
                                                                            scale, evaluator_form):
-    from methods import decoder_inference
+    from methods.models.native import decoder as decoder_inference
 
     torch.manual_seed(6)
     vae = BernoulliVAE(input_dim=input_dim)
@@ -133,7 +133,7 @@ def test_the_inference_rewrite_of_the_decoder_equals_the_direct_likelihood(sampl
 
 
 def test_the_rewrite_is_for_cpu_inference_only():
-    from methods import decoder_inference
+    from methods.models.native import decoder as decoder_inference
 
     z = torch.zeros(3, 2)
     assert not decoder_inference.applies(z)          # autograd on: training keeps the direct form

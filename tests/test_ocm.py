@@ -6,7 +6,7 @@ import torch
 from avalanche.training import Naive
 from torch import nn
 
-from bench.evaluate import component_log_likelihoods, mixture_log_likelihood
+from bench.evaluation.nll import component_log_likelihoods, mixture_log_likelihood
 from methods.ocm import (
     DynamicOCMConfig,
     DynamicOCMPlugin,
@@ -15,8 +15,8 @@ from methods.ocm import (
     diversity_scores,
     select_for_ltm,
 )
-from methods.strategy import GenerativeStrategy
-from methods.vae import BernoulliVAE, GenerativeLoss
+from methods.core.strategy import GenerativeStrategy
+from methods.models.vae import BernoulliVAE, GenerativeLoss
 from streams.benchmark import online_experiences, task_benchmark
 
 

@@ -2,9 +2,9 @@
 the model's. (Its timings are not asserted: they are benchmark output, not test results.)"""
 import torch
 
-from bench.perf import HarnessRun, PlainRun, overhead_pair, vae_iwae_flops
-from bench.profiles import resolve_profile
-from methods.vae import BernoulliVAE
+from bench.perf.benchmarks import HarnessRun, PlainRun, overhead_pair, vae_iwae_flops
+from bench.planning.profiles import resolve_profile
+from methods.models.vae import BernoulliVAE
 
 CPU = torch.device("cpu")
 

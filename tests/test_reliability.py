@@ -10,11 +10,11 @@ import time
 
 
 from bench import faults
-from bench.claims import claim_path, live_claims, try_claim
-from bench.grid import expand_grid
-from bench.profiles import resolve_profile
+from bench.execution.claims import claim_path, live_claims, try_claim
+from bench.planning.grid import expand_grid
+from bench.planning.profiles import resolve_profile
 from bench.run import main
-from bench.store import ResultStore
+from bench.execution.store import ResultStore
 
 SMOKE = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress", "--workers", "1"]
 

@@ -103,7 +103,7 @@ def test_check_flags_a_regression_passes_an_improvement_and_reports_missing(tmp_
 
 
 def test_figures_are_drawn(tmp_path):
-    from bench.figures import draw_figures, seen_average
+    from bench.reporting.figures import draw_figures, seen_average
     from bench.report import select_cells
     records = [dict(r, fid=10.0, fid_matrix=[[5.0, 9.0], [7.0, 3.0]]) for r in RECORDS]
     written = draw_figures(select_cells(records, None), tmp_path)

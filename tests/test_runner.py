@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-import bench.cell
+import bench.evaluation.cell
 from bench.run import main
-from bench.store import ResultStore
+from bench.execution.store import ResultStore
 
 SMOKE = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress"]
 
@@ -30,7 +30,7 @@ def test_smoke_grid_end_to_end_resume_and_determinism(tmp_path, capsys, monkeypa
     # rerunning does no training: every cell is already done
     def must_not_run(*_a, **_k):
         raise AssertionError("a finished cell was run again")
-    monkeypatch.setattr(bench.cell, "train_and_evaluate", must_not_run)
+    monkeypatch.setattr(bench.evaluation.cell, "train_and_evaluate", must_not_run)
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert "3 cells (3 already done)" in capsys.readouterr().err
     monkeypatch.undo()

@@ -1,9 +1,9 @@
-"""Longest cells first: the order pending cells go to the workers (bench/schedule.py)."""
+"""Longest cells first: the order pending cells go to the workers (bench/planning/schedule.py)."""
 import heapq
 
-from bench.grid import expand_grid
-from bench.profiles import resolve_profile
-from bench.schedule import RELATIVE_COST, expected_seconds, longest_first
+from bench.planning.grid import expand_grid
+from bench.planning.profiles import resolve_profile
+from bench.planning.schedule import RELATIVE_COST, expected_seconds, longest_first
 
 DEFAULT_METHODS = ["finetune", "reservoir", "joint", "ocm", "ocm-dynamic"]
 

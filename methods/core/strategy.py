@@ -5,7 +5,7 @@ Differences from a plain Avalanche strategy, each for a reason:
 - the forward never passes task ids (task-free methods must not see them);
 - data comes from in-memory tensors (`TensorMinibatches`), freshly binarized per pass, not from a
   per-sample DataLoader; a method plugin replaces it with incoming + replayed images;
-- no Avalanche metrics or loggers: `bench.evaluate` measures at task boundaries. The (empty)
+- no Avalanche metrics or loggers: `bench.evaluation.nll` measures at task boundaries. The (empty)
   EvaluationPlugin Avalanche insists on is kept as `self.evaluator` but taken out of the plugin
   list, with the periodic-evaluation plugin (`eval_every=-1`): their callbacks did nothing and
   cost 0.6 ms per training step (bench.perf);
@@ -34,9 +34,9 @@ from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.templates.base import _experiences_parameter_as_iterable
 from avalanche.training.templates.base_sgd import PeriodicEval
 
-from methods.base import GenerativePlugin, experience_images
-from methods.loader import TensorMinibatches
-from methods.vae import GenerativeLoss
+from methods.core.plugin import GenerativePlugin, experience_images
+from methods.core.minibatches import TensorMinibatches
+from methods.models.vae import GenerativeLoss
 
 _EMPTY_CALLBACKS = frozenset(
     getattr(cls, name) for cls in (BasePlugin, BaseSGDPlugin, SupervisedPlugin)
@@ -83,7 +83,7 @@ class GenerativeStrategy(SupervisedTemplate):
     def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_epochs: int = 1, train_mb_size: int = 64, plugins=None,
                  device: str = "cpu", seed: int = 0, steps_per_batch: int | None = None):
-        with warnings.catch_warnings():  # "no loggers": on purpose, bench.evaluate measures
+        with warnings.catch_warnings():  # "no loggers": on purpose, bench.evaluation.nll measures
             warnings.filterwarnings("ignore", message="No loggers specified")
             evaluator = EvaluationPlugin()
         super().__init__(model=model, optimizer=optimizer, criterion=GenerativeLoss(),

@@ -12,7 +12,7 @@ import math
 import torch
 
 # Rows (components x samples x images) decoded per call. On a CPU the decoder itself works through
-# a chunk in cache-sized blocks (methods/decoder_inference.py), so a chunk only needs to be large
+# a chunk in cache-sized blocks (methods/models/native/decoder.py), so a chunk only needs to be large
 # enough to make the per-chunk work (sampling, the encoder, folding the weights, logsumexp) small:
 # 8,192 rows made the evaluator 8% faster than 2,048 (bench.perf's machine, K = 1000: 8 images
 # per chunk instead of 2). On a GPU: large enough to fill the device

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods import decoder_inference
+from methods.models.native import decoder as decoder_inference
 
 LOG_2PI = math.log(2 * math.pi)
 STD_EPS = 1e-6

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.likelihood import (  # noqa: F401  (re-exported for callers of the evaluator)
+from methods.models.likelihood import (  # noqa: F401  (re-exported for callers of the evaluator)
     component_log_likelihoods,
     iwae_log_likelihood,
     mixture_log_likelihood,

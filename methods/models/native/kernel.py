@@ -1,4 +1,4 @@
-"""The C kernel of the CPU evaluator (methods/bernoulli_log_likelihood.c): built on first use, cached.
+"""The C kernel of the CPU evaluator (methods/models/native/bernoulli_log_likelihood.c): built on first use, cached.
 
 Compiled with the machine's C compiler (`$CC`, else `cc`) for this CPU (-march=native) into
 `$XDG_CACHE_HOME/ocm-bench/kernels` (default ~/.cache), under a name that hashes the source, the

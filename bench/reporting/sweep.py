@@ -11,8 +11,8 @@ import math
 
 import pandas as pd
 
-from bench.profiles import split_label
-from bench.tables import cells_frame, registry_rank
+from bench.planning.profiles import split_label
+from bench.reporting.tables import cells_frame, registry_rank
 
 
 class SweepError(ValueError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from bench.validate import check_value, field_types, parse_setting
+from bench.planning.validate import check_value, field_types, parse_setting
 from streams.registry import UnknownNameError
 
 
@@ -126,7 +126,7 @@ def parse_method_settings(spec, settings: dict[str, str]) -> dict:
 def split_label(label: str) -> tuple[str, dict[str, str]]:
     """'quick[epochs=3,lr=0.0001]' -> ('quick', {'epochs': '3', 'lr': '0.0001'}): the inverse of
     the label `resolve_profile` gives, for reports that lay records out against a setting."""
-    from bench.grid import parse_variant
+    from bench.planning.grid import parse_variant
 
     return parse_variant(label)
 

@@ -2,7 +2,7 @@
 
 Whatever the executor, a cell is the same pure function, `execute_cell`: (cell spec) -> record in
 the results directory (a shared filesystem on clusters). It skips finished cells, claims the cell
-atomically (bench.claims) so that two runners never run it at the same time, runs it with one
+atomically (bench.execution.claims) so that two runners never run it at the same time, runs it with one
 torch thread, saves the record atomically and appends a line to `<out>/executions.log`.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bench.cell import record_header, run_cell
-from bench.claims import claim_path, release_if_owned_by, try_claim
-from bench.device import prefers_gpu
-from bench.grid import Cell
-from bench.store import ResultStore
+from bench.evaluation.cell import record_header, run_cell
+from bench.execution.claims import claim_path, release_if_owned_by, try_claim
+from bench.evaluation.device import prefers_gpu
+from bench.planning.grid import Cell
+from bench.execution.store import ResultStore
 
 EXECUTORS = ("local", "ray", "slurm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto") -> dict:
     """Run one cell unless it is done or claimed by a live worker; returns its outcome.
-    `device` is resolved here, in the worker (bench.device)."""
+    `device` is resolved here, in the worker (bench.evaluation.device)."""
     torch.set_num_threads(1)
     store = ResultStore(root)
     if store.is_done(cell):

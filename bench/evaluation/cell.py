@@ -17,16 +17,17 @@ import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
-from bench.allocator import keep_freed_memory
-from bench.device import describe, resolve_device
-from bench.evaluate import nll_row
-from bench.features import get_extractor
-from bench.fid import FIDEvaluator
-from bench.grid import Cell
-from bench.images import save_grids
-from bench.metrics import backward_transfer, forgetting
-from methods import decoder_inference, get_method
-from methods.strategy import GenerativeStrategy
+from bench.evaluation.allocator import keep_freed_memory
+from bench.evaluation.device import describe, resolve_device
+from bench.evaluation.nll import nll_row
+from bench.evaluation.features import get_extractor
+from bench.evaluation.fid import FIDEvaluator
+from bench.planning.grid import Cell
+from bench.evaluation.images import save_grids
+from bench.evaluation.metrics import backward_transfer, forgetting
+from methods import get_method
+from methods.models.native import decoder as decoder_inference
+from methods.core.strategy import GenerativeStrategy
 from streams.benchmark import online_experiences, task_benchmark
 from streams.datasets import resolve_data_dir
 from streams.stream import load_stream
@@ -67,7 +68,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
                        device: str = "auto") -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
 
-    The model, the memories, the test sets and every random draw live on `device` (bench.device);
+    The model, the memories, the test sets and every random draw live on `device` (bench.evaluation.device);
     the streams stay on the CPU and each incoming batch is moved when it arrives."""
     torch.set_num_threads(1)
     keep_freed_memory()

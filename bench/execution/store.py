@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.grid import Cell
+from bench.planning.grid import Cell
 
 
 class ResultStore:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from bench.grid import Cell
+from bench.planning.grid import Cell
 
 # Wall seconds per cell relative to finetune: quick profile on mini, harness 0.4.0, the 2-core
 # benchmark machine (finetune 10.4 s, ocm-iw50 59.3 s).

@@ -67,7 +67,7 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
 def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll") -> list[Path]:
     """`metric` against the swept setting, one line per method (and other varying setting), one
     figure per stream; a log x axis when the values span a factor of 10 or more."""
-    from bench.sweep import sweep_summary
+    from bench.reporting.sweep import sweep_summary
 
     folder.mkdir(parents=True, exist_ok=True)
     summary = sweep_summary(cells, metric)

@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from bench.allocator import keep_freed_memory
-from bench.cell import training_optimizer
-from bench.profiles import resolve_profile
+from bench.evaluation.allocator import keep_freed_memory
+from bench.evaluation.cell import training_optimizer
+from bench.planning.profiles import resolve_profile
 from methods import get_method
 from methods.ocm import OCMPlugin
-from methods.strategy import GenerativeStrategy
-from methods.vae import BernoulliVAE
+from methods.core.strategy import GenerativeStrategy
+from methods.models.vae import BernoulliVAE
 from streams.benchmark import online_experiences, task_benchmark
 from streams.stream import binarize, load_stream
 
@@ -202,10 +202,10 @@ def vae_iwae_flops(model: BernoulliVAE, images: int, k: int) -> float:
 
 def evaluation_variants(device: torch.device, chunk_rows) -> list[tuple[str, int | None, object]]:
     """(decoder form, rows per chunk, context) to time: on a CPU the C kernel and the torch form
-    (methods/decoder_inference.py), on a GPU the direct form at each chunk size."""
+    (methods/models/native/decoder.py), on a GPU the direct form at each chunk size."""
     import contextlib
 
-    from methods import decoder_inference, native_kernel
+    from methods.models.native import decoder as decoder_inference, kernel as native_kernel
 
     variants = [(decoder_inference.form(device), rows, contextlib.nullcontext) for rows in chunk_rows]
     if device.type == "cpu" and native_kernel.available():
@@ -222,7 +222,7 @@ def evaluation_efficiency(images: int | None = None, k: int = 1000, repeats: int
 
     The machine's speed drifts (shared cores, clocks), so each evaluator pass is paired with a
     peak measurement taken right before it, and the fraction is the median over the pairs."""
-    from methods.likelihood import component_log_likelihoods, default_max_rows
+    from methods.models.likelihood import component_log_likelihoods, default_max_rows
 
     images = images or (2000 if device.type == "cuda" else 200)
     model = BernoulliVAE().to(device)
@@ -256,10 +256,10 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
     """Times the smoke grid with 1 and 2 workers, alternating the order against drift."""
     import tempfile
 
-    from bench.cell import cached_stream
-    from bench.executor import run_cells
-    from bench.grid import expand_grid
-    from bench.store import ResultStore
+    from bench.evaluation.cell import cached_stream
+    from bench.execution.executor import run_cells
+    from bench.planning.grid import expand_grid
+    from bench.execution.store import ResultStore
 
     torch.set_num_threads(1)
     keep_freed_memory()
@@ -303,8 +303,8 @@ def grid_scaling(cells: int = 8, repeats: int = 7) -> list[list]:
 def _growth_child(method: str, per_task: int, queue) -> None:
     import resource
 
-    from bench.cell import train_and_evaluate
-    from bench.grid import expand_grid
+    from bench.evaluation.cell import train_and_evaluate
+    from bench.planning.grid import expand_grid
 
     profile = resolve_profile("quick", [f"max_train_per_task={per_task}", "eval_test_per_task=1",
                                         "eval_k=1", "fid_features=none", "sample_grids=false"])
@@ -347,7 +347,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="quick", help="profile of part 1 (default: %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    keep_freed_memory()   # as in every cell's process (bench.cell)
+    keep_freed_memory()   # as in every cell's process (bench.evaluation.cell)
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     out = args.out or ("reports/perf-cuda.md" if on_gpu else "reports/perf.md")
@@ -387,6 +387,3 @@ def main(argv=None) -> int:
     Path(out).write_text(text)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 
 from bench import HARNESS_VERSION
-from bench.profiles import Profile
-from bench.validate import MATCH_PREFIX
+from bench.planning.profiles import Profile
+from bench.planning.validate import MATCH_PREFIX
 from methods import METHODS, get_method
 from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError
@@ -122,7 +122,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:
     """Cells in stream, method, seed order. A variant's own settings override the profile's."""
-    from bench.profiles import parse_method_settings
+    from bench.planning.profiles import parse_method_settings
 
     cells = []
     for stream in streams:

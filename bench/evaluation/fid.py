@@ -26,7 +26,7 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy.linalg import LinAlgWarning
 
-from bench.features import FeatureExtractor, refuse_cache
+from bench.evaluation.features import FeatureExtractor, refuse_cache
 from streams.stream import binarize
 
 

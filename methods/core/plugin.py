@@ -17,8 +17,8 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch.utils.data import DataLoader
 
-from methods.loader import TensorMinibatches
-from methods.vae import BernoulliVAE
+from methods.core.minibatches import TensorMinibatches
+from methods.models.vae import BernoulliVAE
 from streams.benchmark import IMAGES_ATTRIBUTE
 
 FINITE_CHECK_EVERY = 100   # GPU training steps between checks that the loss stayed finite

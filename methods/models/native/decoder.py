@@ -18,10 +18,10 @@ in-place add, abs or multiply 0.2 ns. So this computes the same number as:
 - The decoder runs over BLOCK_ROWS samples at a time, so that a block's logits stay in the core's
   L2 cache across these passes instead of streaming through the shared L3.
 - Where the machine has a C compiler, the output layer is one matmul (no bias) followed by one pass
-  of methods/bernoulli_log_likelihood.c over the block: the bias, |a|, 2^-|a|, the products, their
+  of methods/models/native/bernoulli_log_likelihood.c over the block: the bias, |a|, 2^-|a|, the products, their
   logs and the x term together, instead of a bias copy and six torch passes. This made the
   evaluator about 16% faster (median of 20 alternating pairs on bench.perf's 2-core machine;
-  methods/native_kernel.py builds and loads it). Without a compiler, the torch passes above compute the same number.
+  methods/models/native/kernel.py builds and loads it). Without a compiler, the torch passes above compute the same number.
 
 The result agrees with the direct computation to float32 rounding (tests/test_nll.py checks both
 against float64). With autograd, or on a GPU (memory-bound on every extra pass), callers use the
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods import native_kernel
+from methods.models.native import kernel as native_kernel
 
 LN2 = math.log(2.0)
 LOG2_E = 1.0 / LN2
