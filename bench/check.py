@@ -15,12 +15,11 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from bench.planning.defaults import CHECK_TOLERANCE, CHECKED_METRICS
 from bench.report import METRICS, ReportError, select_cells
 from bench.execution.store import ResultStore
 from bench.reporting.tables import summary_frame
 
-DEFAULT_TOLERANCE = {"nll": 2.0, "nll_best_component": 2.0, "forgetting_nll": 5.0, "fid": 5.0}
-CHECKED_METRICS = ["nll", "nll_best_component", "forgetting_nll", "fid", "forgetting_fid"]
 REFERENCE_COLUMNS = ["profile", "stream", "method", "metric", "mean", "std", "n"]
 
 
@@ -33,7 +32,7 @@ def reference_from(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def parse_tolerance(text: str | None) -> dict[str, float]:
-    tolerance = dict(DEFAULT_TOLERANCE)
+    tolerance = dict(CHECK_TOLERANCE)
     for item in filter(None, (text or "").split(",")):
         key, sep, value = item.partition("=")
         if not sep:
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results")
     p.add_argument("--reference", required=True)
     p.add_argument("--tolerance", default=None,
-                   help="metric=value,... (defaults: " + ", ".join(f"{k}={v}" for k, v in DEFAULT_TOLERANCE.items()) + ")")
+                   help="metric=value,... (defaults: " + ", ".join(f"{k}={v}" for k, v in CHECK_TOLERANCE.items()) + ")")
     p.add_argument("--update", action="store_true", help="rewrite the reference from the results")
     args = p.parse_args(argv)
     records = ResultStore(args.results).records()

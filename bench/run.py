@@ -14,12 +14,7 @@ import os
 import sys
 import time
 
-# The main job compares methods at one memory budget: the paper's Random (first-k) and reservoir
-# get OCM's peak memory on the same stream and seed (on `mini` a fixed 3,000 would be 75% of the
-# stream against OCM's few hundred; see reports/fidelity.md).
-DEFAULTS = {"methods": "finetune,first-k[budget=match:ocm],reservoir[budget=match:ocm],ocm,ocm-dynamic,joint",
-            "streams": "mini", "seeds": "0,1,2",
-            "profile": "quick", "out": "results"}
+from bench.planning.defaults import DEFAULT_GRID as DEFAULTS
 
 
 def build_parser() -> argparse.ArgumentParser:

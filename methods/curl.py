@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.core.plugin import GenerativePlugin, extend_minibatch, frozen_copy
+from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, refresh_optimizer, register_method
 from methods.core.minibatches import TensorMinibatches
-from methods.core.registry import register_method
-from methods.models.vae import LOG_2PI, STD_EPS, mlp_decoder_log_likelihood
+from methods.models.contract import draw_components, uniform_log_weights
+from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
+from methods.models.vae import mlp_decoder_log_likelihood
 from streams.stream import binarize
 
 
@@ -54,6 +55,10 @@ class CURLModel(nn.Module):
     @property
     def num_components(self) -> int:
         return len(self.heads_mu)
+
+    def log_mixture_weights(self) -> torch.Tensor:
+        """p(y) is uniform over the active components (the model's own prior)."""
+        return uniform_log_weights(self.num_components, self.decoder_out.weight.device)
 
     @property
     def max_components(self) -> int:
@@ -96,8 +101,7 @@ class CURLModel(nn.Module):
         p_mu, p_std = self.prior(c)
         z = mu + std * torch.randn((self.mc_samples, *mu.shape), device=mu.device)
         log_px = self.log_px_z(z, x).mean(0)
-        kl = (torch.log(p_std / std) + (std ** 2 + (mu - p_mu) ** 2) / (2 * p_std ** 2) - 0.5).sum(-1)
-        return log_px - kl
+        return log_px - gaussian_kl(mu, std, p_mu, p_std)
 
     # ------------------------------------------------------------------------- interface
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,9 +124,9 @@ class CURLModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Pixel probabilities: y uniform over active components, z ~ p(z|y)."""
+        """Pixel probabilities: y drawn with the mixture's weights, z ~ p(z|y)."""
         device = self.decoder_out.weight.device
-        which = torch.randint(self.num_components, (n,), generator=generator, device=device)
+        which = draw_components(self.log_mixture_weights(), n, generator)
         eps = torch.randn(n, self.latent, generator=generator, device=device)
         mu = torch.stack([self.prior(c)[0] for c in range(self.num_components)])[which]
         std = torch.stack([self.prior(c)[1] for c in range(self.num_components)])[which]
@@ -169,9 +173,8 @@ class CURLConfig:
 
 @register_method("curl", CURLConfig, "CURL: mixture VAE with buffer-driven expansion and generative replay")
 class CURLPlugin(GenerativePlugin):
-    def __init__(self, config: CURLConfig = CURLConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    def __init__(self, config: CURLConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.buffer: torch.Tensor | None = None
         self.snapshot: CURLModel | None = None
         self.steps = 0
@@ -196,7 +199,6 @@ class CURLPlugin(GenerativePlugin):
             extend_minibatch(strategy, binarize(samples, self.generator))
 
     def after_training_iteration(self, strategy, **kwargs):
-        super().after_training_iteration(strategy, **kwargs)
         self.steps += 1
         cfg = self.config
         if self.steps <= cfg.burn_in or strategy.clock.train_exp_epochs > 0:
@@ -247,6 +249,5 @@ class CURLPlugin(GenerativePlugin):
         self.buffer = None
         self.last_expansion = self.steps
         self.snapshot = frozen_copy(model)
-        if strategy is not None and hasattr(strategy, "make_optimizer"):
-            strategy.make_optimizer()   # the new component's parameters join the main optimizer
+        refresh_optimizer(strategy)   # the new component's parameters join the main optimizer
         return new

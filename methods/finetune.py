@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.core.plugin import GenerativePlugin
-from methods.core.registry import register_method
+from methods.core import GenerativePlugin, register_method
 
 
 @dataclass(frozen=True)
@@ -14,6 +13,4 @@ class FinetuneConfig:
 
 @register_method("finetune", FinetuneConfig, "no memory: E passes over each incoming batch")
 class FinetunePlugin(GenerativePlugin):
-    def __init__(self, config: FinetuneConfig = FinetuneConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    """Everything it does is the base plugin's: train on the incoming images."""

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.core.plugin import GenerativePlugin
-from methods.core.registry import register_method
+from methods.core import GenerativePlugin, register_method
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,8 @@ class FirstKConfig:
                  "the paper's Random as the authors' code runs it: the first K images of the stream, "
                  "trained on alone once full", paper_name="VAE-ELBO-Random")
 class FirstKPlugin(GenerativePlugin):
-    def __init__(self, config: FirstKConfig = FirstKConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    def __init__(self, config: FirstKConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.memory: torch.Tensor | None = None
 
     def replay_images(self):

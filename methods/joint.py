@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.core.plugin import GenerativePlugin
-from methods.core.registry import register_method
+from methods.core import GenerativePlugin, register_method
 
 
 @dataclass(frozen=True)
@@ -19,9 +18,8 @@ class JointConfig:
 class JointPlugin(GenerativePlugin):
     needs_task_boundaries = True
 
-    def __init__(self, config: JointConfig = JointConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    def __init__(self, config: JointConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.seen: torch.Tensor | None = None
 
     def replay_images(self):

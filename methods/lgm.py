@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.core.plugin import GenerativePlugin, extend_minibatch, frozen_copy
-from methods.core.registry import register_method
+from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, register_method
+from methods.models.gaussian import gaussian_kl
 from streams.stream import binarize
 
 
@@ -29,18 +29,12 @@ class LGMConfig:
     epochs: int | None = None   # passes per task; None: the profile's task_epochs
 
 
-def gaussian_kl(mu_q, std_q, mu_p, std_p) -> torch.Tensor:
-    """KL(N(mu_q, std_q^2) || N(mu_p, std_p^2)) summed over the last dimension."""
-    return (torch.log(std_p / std_q) + (std_q ** 2 + (mu_q - mu_p) ** 2) / (2 * std_p ** 2) - 0.5).sum(-1)
-
-
 @register_method("lgm", LGMConfig, "Lifelong Generative Modeling: teacher replay + posterior consistency")
 class LGMPlugin(GenerativePlugin):
     needs_task_boundaries = True
 
-    def __init__(self, config: LGMConfig = LGMConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    def __init__(self, config: LGMConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.teacher: torch.nn.Module | None = None
         self.tasks_done = 0
         self._generated = 0          # teacher samples in the current minibatch
@@ -72,9 +66,8 @@ class LGMPlugin(GenerativePlugin):
             x = strategy.mb_x
             kl = self.consistency(strategy.model, x[-self._generated:])
             strategy.loss = strategy.loss + self.config.gamma * kl.sum() / len(x)
-        super().before_backward(strategy, **kwargs)
 
-    def after_training_exp(self, strategy, **kwargs):
-        super().after_training_exp(strategy, **kwargs)
+    def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
+        """At the task's end the student becomes the frozen teacher (LGM stores no images)."""
         self.teacher = frozen_copy(strategy.model)
         self.tasks_done += 1

@@ -28,19 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.core.plugin import GenerativePlugin
+from methods.core import GenerativePlugin, refresh_optimizer, register_method
+from methods.models.contract import eval_mode
 from methods.models.likelihood import component_log_likelihoods
-from methods.core.registry import register_method
 from methods.models.vae import BernoulliVAE
 from streams.stream import binarize
-
-
-def base_stream(stream: str) -> str:
-    """A stream's base name: a variant ('split-mnist-sorted') shares its base's settings."""
-    from streams.registry import STREAMS, SORTED_SUFFIX
-
-    spec = STREAMS.get(stream)
-    return stream.removesuffix(SORTED_SUFFIX) if spec is not None and spec.order == "sorted" else stream
 
 
 @dataclass(frozen=True)
@@ -61,22 +53,11 @@ class OCMIW50Config(OCMConfig):
     loss_samples: int | None = 50
 
 
-# The paper's expansion threshold lambda2 and component cap per stream.
-PAPER_EXPANSION = {"mini": (10.0, 30), "split-mnist": (10.0, 30), "split-fashion": (10.0, 10),
-                   "mnist-fashion": (10.0, 10), "cross-domain": (0.5, 10)}
-DEFAULT_EXPANSION = (10.0, 10)
-
-
 @dataclass(frozen=True)
 class DynamicOCMConfig(OCMConfig):
-    lambda2: float = 10.0              # expand when |R - R_last| exceeds this (nats)
-    max_components: int = 30
+    lambda2: float = 10.0              # expand when |R - R_last| exceeds this (nats); the paper's
+    max_components: int = 30           # per-stream values are in bench/planning/defaults.py
     expansion_k: int = 1000            # importance samples per component in R
-
-    @classmethod
-    def for_stream(cls, stream: str) -> DynamicOCMConfig:
-        lambda2, cap = PAPER_EXPANSION.get(base_stream(stream), DEFAULT_EXPANSION)
-        return cls(lambda2=lambda2, max_components=cap)
 
 
 def diversity_scores(stm_features: torch.Tensor, ltm_features: torch.Tensor,
@@ -98,9 +79,8 @@ def select_for_ltm(scores: torch.Tensor, threshold: float, max_add: int, room: i
 @register_method("ocm", OCMConfig, "OCM (VAE-ELBO-OCM): STM + diversity-selected LTM",
                  paper_name="VAE-ELBO-OCM")
 class OCMPlugin(GenerativePlugin):
-    def __init__(self, config: OCMConfig = OCMConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    def __init__(self, config: OCMConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.stm: torch.Tensor | None = None
         self.ltm: torch.Tensor | None = None
         self.selections = 0
@@ -137,12 +117,8 @@ class OCMPlugin(GenerativePlugin):
             self.select(strategy.model, strategy)
 
     def features(self, model, images: torch.Tensor) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             return model.features(binarize(images, self.generator))
-        finally:
-            model.train(was_training)
 
     def select(self, model, strategy=None) -> torch.Tensor:
         """One selection: move chosen STM samples to the LTM, empty the STM; returns the indices."""
@@ -181,7 +157,7 @@ class OCMIW50Plugin(OCMPlugin):
                  "OCM with dynamic expansion into a mixture of VAEs (Dynamic-ELBO-OCM)",
                  paper_name="Dynamic-ELBO-OCM")
 class DynamicOCMPlugin(OCMPlugin):
-    def __init__(self, config: DynamicOCMConfig = DynamicOCMConfig(), seed: int = 0):
+    def __init__(self, config: DynamicOCMConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
         self.r_last: float | None = None
         self.expansions = 0
@@ -204,7 +180,6 @@ class DynamicOCMPlugin(OCMPlugin):
             model.add_component()
             self.expansions += 1
             self.ltm = self.ltm[:0]
-            if strategy is not None and hasattr(strategy, "make_optimizer"):
-                strategy.make_optimizer()  # puts the new component's parameters in the optimizer
+            refresh_optimizer(strategy)   # the new component's parameters join the optimizer
         self.r_last = r
         return {"r": r, "expanded": expanded}

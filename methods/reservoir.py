@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.core.plugin import GenerativePlugin
-from methods.core.registry import register_method
+from methods.core import GenerativePlugin, register_method
 
 
 @dataclass(frozen=True)
@@ -19,9 +18,8 @@ class ReservoirConfig:
 @register_method("reservoir", ReservoirConfig,
                  "reservoir sampling into a fixed budget; E passes over batch + memory")
 class ReservoirPlugin(GenerativePlugin):
-    def __init__(self, config: ReservoirConfig = ReservoirConfig(), seed: int = 0):
-        super().__init__(seed)
-        self.config = config
+    def __init__(self, config: ReservoirConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
         self.buffer: torch.Tensor | None = None   # preallocated [budget, ...] once shapes are known
         self.filled = 0
         self.seen = 0

@@ -52,6 +52,12 @@ def _sorted_variant(spec: StreamSpec) -> StreamSpec:
 STREAMS.update({v.name: v for v in map(_sorted_variant, list(STREAMS.values()))})
 
 
+def base_stream(name: str) -> str:
+    """A stream's base name: a variant ('split-mnist-sorted') shares its base's settings."""
+    spec = STREAMS.get(name)
+    return name.removesuffix(SORTED_SUFFIX) if spec is not None and spec.order == "sorted" else name
+
+
 class UnknownNameError(ValueError):
     """An unknown stream/method/profile name; the message lists the valid ones."""
 

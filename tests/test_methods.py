@@ -6,7 +6,8 @@ from avalanche.training import Naive
 from scipy.stats import chisquare
 
 from methods import METHODS
-from methods.core.plugin import NonFiniteLossError, experience_images
+from methods.core import experience_images
+from methods.core.strategy import NonFiniteLossError
 from methods.joint import JointPlugin
 from methods.reservoir import ReservoirConfig, ReservoirPlugin
 from methods.core.strategy import GenerativeStrategy

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.evaluation.nll import iwae_log_likelihood
+from methods.models.likelihood import iwae_log_likelihood
 from methods.models.vae import BernoulliVAE
 
 

@@ -6,7 +6,8 @@ import torch
 from avalanche.training import Naive
 from torch import nn
 
-from bench.evaluation.nll import component_log_likelihoods, mixture_log_likelihood
+from methods.models.contract import mixture_log_likelihood, uniform_log_weights
+from methods.models.likelihood import component_log_likelihoods
 from methods.ocm import (
     DynamicOCMConfig,
     DynamicOCMPlugin,
@@ -153,7 +154,7 @@ def test_mixture_nll_is_between_best_component_and_best_plus_log_c():
     model.add_component(), model.add_component()
     x = torch.bernoulli(torch.rand(50, 784) * 0.5)
     per_component = component_log_likelihoods(model, x, 20, torch.Generator().manual_seed(0))
-    mixture_nll = -mixture_log_likelihood(per_component)
+    mixture_nll = -mixture_log_likelihood(per_component, uniform_log_weights(3))
     best_nll = -per_component.max(0).values
     assert per_component.shape == (3, 50)
     assert torch.all(mixture_nll >= best_nll - 1e-4)

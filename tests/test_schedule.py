@@ -3,7 +3,8 @@ import heapq
 
 from bench.planning.grid import expand_grid
 from bench.planning.profiles import resolve_profile
-from bench.planning.schedule import RELATIVE_COST, expected_seconds, longest_first
+from bench.planning.defaults import RELATIVE_COST
+from bench.planning.schedule import expected_seconds, longest_first
 
 DEFAULT_METHODS = ["finetune", "reservoir", "joint", "ocm", "ocm-dynamic"]
 

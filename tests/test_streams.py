@@ -106,7 +106,7 @@ def test_online_presentation_is_batches_of_64_without_boundaries():
 def test_attached_batch_tensors_are_exactly_what_avalanche_presents():
     """The strategy slices `bench_images` instead of collating samples: every online batch's
     tensor must equal the samples Avalanche's split puts in that experience."""
-    from methods.core.plugin import experience_images
+    from methods.core import experience_images
 
     images = load_stream("mini").train_images(1, 0)
     for experience in online_experiences(task_benchmark([images], [images[:4]]).train_stream[0], 48):

@@ -14,8 +14,9 @@ import os
 
 import torch
 
+from bench.planning.defaults import GPU_PROFILES
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-GPU_PROFILES = ("paper",)   # profiles that `auto` runs on the GPU when there is one
 
 
 class DeviceUnavailableError(RuntimeError):

@@ -6,6 +6,8 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from methods.models.contract import eval_mode
+
 GRID_SAMPLES = 64
 GRID_RECONSTRUCTIONS = 8   # test images per task
 
@@ -17,14 +19,10 @@ def save_grids(model, test_sets: list[torch.Tensor], folder: Path, segment: int,
     originals and reconstructions, 8 per task). Returns the file names written."""
     folder.mkdir(parents=True, exist_ok=True)
     shape = tuple(test_sets[0].shape[1:])
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         samples = model.sample(GRID_SAMPLES, generator).view(-1, *shape)
         originals = torch.cat([x[:GRID_RECONSTRUCTIONS] for x in test_sets])
         recon = model.reconstruct(originals).view(-1, *shape)
-    finally:
-        model.train(was_training)
     pairs = torch.stack([originals.view(len(test_sets), -1, *shape),
                          recon.view(len(test_sets), -1, *shape)], 1).flatten(0, 2)
     names = [f"samples-after-task{segment + 1}.png", f"reconstructions-after-task{segment + 1}.png"]

@@ -1,8 +1,8 @@
-"""The evaluation protocol: IWAE negative log-likelihood at task boundaries (DESIGN section 4).
+"""The evaluation protocol: IWAE negative log-likelihood at task boundaries (docs/metrics.md).
 
-A model's likelihood is the mixture log (1/C) sum_c p_c(x) (uniform weights; the primary number);
-the paper's best-component score max_c log p_c(x) comes from the same per-component estimates.
-For one component both are the plain IWAE estimate. NLL = -mean (nats).
+A model's likelihood is the mixture log sum_c w_c p_c(x) with the model's declared weights (the
+primary number); the paper's best-component score max_c log p_c(x) comes from the same
+per-component estimates. For one component both are the plain IWAE estimate. NLL = -mean (nats).
 """
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.models.likelihood import (  # noqa: F401  (re-exported for callers of the evaluator)
-    component_log_likelihoods,
-    iwae_log_likelihood,
-    mixture_log_likelihood,
-)
+from methods.models.contract import mixture_log_likelihood
+from methods.models.likelihood import component_log_likelihoods
 
 
 @dataclass
@@ -26,5 +23,6 @@ class NLLRow:
 
 def nll_row(model, test_sets: list[torch.Tensor], k: int, generator: torch.Generator) -> NLLRow:
     per_component = [component_log_likelihoods(model, x, k, generator) for x in test_sets]
-    return NLLRow(mixture=[-mixture_log_likelihood(pc) for pc in per_component],
+    log_weights = model.log_mixture_weights()
+    return NLLRow(mixture=[-mixture_log_likelihood(pc, log_weights) for pc in per_component],
                   best_component=[-pc.max(0).values for pc in per_component])

@@ -29,6 +29,7 @@ from tabulate import tabulate
 
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.cell import training_optimizer
+from bench.planning.grid import method_config
 from bench.planning.profiles import resolve_profile
 from methods import get_method
 from methods.ocm import OCMPlugin
@@ -72,7 +73,8 @@ class HarnessRun:
     def __init__(self, method: str, images: torch.Tensor, profile, seed: int = 0,
                  device: torch.device = CPU):
         spec = get_method(method)
-        plugin = spec.plugin_class(spec.make_config(profile.methods.get(method), "mini"), seed=seed)
+        plugin = spec.plugin_class(spec.config_class(**method_config(spec, "mini", profile.methods.get(method))),
+                                   seed=seed)
         torch.manual_seed(seed)
         model = plugin.build_model(profile).to(device)
         self.batch_sizes: list[int] = []

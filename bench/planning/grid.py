@@ -12,11 +12,12 @@ import json
 from dataclasses import dataclass
 
 from bench import HARNESS_VERSION
+from bench.planning.defaults import STREAM_METHOD_SETTINGS
 from bench.planning.profiles import Profile
 from bench.planning.validate import MATCH_PREFIX
 from methods import METHODS, get_method
 from streams import STREAMS, get_stream_spec
-from streams.registry import UnknownNameError
+from streams.registry import UnknownNameError, base_stream
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,13 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def method_config(spec, stream: str, overrides: dict | None = None) -> dict:
+    """A method's settings on `stream`: its config's defaults, then the stream's own
+    (defaults.STREAM_METHOD_SETTINGS; a variant stream takes its base's), then `overrides`."""
+    for_stream = STREAM_METHOD_SETTINGS.get(spec.name, {}).get(base_stream(stream), {})
+    return dataclasses.asdict(spec.make_config({**for_stream, **(overrides or {})}))
+
+
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:
     """Cells in stream, method, seed order. A variant's own settings override the profile's."""
     from bench.planning.profiles import parse_method_settings
@@ -130,7 +138,7 @@ def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profil
             name, own = parse_variant(text)
             spec = get_method(name)
             overrides = {**profile.methods.get(name, {}), **parse_method_settings(spec, own)}
-            config = dataclasses.asdict(spec.make_config(overrides, stream))
+            config = method_config(spec, stream, overrides)
             label = variant_label(name, own)
             cells += [Cell(name, stream, seed, profile, config, variant=label if own else "")
                       for seed in seeds]
@@ -152,7 +160,7 @@ def reference_record(cell: Cell, reference_method: str, records: list[dict]) -> 
     """The finished record of `reference_method` on the cell's stream and seed, under the same
     profile settings (the profile's name aside), with the config this profile gives that method."""
     spec = get_method(reference_method)
-    expected = dataclasses.asdict(spec.make_config(cell.profile.methods.get(reference_method), cell.stream))
+    expected = method_config(spec, cell.stream, cell.profile.methods.get(reference_method))
     profile = as_json({k: v for k, v in cell.profile.to_dict().items() if k not in ("methods", "name")})
     expected = as_json(expected)
     for record in records:

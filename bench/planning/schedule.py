@@ -17,12 +17,9 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+from bench.planning.defaults import RELATIVE_COST
 from bench.planning.grid import Cell
 
-# Wall seconds per cell relative to finetune: quick profile on mini, harness 0.4.0, the 2-core
-# benchmark machine (finetune 10.4 s, ocm-iw50 59.3 s).
-RELATIVE_COST = {"finetune": 1.0, "curl": 0.8, "ocm": 1.4, "ocm-dynamic": 2.3, "lgm": 2.6, "joint": 3.0,
-                 "reservoir": 3.2, "ocm-iw50": 5.7}
 
 
 def relative_cost(method: str) -> float:

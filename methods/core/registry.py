@@ -19,26 +19,26 @@ class MethodSpec:
     def needs_task_boundaries(self) -> bool:
         return self.plugin_class.needs_task_boundaries
 
-    def make_config(self, overrides: dict | None = None, stream: str | None = None):
-        """The method's config: its defaults (per stream where the method has such, e.g. OCM's
-        expansion threshold) updated by `overrides` (unknown keys raise)."""
+    def make_config(self, overrides: dict | None = None):
+        """The method's config: its defaults updated by `overrides` (unknown keys raise). Per-stream
+        defaults (OCM's expansion threshold) are the planner's: bench/planning/defaults.py."""
         fields = {f.name: f for f in dataclasses.fields(self.config_class)}
         for key in overrides or {}:
             if key not in fields:
                 raise UnknownNameError(
                     f"method '{self.name}' has no setting '{key}'; valid: {', '.join(fields) or 'none'}")
-        for_stream = getattr(self.config_class, "for_stream", None)
-        base = for_stream(stream) if for_stream and stream else self.config_class()
-        return dataclasses.replace(base, **(overrides or {}))
+        return dataclasses.replace(self.config_class(), **(overrides or {}))
 
 
 METHODS: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, config_class: type, description: str, paper_name: str | None = None):
-    """Class decorator: register a GenerativePlugin subclass under `name`."""
+    """Class decorator: register a GenerativePlugin subclass under `name`, with its config
+    dataclass (the plugin's `self.config`; its fields are the method's settings)."""
     def decorate(plugin_class):
         plugin_class.name = name
+        plugin_class.config_class = config_class
         METHODS[name] = MethodSpec(name, plugin_class, config_class, description, paper_name)
         return plugin_class
     return decorate

@@ -4,7 +4,9 @@ Differences from a plain Avalanche strategy, each for a reason:
 - the model's forward is its per-image loss and the criterion averages it (`GenerativeLoss`);
 - the forward never passes task ids (task-free methods must not see them);
 - data comes from in-memory tensors (`TensorMinibatches`), freshly binarized per pass, not from a
-  per-sample DataLoader; a method plugin replaces it with incoming + replayed images;
+  per-sample DataLoader: incoming + replayed images, as the method plugin says
+  (`method_minibatches`); the strategy owns the minibatches and the finite-loss check, so a
+  method that overrides a hook cannot lose either;
 - no Avalanche metrics or loggers: `bench.evaluation.nll` measures at task boundaries. The (empty)
   EvaluationPlugin Avalanche insists on is kept as `self.evaluator` but taken out of the plugin
   list, with the periodic-evaluation plugin (`eval_every=-1`): their callbacks did nothing and
@@ -14,8 +16,8 @@ Differences from a plain Avalanche strategy, each for a reason:
   the model to its device twice, re-ran model adaptation and rebuilt the optimizer's parameter
   map every time (about 2 ms, a sixth of a step). Here the model is moved when it is not on the
   device, adapted only if it has Avalanche `DynamicModule`s, and the optimizer is updated when
-  the model's parameters changed (a method that expands its model may also call
-  `make_optimizer` itself). The callbacks and their order are Avalanche's;
+  the model's parameters changed, read from their ids (13 us per experience; a method that grows
+  its model also calls `refresh_optimizer` at once). The callbacks and their order are Avalanche's;
 - callbacks are dispatched from per-event lists that leave out the plugin base classes' empty
   methods (`PluginHooks`), and a step starts its loss from the criterion itself rather than
   `zeros(1) += criterion` when no plugin can add a term before the criterion (no before/after
@@ -34,7 +36,8 @@ from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.templates.base import _experiences_parameter_as_iterable
 from avalanche.training.templates.base_sgd import PeriodicEval
 
-from methods.core.plugin import GenerativePlugin, experience_images
+from methods.core.helpers import experience_images
+from methods.core.plugin import GenerativePlugin, method_minibatches
 from methods.core.minibatches import TensorMinibatches
 from methods.models.vae import GenerativeLoss
 
@@ -43,19 +46,38 @@ _EMPTY_CALLBACKS = frozenset(
     for name in dir(cls) if name.startswith(("before_", "after_")))
 
 
-class _Registrations:
-    """How many parameters and submodules were registered on any module of this process (torch's
-    global registration hooks): while the count is unchanged no model gained a parameter, so a
-    strategy need not walk its model's parameters before every experience (38 us, bench.perf)."""
-    count = 0
+FINITE_CHECK_EVERY = 100   # GPU training steps between checks that the loss stayed finite
 
 
-def _count_registration(*_args) -> None:
-    _Registrations.count += 1
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: the run is stopped rather than continued."""
 
 
-torch.nn.modules.module.register_module_parameter_registration_hook(_count_registration)
-torch.nn.modules.module.register_module_module_registration_hook(_count_registration)
+class FiniteLossCheck:
+    """Stops training when the loss becomes NaN or infinite. A CPU loss is read every step (a
+    microsecond); reading a GPU loss would make the CPU wait for the GPU, so GPU losses are kept
+    there and checked every FINITE_CHECK_EVERY steps and at each experience's end."""
+
+    def __init__(self, who: str):
+        self.who, self._pending = who, []
+
+    def step(self, loss: torch.Tensor, step: int) -> None:
+        loss = loss.detach()
+        if loss.device.type == "cpu":
+            if not math.isfinite(loss.item()):
+                raise NonFiniteLossError(f"{self.who}: the training loss became NaN or infinite at "
+                                         f"training step {step}")
+            return
+        self._pending.append(loss)
+        if step % FINITE_CHECK_EVERY == 0:
+            self.flush(step)
+
+    def flush(self, step: int) -> None:
+        losses, self._pending = self._pending, []
+        if losses and not bool(torch.isfinite(torch.cat([loss.reshape(-1) for loss in losses])).all()):
+            raise NonFiniteLossError(
+                f"{self.who}: the training loss became NaN or infinite (detected at training step "
+                f"{step}, at most {FINITE_CHECK_EVERY} steps after)")
 
 
 class PluginHooks:
@@ -80,6 +102,8 @@ class PluginHooks:
 
 
 class GenerativeStrategy(SupervisedTemplate):
+    makes_method_minibatches = True   # method plugins need not install their own (plugin.py)
+
     def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_epochs: int = 1, train_mb_size: int = 64, plugins=None,
                  device: str = "cpu", seed: int = 0, steps_per_batch: int | None = None):
@@ -95,7 +119,6 @@ class GenerativeStrategy(SupervisedTemplate):
         self.plugins = [p for p in self.plugins if p is not self.evaluator and not isinstance(p, PeriodicEval)]
         self._optimized_parameters: tuple | None = None   # parameter ids the optimizer holds
         self._placed_parameters: tuple | None = None      # parameter ids last moved/inspected
-        self._placed_state: tuple | None = None           # (model, registrations) at that time
         self._dynamic = False                             # the model has Avalanche DynamicModules
         self._hooks: PluginHooks | None = None            # the plugins' callbacks, set by train()
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -103,6 +126,8 @@ class GenerativeStrategy(SupervisedTemplate):
         # N = N minibatches per `train_mb_size` incoming images for every method (matched compute).
         self.steps_per_batch = steps_per_batch
         self.images_trained = 0   # rows in all training minibatches (replayed/generated included)
+        method = self.method
+        self.finite_loss = FiniteLossCheck(method.name if method is not None else "training")
 
     def train(self, experiences, eval_streams=None, **kwargs):
         """Avalanche's `BaseTemplate.train` with `BaseSGDTemplate`'s per-experience steps: the same
@@ -110,7 +135,7 @@ class GenerativeStrategy(SupervisedTemplate):
         dispatched through `PluginHooks`; without its per-call `model.to(device)` and
         `model.train()` when the model is already there and training, and without evaluation
         streams (`eval_every=-1`: there is no periodic evaluation to feed). Methods that switch
-        the model to eval mode switch it back (`was_training`)."""
+        the model to eval mode switch it back (`methods.models.contract.eval_mode`)."""
         self.is_training = True
         self._stop_training = False
         if not self.model.training:   # Module.train() walks every submodule: skipped when set
@@ -132,6 +157,7 @@ class GenerativeStrategy(SupervisedTemplate):
                     break
                 self.training_epoch(**kwargs)
                 hooks("after_training_epoch", self, kwargs)
+            self.finite_loss.flush(self.clock.train_iterations)
             hooks("after_training_exp", self, kwargs)
         hooks("after_training", self, kwargs)
         self._train_cleanup()
@@ -165,6 +191,7 @@ class GenerativeStrategy(SupervisedTemplate):
             self.images_trained += len(self.mbatch[0])
             for callback in before_backward:
                 callback(self, **kwargs)
+            self.finite_loss.step(self.loss, self.clock.train_iterations + 1)
             self.backward()
             for callback in after_backward:
                 callback(self, **kwargs)
@@ -178,18 +205,13 @@ class GenerativeStrategy(SupervisedTemplate):
 
     def _place_model(self) -> None:
         """Move the model to the device and look for DynamicModules, when its parameters changed
-        (`.to()` keeps parameter identities, so an unchanged tuple of ids means nothing to do; no
-        registration anywhere since the last look means the ids cannot have changed)."""
-        state = (self.model, _Registrations.count)   # modules compare by identity
-        if state == self._placed_state:
-            return
+        (`.to()` keeps parameter identities, so an unchanged tuple of ids means nothing to do)."""
         ids = tuple(map(id, self.model.parameters()))
         if ids != self._placed_parameters:
             if any(p.device != self.device for p in self.model.parameters()):
                 self.model.to(self.device)
             self._dynamic = any(isinstance(m, DynamicModule) for m in self.model.modules())
             self._placed_parameters = ids
-        self._placed_state = state
 
     def check_model_and_optimizer(self, reset_optimizer_state=False, **kwargs):
         # train() has just placed the model; the optimizer follows any change of its parameters
@@ -219,10 +241,15 @@ class GenerativeStrategy(SupervisedTemplate):
         self.adapted_dataset = self.experience.dataset
 
     def make_train_dataloader(self, **kwargs):
-        if self.method is None:  # otherwise the method plugin installs its own
-            images = experience_images(self.experience).to(self.device)
-            self.dataloader = TensorMinibatches(images, self.train_mb_size, self.generator,
-                                                num_batches=self.minibatches_for(len(images)))
+        """The experience's minibatches: what the method trains on (incoming + replay), or the
+        incoming images when the strategy runs without a method."""
+        method = self.method
+        if method is not None:
+            self.dataloader = method_minibatches(method, self)
+            return
+        images = experience_images(self.experience).to(self.device)
+        self.dataloader = TensorMinibatches(images, self.train_mb_size, self.generator,
+                                            num_batches=self.minibatches_for(len(images)))
 
     def minibatches_for(self, incoming: int) -> int | None:
         """Minibatches for an experience of `incoming` images under matched compute: `steps_per_batch`

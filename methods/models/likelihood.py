@@ -1,15 +1,17 @@
 """IWAE log-likelihood estimates, per component and for the mixture (batched, chunked).
 
 log p_c(x) ~ logsumexp_k(log p_c(x, z_k) - log q_c(z_k | x)) - log K, z_k ~ q_c(z | x), per
-component c; the mixture is log (1/C) sum_c p_c(x) (uniform weights). Any model with
-`component_log_weights(x, k, generator) -> [C, k, B]` can be scored. Used by the evaluator and by
-OCM's expansion criterion.
+component c; the mixture is log sum_c w_c p_c(x) with the model's declared weights
+(`log_mixture_weights`). Any model of the contract in methods/models/contract.py can be scored.
+Used by the evaluator and by OCM's expansion criterion.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+from methods.models.contract import eval_mode, mixture_log_likelihood
 
 # Rows (components x samples x images) decoded per call. On a CPU the decoder itself works through
 # a chunk in cache-sized blocks (methods/models/native/decoder.py), so a chunk only needs to be large
@@ -31,10 +33,8 @@ def component_log_likelihoods(model, x: torch.Tensor, k: int, generator: torch.G
                               max_rows: int | None = None) -> torch.Tensor:
     """Per-component, per-image IWAE estimates of log p_c(x) with k samples each: [C, B] (nats)."""
     max_rows = max_rows or default_max_rows(x.device)
-    was_training = model.training
-    model.eval()
-    try:
-        c = getattr(model, "num_components", 1)
+    with eval_mode(model):
+        c = model.num_components
         images_per_chunk = max(1, min(len(x), max_rows // (k * c)))
         samples_per_chunk = max(1, min(k, max_rows // (images_per_chunk * c)))
         out = []
@@ -46,16 +46,10 @@ def component_log_likelihoods(model, x: torch.Tensor, k: int, generator: torch.G
                 total = torch.logaddexp(total, torch.logsumexp(lw, 1))
             out.append(total - math.log(k))
         return torch.cat(out, 1) if out else torch.empty(c, 0, device=x.device)
-    finally:
-        model.train(was_training)
-
-
-def mixture_log_likelihood(per_component: torch.Tensor) -> torch.Tensor:
-    """log (1/C) sum_c p_c(x) from [C, B] per-component estimates."""
-    return torch.logsumexp(per_component, 0) - math.log(len(per_component))
 
 
 def iwae_log_likelihood(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
                         max_rows: int | None = None) -> torch.Tensor:
     """Per-image IWAE estimate of log p(x) (the mixture's, for several components): [B]."""
-    return mixture_log_likelihood(component_log_likelihoods(model, x, k, generator, max_rows))
+    per_component = component_log_likelihoods(model, x, k, generator, max_rows)
+    return mixture_log_likelihood(per_component, model.log_mixture_weights())

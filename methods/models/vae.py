@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.models.contract import draw_components, uniform_log_weights
+from methods.models.gaussian import LOG_2PI, STD_EPS
 from methods.models.native import decoder as decoder_inference
-
-LOG_2PI = math.log(2 * math.pi)
-STD_EPS = 1e-6
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +73,10 @@ class BernoulliVAE(nn.Module):
     @property
     def num_components(self) -> int:
         return len(self.components)
+
+    def log_mixture_weights(self) -> torch.Tensor:
+        """Uniform: every component weighs 1/C (the paper's mixture)."""
+        return uniform_log_weights(self.num_components, self.device)
 
     @property
     def device(self) -> torch.device:
@@ -138,14 +141,14 @@ class BernoulliVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Pixel probabilities of n images: a component chosen uniformly per image, z ~ N(0, I)."""
-        which = torch.randint(self.num_components, (n,), generator=generator, device=self.device)
+        """Pixel probabilities of n images: a component drawn per image with the mixture's
+        weights, z ~ N(0, I)."""
+        which = draw_components(self.log_mixture_weights(), n, generator)
         z = torch.randn(n, self.latent, generator=generator, device=self.device)
         out = torch.empty(n, self.input_dim, device=self.device)
         for c in which.unique().tolist():
             out[which == c] = torch.sigmoid(self.decode(z[which == c], c))
         return out
-
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

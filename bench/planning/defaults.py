@@ -1,0 +1,52 @@
+"""The one table of defaults the harness falls back on when a user says nothing (the profiles,
+beside it in profiles.py, are the other table: what a profile trains and measures).
+
+Every number here is a choice with a source; change it here and nowhere else.
+"""
+from __future__ import annotations
+
+# ------------------------------------------------------------------------------ bench.run
+# The main job compares methods at one memory budget: the paper's Random (first-k) and reservoir
+# get OCM's peak memory on the same stream and seed (on `mini` a fixed 3,000 would be 75% of the
+# stream against OCM's few hundred; reports/fidelity.md).
+DEFAULT_GRID = {
+    "methods": "finetune,first-k[budget=match:ocm],reservoir[budget=match:ocm],ocm,ocm-dynamic,joint",
+    "streams": "mini",
+    "seeds": "0,1,2",
+    "profile": "quick",
+    "out": "results",
+}
+
+# ------------------------------------------------------------------------- per-stream settings
+# Method settings that depend on the stream, applied before the profile's and the user's own
+# settings (which win). A stream's variant ('split-mnist-sorted') takes its base stream's.
+# ocm-dynamic: the paper's expansion threshold lambda2 (nats) and component cap (docs/methods.md);
+# streams not listed keep the config's defaults (lambda2 10, cap 30).
+STREAM_METHOD_SETTINGS = {
+    "ocm-dynamic": {
+        "mini": {"lambda2": 10.0, "max_components": 30},
+        "split-mnist": {"lambda2": 10.0, "max_components": 30},
+        "split-fashion": {"lambda2": 10.0, "max_components": 10},
+        "mnist-fashion": {"lambda2": 10.0, "max_components": 10},
+        "cross-domain": {"lambda2": 0.5, "max_components": 10},   # the paper's; no such stream here yet
+    },
+}
+
+# ------------------------------------------------------------------------------- devices
+# Profiles that `--device auto` runs on the GPU when there is one (the paper profile: E = 100,
+# 50 MC samples, IWAE-1000 on full test sets); smoke and quick cells are small enough that one CPU
+# thread per cell is the efficient use of a machine.
+GPU_PROFILES = ("paper",)
+
+# ------------------------------------------------------------------------------ scheduling
+# Wall seconds per cell relative to finetune: quick profile on mini, harness 0.4.0, the 2-core
+# benchmark machine (finetune 10.4 s, ocm-iw50 59.3 s). Only the order in which cells start depends
+# on these (bench/planning/schedule.py); methods not listed count as 1.
+RELATIVE_COST = {"finetune": 1.0, "curl": 0.8, "ocm": 1.4, "ocm-dynamic": 2.3, "lgm": 2.6, "joint": 3.0,
+                 "reservoir": 3.2, "ocm-iw50": 5.7}
+
+# ------------------------------------------------------------------------------ bench.check
+# How much worse than the reference a mean may get before the gate fails (one-sided), per metric;
+# metrics not listed have no slack. NLL: 2 nats is about 5 seeds' standard error on the smoke grid.
+CHECK_TOLERANCE = {"nll": 2.0, "nll_best_component": 2.0, "forgetting_nll": 5.0, "fid": 5.0}
+CHECKED_METRICS = ["nll", "nll_best_component", "forgetting_nll", "fid", "forgetting_fid"]
