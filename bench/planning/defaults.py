@@ -20,10 +20,11 @@ DEFAULT_GRID = {
 # ------------------------------------------------------------------------- per-stream settings
 # Method settings that depend on the stream, applied before the profile's and the user's own
 # settings (which win). A stream's variant ('split-mnist-sorted') takes its base stream's.
-# ocm-dynamic: the paper's expansion threshold lambda2 (nats) and component cap (docs/methods.md);
-# streams not listed keep the config's defaults (lambda2 10, cap 30).
+# ocm-dynamic: the paper's expansion threshold lambda2 (nats) and component cap per stream
+# (docs/methods.md); "*" is every other stream's.
 STREAM_METHOD_SETTINGS = {
     "ocm-dynamic": {
+        "*": {"lambda2": 10.0, "max_components": 10},
         "mini": {"lambda2": 10.0, "max_components": 30},
         "split-mnist": {"lambda2": 10.0, "max_components": 30},
         "split-fashion": {"lambda2": 10.0, "max_components": 10},

@@ -124,7 +124,8 @@ def parse_seeds(text: str) -> list[int]:
 def method_config(spec, stream: str, overrides: dict | None = None) -> dict:
     """A method's settings on `stream`: its config's defaults, then the stream's own
     (defaults.STREAM_METHOD_SETTINGS; a variant stream takes its base's), then `overrides`."""
-    for_stream = STREAM_METHOD_SETTINGS.get(spec.name, {}).get(base_stream(stream), {})
+    per_stream = STREAM_METHOD_SETTINGS.get(spec.name, {})
+    for_stream = per_stream.get(base_stream(stream), per_stream.get("*", {}))
     return dataclasses.asdict(spec.make_config({**for_stream, **(overrides or {})}))
 
 
