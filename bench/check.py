@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.planning.defaults import CHECK_TOLERANCE, CHECKED_METRICS
-from bench.report import METRICS, ReportError, select_cells
 from bench.execution.store import ResultStore
-from bench.reporting.tables import summary_frame
+from bench.planning.defaults import CHECK_TOLERANCE, CHECKED_METRICS
+from bench.reporting.frames import METRICS, ReportError, select_cells, summary_frame
 
 REFERENCE_COLUMNS = ["profile", "stream", "method", "metric", "mean", "std", "n"]
 

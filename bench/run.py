@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true",
                    help="do not wait for cells that a live runner elsewhere is running: exit 3 and "
                         "list them (default: wait, showing which runner holds them)")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers methods (`from methods import GenerativePlugin, "
+                        "register_method`): a dotted module name or a path to a .py file, e.g. "
+                        "examples/my_method.py; repeatable. Worker processes import it too "
+                        "($OCM_BENCH_IMPORTS). Installed packages register through the "
+                        "'ocm_bench.methods' entry point group instead")
     p.add_argument("--list", action="store_true", help="list methods, streams and profiles, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -161,19 +167,29 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from bench.evaluation.cell import cached_extractor, cached_stream
-    from bench.execution.claims import live_claims
     from bench.evaluation.device import DeviceUnavailableError, check_choice, resolve_device
-    from bench.execution.executor import run_cells
     from bench.evaluation.fid import check_feasible
+    from bench.execution.claims import live_claims
+    from bench.execution.executor import run_cells
+    from bench.execution.store import ResultStore
     from bench.planning.grid import MatchError, expand_grid, parse_names, parse_seeds, resolve_matches
     from bench.planning.profiles import resolve_profile
     from bench.planning.schedule import longest_first
-    from bench.execution.store import ResultStore
-    from bench.reporting.tables import cells_frame, format_summary, summary_frame
+    from bench.reporting.frames import cells_frame, summary_frame
+    from bench.reporting.tables import run_table
     from methods import METHODS
+    from methods.core.user_methods import UserModuleError, import_modules, load_all
     from streams import STREAMS, UnknownNameError
     from streams.datasets import DatasetMissingError
     from streams.idx import CorruptDatasetError
+
+    for problem in load_all():   # installed packages' methods, and $OCM_BENCH_IMPORTS
+        print(f"warning: {problem}", file=sys.stderr)
+    try:
+        import_modules(args.imports)
+    except UserModuleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     if args.list:
         print(list_everything())
@@ -256,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = cells_frame([r for r in records if r])
     if len(frame):
         summary = summary_frame(frame)
-        print(format_summary(summary))
+        print(run_table(frame), end="")
         frame.to_csv(store.root / "cells.csv", index=False)
         summary.to_csv(store.root / "summary.csv", index=False)
     held = live_claims(store.root)

@@ -1,11 +1,21 @@
 """Methods: one module per method, each an Avalanche plugin on the shared `GenerativeStrategy`.
 
 Importing this package registers every method; the import order below is the registry order
-(`--methods all`, `--list`): references first, then OCM, then the other baselines."""
+(`--methods all`, `--list`): references first, then OCM, then the other baselines.
+
+A method defined elsewhere needs only this package's API (examples/my_method.py):
+
+    from methods import GenerativePlugin, register_method
+
+and is imported by `bench.run --import MODULE` or an installed package's `ocm_bench.methods`
+entry point (methods/core/user_methods.py)."""
 # isort: off
 import streams  # noqa: F401  (first: it silences a third-party import warning before Avalanche loads)
 from methods import finetune, first_k, reservoir, joint  # noqa: F401  (registration side effects)
 from methods import ocm  # noqa: F401
 from methods import lgm, curl  # noqa: F401
 # isort: on
-from methods.core.registry import METHODS, get_method, register_method  # noqa: F401
+from methods.core.plugin import GenerativePlugin
+from methods.core.registry import METHODS, MethodRegistrationError, get_method, register_method
+
+__all__ = ["GenerativePlugin", "METHODS", "MethodRegistrationError", "get_method", "register_method"]

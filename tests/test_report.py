@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from bench.check import main as check_main
-from bench.report import build_report
 from bench.report import main as report_main
+from bench.reporting.tables import build_report
 
 
 def record(method, stream, seed, nll, profile="smoke", memory=50, components=1, boundaries=False):
@@ -104,7 +104,7 @@ def test_check_flags_a_regression_passes_an_improvement_and_reports_missing(tmp_
 
 def test_figures_are_drawn(tmp_path):
     from bench.reporting.figures import draw_figures, seen_average
-    from bench.report import select_cells
+    from bench.reporting.frames import select_cells
     records = [dict(r, fid=10.0, fid_matrix=[[5.0, 9.0], [7.0, 3.0]]) for r in RECORDS]
     written = draw_figures(select_cells(records, None), tmp_path)
     names = sorted(p.name for p in written)

@@ -4,8 +4,8 @@ import json
 import pytest
 
 import bench.evaluation.cell
-from bench.run import main
 from bench.execution.store import ResultStore
+from bench.run import main
 
 SMOKE = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress"]
 

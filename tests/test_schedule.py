@@ -1,9 +1,9 @@
 """Longest cells first: the order pending cells go to the workers (bench/planning/schedule.py)."""
 import heapq
 
+from bench.planning.defaults import RELATIVE_COST
 from bench.planning.grid import expand_grid
 from bench.planning.profiles import resolve_profile
-from bench.planning.defaults import RELATIVE_COST
 from bench.planning.schedule import expected_seconds, longest_first
 
 DEFAULT_METHODS = ["finetune", "reservoir", "joint", "ocm", "ocm-dynamic"]

@@ -1,6 +1,6 @@
 """One grid cell as a pure function: (cell spec) -> record. Runs in a worker process.
 
-The protocol (DESIGN section 3): tasks arrive in order; task-free methods see each task as online
+The protocol (docs/protocol.md): tasks arrive in order; task-free methods see each task as online
 batches of `batch_size`, each one experience, never a task id or boundary; methods that need
 boundaries (joint) get the whole task as one experience. After each task segment t the model is
 scored on every task's test set j: NLL[t, j]. The final NLL is over the union of all test sets.
@@ -19,15 +19,15 @@ import torch
 from bench import HARNESS_VERSION
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.device import describe, resolve_device
-from bench.evaluation.nll import nll_row
 from bench.evaluation.features import get_extractor
 from bench.evaluation.fid import FIDEvaluator
-from bench.planning.grid import Cell
 from bench.evaluation.images import save_grids
 from bench.evaluation.metrics import backward_transfer, forgetting
+from bench.evaluation.nll import nll_row
+from bench.planning.grid import Cell
 from methods import get_method
-from methods.models.native import decoder as decoder_inference
 from methods.core.strategy import GenerativeStrategy
+from methods.models.native import decoder as decoder_inference
 from streams.benchmark import online_experiences, task_benchmark
 from streams.datasets import resolve_data_dir
 from streams.stream import load_stream

@@ -1,4 +1,4 @@
-"""Feature extractors for FID (DESIGN section 4), each frozen, identified and cached.
+"""Feature extractors for FID (docs/metrics.md#fid), each frozen, identified and cached.
 
 - `classifier`: a small CNN trained once per dataset (the stream's training images, dynamically
   binarized, fixed seed and recipe), frozen and cached on disk keyed by dataset and recipe; its
@@ -20,7 +20,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streams.files import atomic_path
 from streams.stream import ContinualStream, binarize
 
 
@@ -170,12 +170,10 @@ def classifier_features(stream: ContinualStream, cache_dir: Path,
     model, accuracy = train_classifier(stream, recipe)
     info = {"extractor": "classifier", "dataset": dataset, "recipe": asdict(recipe),
             "test_accuracy": accuracy, "weights_sha256": weights_hash(model), "dim": model.feature_dim}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save({"state_dict": model.state_dict(), "classes": model.out.out_features,
-                "channels": model.conv1.in_channels, "size": stream.spec.image_shape[-1],
-                "info": info}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "classes": model.out.out_features,
+                    "channels": model.conv1.in_channels, "size": stream.spec.image_shape[-1],
+                    "info": info}, tmp)
     return ClassifierFeatures(model, info)
 
 

@@ -1,4 +1,4 @@
-"""FID (DESIGN section 4): Frechet distance between Gaussian fits of generated and real features.
+"""FID (docs/metrics.md#fid): Frechet distance between Gaussian fits of generated and real features.
 
 The distance is pytorch-fid's `calculate_frechet_distance`, on float64 statistics. Samples are
 the model's unconditional samples (binarized like the data: a Bernoulli draw of the decoder's
@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy.linalg import LinAlgWarning
 
 from bench.evaluation.features import FeatureExtractor, refuse_cache
+from streams.files import atomic_path
 from streams.stream import binarize
 
 
@@ -133,9 +133,7 @@ def cached_real_stats(extractor: FeatureExtractor, stream_key: str, test_sets: l
             refuse_cache(path, err)
     features = [extractor(x).double().numpy() for x in test_sets]
     stats = [gaussian_stats(f) for f in features] + [gaussian_stats(np.concatenate(features))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-    np.savez(tmp, **{f"mu{i}": m for i, (m, _) in enumerate(stats)},
-             **{f"sigma{i}": s for i, (_, s) in enumerate(stats)})
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **{f"mu{i}": m for i, (m, _) in enumerate(stats)},
+                 **{f"sigma{i}": s for i, (_, s) in enumerate(stats)})
     return stats

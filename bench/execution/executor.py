@@ -20,10 +20,11 @@ import torch
 from tqdm import tqdm
 
 from bench.evaluation.cell import record_header, run_cell
-from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.evaluation.device import prefers_gpu
-from bench.planning.grid import Cell
+from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.store import ResultStore
+from bench.planning.grid import Cell
+from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
 
 EXECUTORS = ("local", "ray", "slurm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +172,8 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
     hides the GPUs a task did not ask for, so `auto` then runs it on the CPU."""
     ray = _optional("ray", "ray")
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
+    if os.environ.get(USER_METHODS_VARIABLE):   # users' methods (--import), loaded by the workers on demand
+        env["env_vars"][USER_METHODS_VARIABLE] = os.environ[USER_METHODS_VARIABLE]
     ray.init(address=address, num_cpus=None if address else workers, runtime_env=env,
              include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     try:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from bench.planning.grid import Cell
+from streams.files import atomic_path
 
 
 class ResultStore:
@@ -63,18 +63,9 @@ class ResultStore:
         return record is not None and record.get("status") == "done"
 
     def save(self, cell: Cell, record: dict) -> Path:
-        self.records_dir.mkdir(parents=True, exist_ok=True)
         path = self.path(cell)
-        fd, tmp = tempfile.mkstemp(dir=self.records_dir, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".json", durable=True) as tmp, open(tmp, "w") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
         return path
 
     def log_execution(self, cell: Cell, event: str = "started") -> None:
@@ -97,11 +88,8 @@ class ResultStore:
         path = self.root / "grid.json"
         manifest = self.manifest()
         manifest.update({c.key: {"label": c.label, "record": self.path(c).name} for c in cells})
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-grid-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
     def manifest(self) -> dict:
         path = self.root / "grid.json"

@@ -1,1 +1,1 @@
-"""TODO"""
+"""`python -m bench.perf`: the harness measured against its limits (benchmarks.py)."""

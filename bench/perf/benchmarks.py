@@ -32,9 +32,9 @@ from bench.evaluation.cell import training_optimizer
 from bench.planning.grid import method_config
 from bench.planning.profiles import resolve_profile
 from methods import get_method
-from methods.ocm import OCMPlugin
 from methods.core.strategy import GenerativeStrategy
 from methods.models.vae import BernoulliVAE
+from methods.ocm import OCMPlugin
 from streams.benchmark import online_experiences, task_benchmark
 from streams.stream import binarize, load_stream
 
@@ -207,7 +207,8 @@ def evaluation_variants(device: torch.device, chunk_rows) -> list[tuple[str, int
     (methods/models/native/decoder.py), on a GPU the direct form at each chunk size."""
     import contextlib
 
-    from methods.models.native import decoder as decoder_inference, kernel as native_kernel
+    from methods.models.native import decoder as decoder_inference
+    from methods.models.native import kernel as native_kernel
 
     variants = [(decoder_inference.form(device), rows, contextlib.nullcontext) for rows in chunk_rows]
     if device.type == "cpu" and native_kernel.available():
@@ -260,8 +261,8 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
 
     from bench.evaluation.cell import cached_stream
     from bench.execution.executor import run_cells
-    from bench.planning.grid import expand_grid
     from bench.execution.store import ResultStore
+    from bench.planning.grid import expand_grid
 
     torch.set_num_threads(1)
     keep_freed_memory()

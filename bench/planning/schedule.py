@@ -21,7 +21,6 @@ from bench.planning.defaults import RELATIVE_COST
 from bench.planning.grid import Cell
 
 
-
 def relative_cost(method: str) -> float:
     return RELATIVE_COST.get(method, 1.0)
 

@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.report import mean_matrix
+from bench.reporting.frames import mean_matrix
+from bench.reporting.sweep import sweep_summary
 
 
 def seen_average(matrix: np.ndarray) -> np.ndarray:
@@ -67,7 +68,6 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
 def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll") -> list[Path]:
     """`metric` against the swept setting, one line per method (and other varying setting), one
     figure per stream; a log x axis when the values span a factor of 10 or more."""
-    from bench.reporting.sweep import sweep_summary
 
     folder.mkdir(parents=True, exist_ok=True)
     summary = sweep_summary(cells, metric)

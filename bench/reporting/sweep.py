@@ -12,11 +12,11 @@ import math
 import pandas as pd
 
 from bench.planning.profiles import split_label
-from bench.reporting.tables import cells_frame, registry_rank
+from bench.reporting.frames import ReportError, cells_frame, registry_rank
 
 
-class SweepError(ValueError):
-    pass
+class SweepError(ReportError):
+    """Records that do not form a sweep over the key."""
 
 
 def sweep_value(text: str):

@@ -1,128 +1,48 @@
-"""Tables over records with pandas: mean +- std over seeds with n, as text (tabulate) and CSV."""
+"""The tables: the run's table (bench.run) and the report's layouts (bench.report), all drawn by
+the one renderer (render.py) with the one caption source (captions.py).
+
+Report layouts (`--metric`):
+- nll / nll_best_component / fid: the paper's Table 1: rows = methods, columns = streams, each cell
+  "metric / memory / components", the metric as mean ± std over seeds; best per column bold
+  (LaTeX, Markdown) or marked * (text); † marks methods that need task boundaries.
+- forgetting: NLL forgetting and BWT per stream.
+- matrix: the per-task NLL[t, j] matrix (mean over seeds), one table per stream and method.
+- a sweep: rows = methods, columns = the swept setting's values.
+Formats: text, markdown, csv (numbers, long form), latex (booktabs).
+"""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
-CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_name", "seed",
-                "needs_task_boundaries", "nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory",
-                "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
-                "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
-                "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
-                "budget_note", "timeline"]
-SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
-                   "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
-                   "train_seconds", "eval_seconds"]
-BOUNDARY_MARK = "†"
+from bench.reporting.captions import caption
+from bench.reporting.frames import (
+    METRICS,
+    Metric,
+    ReportError,
+    best_methods,
+    mean_matrix,
+    registry_rank,
+    select_cells,
+    summary_frame,
+)
+from bench.reporting.render import budget_text, emphasise, mean_std, method_label, plain, render
+from bench.reporting.sweep import sweep_frame, sweep_summary, sweep_table
 
-
-def registry_rank(name):
-    """Streams and methods sort in registry order, a variant right after its method (unknown
-    names after all, as they are)."""
-    from methods import METHODS
-    from streams import STREAMS
-
-    order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
-    if not isinstance(name, str):
-        return name
-    base = name.partition("[")[0]
-    return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
+LAYOUTS = ["nll", "nll_best_component", "fid", "forgetting", "matrix"]
 
 
-def matched_budget(record: dict) -> str | None:
-    """'budget=ocm:590' for a cell whose settings were matched to another method's memory."""
-    matched = record.get("matched") or {}
-    return ",".join(f"{k}={ref}:{record['method_config'][k]}" for k, ref in matched.items()) or None
-
-
-def budget_note(record: dict) -> str | None:
-    """What a method may store, from its config: 'budget 3000', 'budget = ocm's peak memory',
-    'STM 512, LTM <= 2560'; None for methods without a memory setting."""
-    config, matched = record.get("method_config") or {}, record.get("matched") or {}
-    if "budget" in matched:
-        return f"budget = {matched['budget']}'s peak memory"
-    if "budget" in config:
-        return f"budget {config['budget']}"
-    if "stm_capacity" in config:
-        return f"STM {config['stm_capacity']}, LTM <= {config['ltm_capacity']}"
-    return None
-
-
-def cells_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
-    is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
-    `method_name` the registered method."""
-    done = [{**r, "method": r.get("method_label") or r["method"], "method_name": r["method"],
-             "eval_k": r["profile"]["eval_k"],
-             "eval_test_per_task": r["profile"]["eval_test_per_task"],
-             "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
-             "fid_samples": (r.get("fid_info") or {}).get("samples"),
-             "matched_budget": matched_budget(r), "budget_note": budget_note(r)}
-            for r in records if r.get("status") == "done"]
-    frame = pd.DataFrame(done, columns=CELL_COLUMNS)
-    frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
-    return frame
-
-
-def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (over seeds; NaN for one seed) and n per (profile, stream, method), in the
-    order the streams and methods first appear."""
-    keys = ["profile_name", "stream", "method"]
-    grouped = cells.groupby(keys, sort=False)
-    summary = grouped[SUMMARY_METRICS].agg(["mean", "std"])
-    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
-    summary["n"] = grouped.size()
-    summary["needs_task_boundaries"] = grouped["needs_task_boundaries"].first()
-    summary["fid_extractor_first"] = grouped["fid_extractor"].first()
-    summary["budget_note"] = grouped["budget_note"].first()
-    summary["matched_budget"] = grouped["matched_budget"].agg(
-        lambda v: "/".join(x.rpartition(":")[2] for x in v if isinstance(x, str)) or None)
-    return summary.reset_index()
-
-
-def method_with_budget(row) -> str:
+def with_budget(row) -> str:
     """The method's label, with the resolved numbers of a matched budget (one per seed)."""
-    label = row["method"] + (BOUNDARY_MARK if row["needs_task_boundaries"] else "")
+    label = method_label(row["method"], row["needs_task_boundaries"])
     return label + (f" = {row['matched_budget']}" if isinstance(row.get("matched_budget"), str) else "")
 
 
-def paper_names(methods) -> str:
-    """'first-k = VAE-ELBO-Random, ...' for the methods that have a name in the OCM paper."""
-    from methods import METHODS
-
-    names = dict.fromkeys(m.partition("[")[0] for m in methods)
-    pairs = [f"{m} = {METHODS[m].paper_name}" for m in names if m in METHODS and METHODS[m].paper_name]
-    return ", ".join(pairs)
-
-
-def budget_notes(summary: pd.DataFrame) -> tuple[str, str]:
-    """('first-k[...]: budget = ocm's peak memory (710); ocm: STM 512, LTM <= 2560', the paper's
-    names of these methods), from a summary frame: the one source of both captions' budget text."""
-    notes = dict.fromkeys(
-        f"{r['method']}: {r['budget_note']}"
-        + (f" ({', '.join(sorted(set(r['matched_budget'].split('/'))))})"
-           if isinstance(r["matched_budget"], str) else "")
-        for _, r in summary.iterrows() if isinstance(r["budget_note"], str))
-    return "; ".join(notes), paper_names(summary["method"])
-
-
-def budget_text(mean: float) -> str:
-    if np.isnan(mean):
-        return "-"
-    return f"{mean / 1000:.1f}k" if mean >= 10000 else f"{mean:.0f}"
-
-
-def mean_std(mean: float, std: float, digits: int = 2) -> str:
-    if np.isnan(mean):
-        return "-"
-    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def format_summary(summary: pd.DataFrame) -> str:
-    """The run's table. Mixtures (more than one component) also get the paper's best-component
-    NLL, labelled; the primary NLL is always the proper (mixture) likelihood. The budgets are in
-    it: memory at the end and at its peak, gradient steps and images trained on."""
+def run_table(cells: pd.DataFrame) -> str:
+    """The run's table, one row per (profile, stream, method) in grid order: NLL, FID, forgetting,
+    and the budgets (memory at the end and at its peak, gradient steps, images trained on).
+    Mixtures (more than one component) also get the paper's best-component NLL, labelled; the
+    primary NLL is always the proper mixture likelihood."""
+    summary = summary_frame(cells)
     mixtures = bool((summary["components_mean"] > 1).any())
     has_fid = bool(summary["fid_mean"].notna().any())
     several_profiles = summary["profile_name"].nunique() > 1
@@ -131,37 +51,117 @@ def format_summary(summary: pd.DataFrame) -> str:
         best = [mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])] if mixtures else []
         fid = [mean_std(r["fid_mean"], r["fid_std"], 1)] if has_fid else []
         profile = [r["profile_name"]] if several_profiles else []
-        rows.append([*profile, r["stream"], method_with_budget(r), mean_std(r["nll_mean"], r["nll_std"]),
+        rows.append([*profile, r["stream"], with_budget(r), mean_std(r["nll_mean"], r["nll_std"]),
                      *best, *fid,
                      mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]),
                      mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]),
                      f"{budget_text(r['memory_mean'])}/{budget_text(r['memory_peak_mean'])}",
                      budget_text(r["gradient_steps_mean"]), budget_text(r["images_trained_mean"]),
-                     f"{r['components_mean']:.0f}", int(r["n"]),
+                     f"{r['components_mean']:.0f}", str(int(r["n"])),
                      f"{r['train_seconds_mean']:.1f}", f"{r['eval_seconds_mean']:.1f}"])
-    best_header = ["NLL best comp. ↓"] if mixtures else []
-    fid_header = ["FID ↓"] if has_fid else []
-    headers = [*(["profile"] if several_profiles else []), "stream", "method", "NLL (nats) ↓", *best_header,
-               *fid_header, "forgetting ↓", "BWT ↑", "memory end/peak", "steps", "images trained",
-               "components", "n", "train s", "eval s"]
-    profiles = ", ".join(summary["profile_name"].unique())
-    caption = (f"profile {profiles}; NLL = -mean IWAE log-likelihood on the union of all test sets "
-               f"after the last task (binarized test sets, fixed per stream); mean ± std over n "
-               f"seeds; forgetting/BWT on the NLL[t, j] matrix; {BOUNDARY_MARK} = needs task "
-               "boundaries; memory = samples stored at the end / at most; steps = gradient steps; "
-               "images trained = rows in all training minibatches (replayed and generated included)")
-    if summary["matched_budget"].notna().any():
-        caption += ("; METHOD[budget=match:REF] = budget set to REF's peak memory on the same stream, "
-                    "seed and profile (resolved numbers after '=', one per seed)")
-    budgets, named = budget_notes(summary)
-    if budgets:
-        caption += f"; budgets: {budgets}"
-    if named:
-        caption += f"; in the OCM paper's tables: {named}"
-    if has_fid:
-        caption += ("; FID of unconditional samples vs all test images (features: "
-                    + ", ".join(map(str, summary["fid_extractor_first"].dropna().unique())) + ")")
-    if mixtures:
-        caption += ("; NLL = -log (1/C) sum_c p_c(x) for mixtures (uniform weights), "
-                    "best comp. = -max_c log p_c(x) per image (the paper's score)")
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n" + caption
+    headers = [*(["profile"] if several_profiles else []), "stream", "method", "NLL (nats) ↓",
+               *(["NLL best comp. ↓"] if mixtures else []), *(["FID ↓"] if has_fid else []),
+               "forgetting ↓", "BWT ↑", "memory end/peak", "steps", "images trained", "components", "n",
+               "train s", "eval s"]
+    what = ("NLL on the union of all test sets after the last task; forgetting/BWT on the NLL[t, j] "
+            "matrix; memory = samples stored at the end / at most; steps = gradient steps; images "
+            "trained = rows in all training minibatches (replayed and generated included)")
+    return render(headers, rows, "text", caption(cells, what, best_marked=False))
+
+
+def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, str]):
+    """Rows = methods, columns = streams, cells from `cell_text(row)`; best cells emphasised."""
+    streams = list(dict.fromkeys(summary["stream"]))
+    methods = sorted(dict.fromkeys(summary["method"]), key=registry_rank)
+    rows = []
+    for method in methods:
+        entries = summary[summary["method"] == method].set_index("stream")
+        label = method_label(method, bool(entries["needs_task_boundaries"].iloc[0]))
+        row = [plain(label, fmt_name)]
+        for stream in streams:
+            if stream not in entries.index:
+                row.append("-")
+                continue
+            text = cell_text(entries.loc[stream])
+            row.append(emphasise(text, fmt_name) if best.get(stream) == method else plain(text, fmt_name))
+        rows.append(row)
+    return [plain(h, fmt_name) for h in ("method", *streams)], rows
+
+
+def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
+    summary = summary_frame(cells)
+    n_values = set(summary["n"])
+
+    def text(r):
+        n = "" if len(n_values) == 1 else f" (n={int(r['n'])})"
+        return (f"{mean_std(r[metric.column + '_mean'], r[metric.column + '_std'])}{n} / "
+                f"{r['memory_mean']:.0f} / {r['components_mean']:.0f}")
+    headers, rows = grid_table(summary, text, fmt_name, best_methods(summary, metric))
+    return render(headers, rows, fmt_name, caption(cells, f"{metric.label} / memory (samples) / components"))
+
+
+def forgetting_table(cells: pd.DataFrame, fmt_name: str) -> str:
+    summary = summary_frame(cells)
+    best = best_methods(summary, METRICS["forgetting_nll"])
+    has_fid = bool(cells["fid"].notna().any())
+
+    def text(r):
+        nll = (f"{mean_std(r['forgetting_nll_mean'], r['forgetting_nll_std'])} / "
+               f"{mean_std(r['bwt_nll_mean'], r['bwt_nll_std'])}")
+        if not has_fid:
+            return nll
+        return (f"{nll}; {mean_std(r['forgetting_fid_mean'], r['forgetting_fid_std'], 1)} / "
+                f"{mean_std(r['bwt_fid_mean'], r['bwt_fid_std'], 1)}")
+    headers, rows = grid_table(summary, text, fmt_name, best)
+    what = ("NLL forgetting (lower is better) / BWT (higher is better), nats, on the NLL[t, j] matrix: "
+            "f_j = NLL[T, j] - min_{j<=l<T} NLL[l, j], BWT = mean_j (NLL[j, j] - NLL[T, j])"
+            + ("; then the same on the FID[t, j] matrix" if has_fid else "") + "; bold: lowest NLL forgetting")
+    return render(headers, rows, fmt_name, caption(cells, what))
+
+
+def matrix_tables(cells: pd.DataFrame, fmt_name: str) -> str:
+    out = []
+    for (stream, method), group in cells.groupby(["stream", "method"], sort=False):
+        for column, name, unit in (("nll_matrix", "NLL", "nats"), ("fid_matrix", "FID", "")):
+            matrix = mean_matrix(group, column)
+            if matrix is None:
+                continue
+            headers = [plain(h, fmt_name) for h in ["after task", *[f"task {j + 1}" for j in range(matrix.shape[1])]]]
+            rows = [[str(t + 1), *[f"{v:.2f}" for v in row]] for t, row in enumerate(matrix)]
+            what = f"{name}[t, j] ({unit + ', ' if unit else ''}mean over {len(group)} seed(s)): {method} on {stream}"
+            out.append(render(headers, rows, fmt_name, caption(cells, what, best_marked=False)))
+    return "\n".join(out)
+
+
+def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text",
+                 profile: str | None = None) -> str:
+    cells = select_cells(records, profile)
+    if fmt_name == "csv":
+        return summary_frame(cells).to_csv(index=False)
+    if layout in ("nll", "nll_best_component", "fid"):
+        if layout == "fid" and cells["fid"].isna().all():
+            raise ReportError("these records have no FID (run with --fid-features classifier|inception)")
+        return table_one(cells, METRICS[layout], fmt_name)
+    if layout == "forgetting":
+        return forgetting_table(cells, fmt_name)
+    return matrix_tables(cells, fmt_name)
+
+
+def sweep_metric(layout: str) -> Metric:
+    metric = METRICS.get(layout)
+    if metric is None:
+        raise ReportError(f"a sweep is laid out for one metric: {', '.join(METRICS)}, not '{layout}'")
+    return metric
+
+
+def sweep_report(records: list[dict], key: str, layout: str, fmt_name: str) -> str:
+    """The sweep over `key` as a table: rows = methods, columns = the key's values."""
+    metric = sweep_metric(layout)
+    cells = sweep_frame(records, key)
+    if fmt_name == "csv":
+        return sweep_summary(cells, metric.column).to_csv(index=False)
+    headers, rows = sweep_table(cells, metric.column)
+    rows = [[plain(c, fmt_name) for c in row] for row in rows]
+    what = f"{metric.label} against {key} ({'lower' if metric.lower_is_better else 'higher'} is better)"
+    return render([plain(h, fmt_name) for h in headers], rows, fmt_name,
+                  caption(cells, what, best_marked=False))

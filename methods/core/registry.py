@@ -1,10 +1,21 @@
-"""The method registry: `--methods all`, unknown-name errors and per-method configs come from it."""
+"""The method registry: `--methods all`, unknown-name errors and per-method configs come from it.
+
+Methods outside this package register with the same decorator, from a module that is imported:
+by `bench.run --import MODULE`, which also names it in $OCM_BENCH_IMPORTS for worker processes
+(spawned, Ray, Slurm), or by an installed package's `ocm_bench.methods` entry point. `get_method`
+loads both before it calls a name unknown (methods/core/user_methods.py)."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from dataclasses import dataclass
 
 from streams.registry import UnknownNameError
+
+
+class MethodRegistrationError(ValueError):
+    """A method name registered twice, by two different classes."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +44,39 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {}
 
 
+def _source_file(cls: type) -> str | None:
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return None
+    return os.path.realpath(path)
+
+
+def same_definition(a: type, b: type) -> bool:
+    """The same class, or the same class statement run again (a module imported twice, reloaded,
+    or a file imported both by path and by module name)."""
+    if a is b:
+        return True
+    if a.__qualname__ != b.__qualname__:
+        return False
+    return a.__module__ == b.__module__ or (_source_file(a) is not None and _source_file(a) == _source_file(b))
+
+
 def register_method(name: str, config_class: type, description: str, paper_name: str | None = None):
     """Class decorator: register a GenerativePlugin subclass under `name`, with its config
-    dataclass (the plugin's `self.config`; its fields are the method's settings)."""
+    dataclass (the plugin's `self.config`; its fields are the method's settings). A name taken by
+    another class raises MethodRegistrationError; the same class registered again replaces itself."""
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        raise MethodRegistrationError(f"method '{name}': its config must be a dataclass, "
+                                      f"not {config_class!r}")
+
     def decorate(plugin_class):
+        existing = METHODS.get(name)
+        if existing is not None and not same_definition(existing.plugin_class, plugin_class):
+            raise MethodRegistrationError(
+                f"method name '{name}' is already registered by {existing.plugin_class.__module__}."
+                f"{existing.plugin_class.__qualname__}; {plugin_class.__module__}."
+                f"{plugin_class.__qualname__} needs another name")
         plugin_class.name = name
         plugin_class.config_class = config_class
         METHODS[name] = MethodSpec(name, plugin_class, config_class, description, paper_name)
@@ -45,6 +85,15 @@ def register_method(name: str, config_class: type, description: str, paper_name:
 
 
 def get_method(name: str) -> MethodSpec:
+    """The method registered as `name`. An unknown name first loads the methods of installed
+    packages (entry points) and of $OCM_BENCH_IMPORTS, each once, then is looked up again."""
     if name not in METHODS:
-        raise UnknownNameError(f"unknown method '{name}'; valid methods: {', '.join(METHODS)}")
+        from methods.core.user_methods import load_all
+
+        problems = load_all()
+        if name not in METHODS:
+            message = f"unknown method '{name}'; valid methods: {', '.join(METHODS)}"
+            if problems:
+                message += "\n  (not loaded: " + "; ".join(problems) + ")"
+            raise UnknownNameError(message)
     return METHODS[name]

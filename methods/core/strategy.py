@@ -37,8 +37,8 @@ from avalanche.training.templates.base import _experiences_parameter_as_iterable
 from avalanche.training.templates.base_sgd import PeriodicEval
 
 from methods.core.helpers import experience_images
-from methods.core.plugin import GenerativePlugin, method_minibatches
 from methods.core.minibatches import TensorMinibatches
+from methods.core.plugin import GenerativePlugin, method_minibatches
 from methods.models.vae import GenerativeLoss
 
 _EMPTY_CALLBACKS = frozenset(

@@ -15,8 +15,8 @@ import pandas as pd
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.planning.profiles import split_label  # noqa: E402
 from bench.execution.store import ResultStore  # noqa: E402
+from bench.planning.profiles import split_label  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Table 1 of the paper, Split MNIST: log-likelihood (IWAE-1000, nats), memory, components.

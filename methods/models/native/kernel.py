@@ -16,11 +16,12 @@ import hashlib
 import os
 import platform
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from streams.files import atomic_path
 
 SOURCE = Path(__file__).with_name("bernoulli_log_likelihood.c")
 SWITCH = "BENCH_NATIVE_KERNEL"     # "0": never build or load it
@@ -63,15 +64,9 @@ def _cpu_identity() -> str:
 def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
     """Compile into a private file, then rename: workers building at the same time never load a
     half-written library."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        subprocess.run([compiler, *flags, "-o", partial, str(SOURCE), "-lm"], check=True,
+    with atomic_path(target, suffix=".so") as partial:
+        subprocess.run([compiler, *flags, "-o", str(partial), str(SOURCE), "-lm"], check=True,
                        capture_output=True, text=True)
-        os.replace(partial, target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
 
 
 def build(root: Path | None = None) -> Path:

@@ -1,0 +1,143 @@
+"""Selection and aggregation: records -> one row per cell -> mean ± std per method (pandas).
+
+Every table, figure and the regression gate read records through here: `select_cells` refuses to
+average records of different profiles or harness versions, `summary_frame` aggregates over seeds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_name", "seed",
+                "needs_task_boundaries", "nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory",
+                "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
+                "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
+                "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
+                "budget_note", "timeline"]
+SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
+                   "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
+                   "train_seconds", "eval_seconds"]
+
+
+class ReportError(ValueError):
+    """Records that cannot be put in one table (none, or of different profiles); bad layout."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    label: str
+    lower_is_better: bool
+
+
+METRICS = {
+    "nll": Metric("nll", "NLL (nats)", True),
+    "nll_best_component": Metric("nll_best_component", "best-component NLL (nats)", True),
+    "forgetting_nll": Metric("forgetting_nll", "NLL forgetting (nats)", True),
+    "bwt_nll": Metric("bwt_nll", "NLL BWT (nats)", False),
+    "fid": Metric("fid", "FID", True),
+    "forgetting_fid": Metric("forgetting_fid", "FID forgetting", True),
+    "bwt_fid": Metric("bwt_fid", "FID BWT", False),
+}
+
+
+def registry_rank(name):
+    """Streams and methods sort in registry order, a variant right after its method (unknown
+    names after all, as they are)."""
+    from methods import METHODS
+    from streams import STREAMS
+
+    order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
+    if not isinstance(name, str):
+        return name
+    base = name.partition("[")[0]
+    return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
+
+
+def matched_budget(record: dict) -> str | None:
+    """'budget=ocm:590' for a cell whose settings were matched to another method's memory."""
+    matched = record.get("matched") or {}
+    return ",".join(f"{k}={ref}:{record['method_config'][k]}" for k, ref in matched.items()) or None
+
+
+def budget_note(record: dict) -> str | None:
+    """What a method may store, from its config: 'budget 3000', 'budget = ocm's peak memory',
+    'STM 512, LTM <= 2560'; None for methods without a memory setting."""
+    config, matched = record.get("method_config") or {}, record.get("matched") or {}
+    if "budget" in matched:
+        return f"budget = {matched['budget']}'s peak memory"
+    if "budget" in config:
+        return f"budget {config['budget']}"
+    if "stm_capacity" in config:
+        return f"STM {config['stm_capacity']}, LTM <= {config['ltm_capacity']}"
+    return None
+
+
+def cells_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
+    is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
+    `method_name` the registered method."""
+    done = [{**r, "method": r.get("method_label") or r["method"], "method_name": r["method"],
+             "eval_k": r["profile"]["eval_k"],
+             "eval_test_per_task": r["profile"]["eval_test_per_task"],
+             "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
+             "fid_samples": (r.get("fid_info") or {}).get("samples"),
+             "matched_budget": matched_budget(r), "budget_note": budget_note(r)}
+            for r in records if r.get("status") == "done"]
+    frame = pd.DataFrame(done, columns=CELL_COLUMNS)
+    frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
+    return frame
+
+
+def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
+    """The finished cells of one profile and harness version, in registry order (refuses mixes)."""
+    cells = cells_frame(records)
+    if cells.empty:
+        raise ReportError("no finished records in this directory")
+    if profile is not None:
+        cells = cells[cells["profile_name"] == profile]
+        if cells.empty:
+            raise ReportError(f"no records of profile '{profile}'")
+    groups = sorted({f"{p} (harness {v})" for p, v in zip(cells["profile_name"], cells["harness_version"])})
+    if len(groups) > 1:
+        raise ReportError("records from different profiles or harness versions are never averaged "
+                          f"together: {', '.join(groups)}; choose one with --profile")
+    return cells.sort_values(["stream", "method", "seed"], key=lambda c: c.map(registry_rank),
+                             kind="stable")
+
+
+def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (over seeds; NaN for one seed) and n per (profile, stream, method), in the
+    order the streams and methods first appear."""
+    keys = ["profile_name", "stream", "method"]
+    grouped = cells.groupby(keys, sort=False)
+    summary = grouped[SUMMARY_METRICS].agg(["mean", "std"])
+    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
+    summary["n"] = grouped.size()
+    summary["needs_task_boundaries"] = grouped["needs_task_boundaries"].first()
+    summary["fid_extractor_first"] = grouped["fid_extractor"].first()
+    summary["budget_note"] = grouped["budget_note"].first()
+    summary["matched_budget"] = grouped["matched_budget"].agg(
+        lambda v: "/".join(x.rpartition(":")[2] for x in v if isinstance(x, str)) or None)
+    return summary.reset_index()
+
+
+def best_methods(summary: pd.DataFrame, metric: Metric) -> dict[str, str]:
+    """Per stream, the method with the best mean."""
+    best = {}
+    for stream, group in summary.groupby("stream", sort=False):
+        values = group[f"{metric.column}_mean"]
+        if values.notna().any():
+            idx = values.idxmin() if metric.lower_is_better else values.idxmax()
+            best[stream] = group.loc[idx, "method"]
+    return best
+
+
+def mean_matrix(group: pd.DataFrame, column: str) -> np.ndarray | None:
+    """The per-seed matrices of `column` averaged over seeds (None where a record lacks it)."""
+    values = group[column].tolist()
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        return None
+    return np.mean(np.array(values, dtype=float), axis=0)

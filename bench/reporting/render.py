@@ -1,0 +1,64 @@
+"""The one renderer: headers and rows of text -> a text, Markdown or LaTeX table with its caption.
+
+Cells are formatted here too (mean ± std, budgets, the best-per-column mark), so that every table
+of the harness, the run's and the report's, looks the same.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tabulate import tabulate
+
+BOUNDARY_MARK = "†"   # the method needs task boundaries
+BEST_MARK = "*"       # the best per column in text tables (bold in Markdown and LaTeX)
+FORMATS = ("text", "markdown", "latex")
+
+
+def mean_std(mean: float, std: float, digits: int = 2) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def budget_text(mean: float) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean / 1000:.1f}k" if mean >= 10000 else f"{mean:.0f}"
+
+
+def method_label(method: str, needs_boundaries: bool) -> str:
+    return method + (BOUNDARY_MARK if needs_boundaries else "")
+
+
+def latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
+                 ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("±", r"$\pm$")):
+        text = text.replace(a, b)
+    return text
+
+
+def emphasise(text: str, fmt_name: str) -> str:
+    """The cell's text escaped for the format, and marked as best."""
+    if fmt_name == "latex":
+        return f"\\textbf{{{latex_escape(text)}}}"
+    return f"**{text}**" if fmt_name == "markdown" else f"{text} {BEST_MARK}"
+
+
+def plain(text: str, fmt_name: str) -> str:
+    return latex_escape(text) if fmt_name == "latex" else text
+
+
+def render(headers, rows, fmt_name: str, title: str) -> str:
+    """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`)."""
+    if fmt_name == "latex":
+        spec = "l" + "c" * (len(headers) - 1)
+        lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(title)}}}",
+                 f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(headers) + r" \\",
+                 r"\midrule"]
+        for row in rows:
+            lines.append(" & ".join(row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+    table = tabulate(rows, headers=headers, tablefmt="github" if fmt_name == "markdown" else "simple",
+                     disable_numparse=True)
+    return f"{table}\n\n{title}\n"
