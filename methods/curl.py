@@ -4,13 +4,23 @@ Model: shared encoder -> q(y|x), a softmax over the *active* components; per-com
 latent heads q(z|x, y) and learned priors p(z|y) = N(mu_y, sigma_y^2); a shared Bernoulli decoder
 (the same layer sizes as the paper's MLP VAE). Loss: the mixture ELBO, exact over y,
   E_q(y|x)[ E_q(z|x,y) log p(x|z) - KL(q(z|x,y) || p(z|y)) ] - KL(q(y|x) || uniform).
-Expansion: after `burn_in` steps, real samples (first pass over each incoming batch) whose ELBO is
-below `threshold` (-200 nats) go to a buffer; when it holds `buffer_size` (100) samples and at
-least `spacing` steps passed since the last expansion, a new component copies the most probable
-one (the largest summed q(y|x) over the buffer) and is trained alone (its head, prior and q(y)
-logit; y fixed) for `expansion_passes` (10) passes over the buffer; at most 30 components.
-Mixture generative replay: at each expansion a frozen snapshot is taken; every later minibatch is
-joined by `replay_per_batch` (64) snapshot samples (y uniform over its components, z ~ p(z|y)).
+Expansion, as the authors' code runs it (deepmind-research curl/training.py, section "5) DYNAMIC
+EXPANSION"): the model is eligible once `burn_in` (100) steps have passed and `spacing` (100)
+steps since the last expansion, below 30 components; only while eligible, real samples (first pass
+over each incoming batch) whose ELBO is below `threshold` (-200 nats) join a buffer (none are
+collected during the wait after an expansion). When it holds `buffer_size` (100), it is cut to a
+multiple of the minibatch (64, keeping the latest samples), a new component copies the most
+probable one (the largest summed q(y|x) over the buffer) and is trained alone (its head, prior
+and q(y) logit; y fixed) for `expansion_passes` (10) passes over the buffer.
+Mixture generative replay from a frozen snapshot (training.py, "1) PERIODICALLY TAKE SNAPSHOTS"
+and `get_generated_data`): the components' use is counted (the summed q(y|x) of the real images
+of every step); a snapshot is taken every `refresh_images` incoming images (the authors' 'fixed'
+mode: one task's length, per stream in bench/planning/defaults.py), or at each expansion
+(`replay_refresh="expansion"`, their 'dynamic' mode); its samples pick y in proportion to the use
+counted up to the snapshot (`replay_components="uniform"`: uniformly), z ~ p(z|y), decoder means,
+binarized. Difference kept from the code: the authors replace every second real minibatch by a
+generated one; here every minibatch after the first snapshot is joined by `replay_per_batch` (64)
+snapshot samples, so no real image goes untrained (the same one-to-one share of replay).
 
 Likelihood: log p(x) = log (1/C) sum_y p(x|y) (p(y) uniform over active components, the model's
 own prior), with p(x|y) estimated by importance sampling over z with q(z|x,y) as proposal: the
@@ -112,6 +122,7 @@ class CURLModel(nn.Module):
         q_y = log_q_y.exp()
         per_component = torch.stack([self.component_elbo(x, h, c) for c in range(self.num_components)], 1)
         kl_y = (q_y * (log_q_y + math.log(self.num_components))).sum(1)
+        self.last_q_y = q_y.detach()   # read by the plugin to count each component's use
         return (q_y * per_component).sum(1) - kl_y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,10 +134,13 @@ class CURLModel(nn.Module):
         return torch.stack([self._log_weights(x, h, c, k, generator) for c in range(self.num_components)])
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Pixel probabilities: y drawn with the mixture's weights, z ~ p(z|y)."""
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               log_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixel probabilities: y drawn with the mixture's weights (or `log_weights`, e.g. the
+        components' use for replay), z ~ p(z|y)."""
         device = self.decoder_out.weight.device
-        which = draw_components(self.log_mixture_weights(), n, generator)
+        which = draw_components(self.log_mixture_weights() if log_weights is None else log_weights,
+                                n, generator)
         eps = torch.randn(n, self.latent, generator=generator, device=device)
         mu = torch.stack([self.prior(c)[0] for c in range(self.num_components)])[which]
         std = torch.stack([self.prior(c)[1] for c in range(self.num_components)])[which]
@@ -167,8 +181,18 @@ class CURLConfig:
     spacing: int = 100             # training steps between expansions
     expansion_passes: int = 10
     max_components: int = 30
-    replay_per_batch: int = 64     # snapshot samples added to each minibatch after an expansion
+    replay_per_batch: int = 64     # snapshot samples added to each minibatch once there is a snapshot
     expansion_lr: float = 1e-3
+    replay_refresh: str = "period"     # "period": a snapshot every `refresh_images` (authors' 'fixed');
+                                       # "expansion": at each expansion (their 'dynamic')
+    refresh_images: int = 12000        # incoming images between snapshots (one task's length)
+    replay_components: str = "usage"   # y of replayed samples: "usage" (authors) or "uniform"
+
+    def __post_init__(self):
+        for key, allowed in (("replay_refresh", ("period", "expansion")),
+                             ("replay_components", ("usage", "uniform"))):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"curl: {key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
 
 
 @register_method("curl", CURLConfig, "CURL: mixture VAE with buffer-driven expansion and generative replay")
@@ -177,6 +201,9 @@ class CURLPlugin(GenerativePlugin):
         super().__init__(config, seed)
         self.buffer: torch.Tensor | None = None
         self.snapshot: CURLModel | None = None
+        self.replay_log_weights: torch.Tensor | None = None   # the snapshot's y distribution
+        self.usage: torch.Tensor | None = None   # summed q(y|x) of real images, per component
+        self.snapshots = 0
         self.steps = 0
         self.last_expansion = 0
         self.expansions: list[dict] = []
@@ -190,29 +217,62 @@ class CURLPlugin(GenerativePlugin):
         return 0 if self.buffer is None else len(self.buffer)
 
     def extra_stats(self) -> dict:
-        return {"expansion_steps": [e["step"] for e in self.expansions]}
+        return {"expansion_steps": [e["step"] for e in self.expansions], "snapshots": self.snapshots,
+                "usage": None if self.usage is None else [round(float(u), 3) for u in self.usage]}
 
     def before_forward(self, strategy, **kwargs):
         self._real = len(strategy.mbatch[0])
         if self.snapshot is not None and self.config.replay_per_batch:
-            samples = self.snapshot.sample(self.config.replay_per_batch, self.generator)
+            samples = self.snapshot.sample(self.config.replay_per_batch, self.generator,
+                                           self.replay_log_weights)
             extend_minibatch(strategy, binarize(samples, self.generator))
+
+    def count_use(self, model: CURLModel) -> None:
+        """Add the real images' q(y|x) of this step to each component's use."""
+        q_y = getattr(model, "last_q_y", None)
+        if q_y is None:
+            return
+        used = q_y[:self._real].sum(0).double()
+        if self.usage is None:
+            self.usage = torch.zeros(model.max_components, dtype=torch.float64, device=used.device)
+        self.usage[:len(used)] += used
+
+    def eligible(self, model: CURLModel) -> bool:
+        """Past the burn-in, `spacing` steps after the last expansion, below the cap."""
+        cfg = self.config
+        return (self.steps > cfg.burn_in and self.steps - self.last_expansion > cfg.spacing
+                and model.num_components < cfg.max_components)
 
     def after_training_iteration(self, strategy, **kwargs):
         self.steps += 1
+        model = strategy.model
+        self.count_use(model)
         cfg = self.config
-        if self.steps <= cfg.burn_in or strategy.clock.train_exp_epochs > 0:
+        if strategy.clock.train_exp_epochs > 0 or not self.eligible(model):
             return
-        real_x = strategy.mb_x[:self._real]
         poor = (-strategy.mb_output[:self._real].detach()) < cfg.threshold
-        room = cfg.buffer_size - self.memory_size
-        if poor.any() and room > 0:
-            found = real_x[poor][:room]
+        if poor.any():
+            found = strategy.mb_x[:self._real][poor]
             self.buffer = found if self.buffer is None else torch.cat([self.buffer, found])
-        if (self.buffer is not None and len(self.buffer) >= cfg.buffer_size
-                and self.steps - self.last_expansion >= cfg.spacing
-                and strategy.model.num_components < cfg.max_components):
-            self.expand(strategy.model, strategy)
+        if self.buffer is not None and len(self.buffer) >= cfg.buffer_size:
+            self.expand(model, strategy)
+
+    def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
+        """The authors' 'fixed' replay: a new snapshot each time the stream passes another
+        `refresh_images` images."""
+        cfg = self.config
+        if cfg.replay_refresh == "period" and self.stream_position // cfg.refresh_images > self.snapshots:
+            self.take_snapshot(strategy.model)
+
+    def take_snapshot(self, model: CURLModel) -> None:
+        """Freeze the model for replay; replayed y follow the components' use so far."""
+        self.snapshot = frozen_copy(model)
+        self.snapshots += 1
+        if self.config.replay_components == "usage" and self.usage is not None:
+            use = self.usage[:model.num_components].clamp_min(1e-12)
+            self.replay_log_weights = (use / use.sum()).log().float()
+        else:
+            self.replay_log_weights = None   # the model's own (uniform) weights
 
     def most_probable_component(self, model: CURLModel, images: torch.Tensor) -> int:
         with torch.no_grad():
@@ -221,6 +281,9 @@ class CURLPlugin(GenerativePlugin):
     def expand(self, model: CURLModel, strategy=None) -> int:
         """Add a component copied from the most probable one and train it alone on the buffer."""
         cfg = self.config
+        batches = len(self.buffer) // 64
+        if batches:   # the authors cut the buffer to whole minibatches, keeping the latest samples
+            self.buffer = self.buffer[-batches * 64:]
         parent = self.most_probable_component(model, self.buffer)
         new = model.add_component(parent)
         logit_rows = torch.zeros(model.max_components, 1, device=model.cluster_logits.weight.device)
@@ -248,6 +311,7 @@ class CURLPlugin(GenerativePlugin):
                               "expanded": True})
         self.buffer = None
         self.last_expansion = self.steps
-        self.snapshot = frozen_copy(model)
+        if cfg.replay_refresh == "expansion":
+            self.take_snapshot(model)
         refresh_optimizer(strategy)   # the new component's parameters join the main optimizer
         return new

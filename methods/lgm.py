@@ -1,12 +1,20 @@
-"""LGM: Lifelong Generative Modeling (Ramapuram et al.), as a plugin on the shared strategy.
+"""LGM: Lifelong Generative Modeling (Ramapuram et al.), as its authors' code runs it.
 
-At each task boundary the student is copied into a frozen teacher. Each training minibatch of 64
-real images is joined by teacher samples so that they make up t/(t+1) of the batch (t = tasks
-finished: 64 * t generated images), which approximates the uniform mixture of all tasks so far.
-Loss = student ELBO on the whole batch + gamma * KL(q_student(z|x^) || q_teacher(z|x^)) on the
-teacher-generated part x^ only (the consistency term), both per image and averaged over the batch.
-Needs task boundaries: each task arrives as one experience, trained for the profile's
-`task_epochs` passes (the budget of the other boundary-aware method, joint).
+At each task boundary the student is copied into a frozen teacher. From the second task on, each
+training minibatch of B images is a mix (jramapuram/LifelongVAE_pytorch, main.py and
+models/student_teacher.py, `generate_synthetic_samples` and the merge in the student-teacher
+forward): with t = tasks finished, the teacher contributes int(B * t/(t+1)) samples and the real
+part is cut to the first max(B - that, 1) images of the minibatch, so that the batch approximates
+the uniform mixture of all tasks so far at a constant size. The teacher's samples are its
+decoder's means (pixel probabilities, z ~ N(0, I)), not binary draws. Loss = student ELBO on the
+whole batch + gamma * KL(q_student(z|x^) || q_teacher(z|x^)) on the teacher-generated part x^ only
+(the consistency term), per image and averaged over the batch. Needs task boundaries: each task
+arrives as one experience, trained for the profile's `task_epochs` passes (the budget of the other
+boundary-aware method, joint).
+
+`mix="append"` is the harness's earlier form, kept for comparison: every real image stays and
+64 * t binarized teacher samples are appended (the batch grows with t; about t+1 times the
+compute of the authors' form).
 
 Left out: the paper's discrete latent variable and its growth with tasks; this is the continuous-
 latent LGM on the same Bernoulli MLP VAE as every other method, so the comparison is like for like.
@@ -22,11 +30,26 @@ from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, regist
 from methods.models.gaussian import gaussian_kl
 from streams.stream import binarize
 
+MIXES = ("split", "append")
+
 
 @dataclass(frozen=True)
 class LGMConfig:
     gamma: float = 1.0          # weight of the posterior-consistency term
     epochs: int | None = None   # passes per task; None: the profile's task_epochs
+    mix: str = "split"          # "split": the authors' B/(t+1) real + B*t/(t+1) teacher means;
+                                # "append": all B real + B*t binarized teacher samples (earlier form)
+
+    def __post_init__(self):
+        if self.mix not in MIXES:
+            raise ValueError(f"lgm: mix must be one of {', '.join(MIXES)}, not {self.mix!r}")
+
+
+def batch_split(batch: int, tasks_done: int) -> tuple[int, int]:
+    """(real, teacher) images in a minibatch of `batch` after `tasks_done` tasks: the authors'
+    int(batch * t/(t+1)) teacher samples and max(batch - that, 1) real ones."""
+    teacher = int(batch * tasks_done / (tasks_done + 1))
+    return max(batch - teacher, 1), teacher
 
 
 @register_method("lgm", LGMConfig, "Lifelong Generative Modeling: teacher replay + posterior consistency")
@@ -42,17 +65,21 @@ class LGMPlugin(GenerativePlugin):
     def train_epochs(self, profile) -> int:
         return self.config.epochs or profile.task_epochs
 
-    def replay_count(self, real: int) -> int:
-        """Teacher samples to add to `real` real images: a t/(t+1) share of the batch."""
-        return real * self.tasks_done if self.teacher is not None else 0
-
     def before_forward(self, strategy, **kwargs):
-        real = strategy.mbatch[0]
-        n = self.replay_count(len(real))
-        self._generated = n
-        if n == 0:
+        self._generated = 0
+        if self.teacher is None:
             return
-        extend_minibatch(strategy, binarize(self.teacher.sample(n, self.generator), self.generator))
+        batch = len(strategy.mbatch[0])
+        if self.config.mix == "split":
+            real, generated = batch_split(batch, self.tasks_done)
+            strategy.mbatch = [t[:real] for t in strategy.mbatch]
+            samples = self.teacher.sample(generated, self.generator)       # decoder means
+        else:
+            generated = batch * self.tasks_done
+            samples = binarize(self.teacher.sample(generated, self.generator), self.generator)
+        if generated:
+            extend_minibatch(strategy, samples)
+        self._generated = generated
 
     def consistency(self, student, generated: torch.Tensor) -> torch.Tensor:
         """Per-image KL(q_student(z|x^) || q_teacher(z|x^))."""

@@ -4,10 +4,12 @@ import copy
 import pytest
 import torch
 from avalanche.training import Naive
+from scipy.stats import chisquare
 
 from methods.core.strategy import GenerativeStrategy
 from methods.curl import CURLConfig, CURLModel, CURLPlugin
-from methods.lgm import LGMPlugin
+from methods.lgm import LGMConfig, LGMPlugin, batch_split
+from methods.models.contract import draw_components
 from methods.models.gaussian import gaussian_kl
 from methods.models.likelihood import component_log_likelihoods, iwae_log_likelihood
 from methods.models.vae import BernoulliVAE, GenerativeLoss
@@ -39,25 +41,48 @@ class BatchSpy(torch.nn.Module):
         return self.model(x)
 
 
-def test_lgm_replay_fraction_is_t_over_t_plus_1_and_the_teacher_is_frozen():
+def lgm_batches(config: LGMConfig):
+    """Train LGM over three tasks of 128 images; per task, every minibatch the model saw and the
+    teachers' parameters after each task."""
     torch.manual_seed(0)
     spy = BatchSpy(BernoulliVAE())
-    plugin = LGMPlugin(seed=0)
+    plugin = LGMPlugin(config, seed=0)
     strategy = GenerativeStrategy(model=spy, optimizer=torch.optim.Adam(spy.parameters(), 1e-3),
                                   train_epochs=1, plugins=[plugin])
-    sizes_per_task, teachers = [], []
-    for t, task in enumerate(tasks().train_stream):
-        spy.sizes.clear()
+    batches, teachers = [], []
+    for task in tasks().train_stream:
+        spy.batches.clear()
         strategy.train(task)
-        sizes_per_task.append(list(spy.sizes))
+        batches.append(list(spy.batches))
         teachers.append({n: p.clone() for n, p in plugin.teacher.named_parameters()})
         assert all(not p.requires_grad for p in plugin.teacher.parameters())
-    # 128 real images per task in minibatches of 64; t finished tasks add 64 t generated images
-    assert sizes_per_task == [[64, 64], [128, 128], [192, 192]]
-    assert [1 - 64 / s[0] for s in sizes_per_task] == pytest.approx([0, 1 / 2, 2 / 3])
+    return plugin, batches, teachers
+
+
+def test_lgm_splits_each_batch_as_its_authors_do_and_the_teacher_is_frozen():
+    plugin, batches, teachers = lgm_batches(LGMConfig())
+    # a constant batch of 64: after t tasks int(64 t/(t+1)) teacher samples, the rest real
+    assert [[len(b) for b in task] for task in batches] == [[64, 64]] * 3
+    for t, task in enumerate(batches):
+        real, teacher = batch_split(64, t)
+        assert (real, teacher) == [(64, 0), (32, 32), (22, 42)][t]
+        for batch in task:
+            is_binary = ((batch == 0) | (batch == 1)).flatten(1).all(1)
+            # the real part is freshly binarized data; the teacher's part its decoder's means
+            assert is_binary[:real].all() and not is_binary[real:].any()
+    assert batch_split(64, 9) == (7, 57) and batch_split(1, 3) == (1, 0)
     # a teacher never changes while the student trains; the next boundary makes a new one
     first = teachers[0]
     assert any(not torch.equal(first[n], teachers[1][n]) for n in first)
+
+
+def test_lgm_append_keeps_every_real_image_and_adds_binarized_samples():
+    _, batches, _ = lgm_batches(LGMConfig(mix="append"))
+    # 128 real images per task in minibatches of 64; t finished tasks add 64 t generated images
+    assert [[len(b) for b in task] for task in batches] == [[64, 64], [128, 128], [192, 192]]
+    assert all(((b == 0) | (b == 1)).all() for task in batches for b in task)
+    with pytest.raises(ValueError, match="mix must be one of"):
+        LGMConfig(mix="half")
 
 
 def test_lgm_consistency_is_zero_when_student_equals_teacher():
@@ -113,7 +138,7 @@ def test_curl_new_component_copies_the_most_probable_parent():
     x = torch.bernoulli(torch.rand(100, 784))
     with torch.no_grad():
         model.cluster_logits.bias[1] += 20.0     # component 1 explains everything
-    plugin = CURLPlugin(CURLConfig(expansion_passes=0), seed=0)
+    plugin = CURLPlugin(CURLConfig(expansion_passes=0, replay_refresh="expansion"), seed=0)
     plugin.buffer = x
     new = plugin.expand(model)
     assert new == 3 and model.num_components == 4 and plugin.expansions[0]["parent"] == 1
@@ -136,27 +161,66 @@ def test_curl_expansion_training_changes_only_the_new_component():
     assert changed_rows.nonzero().flatten().tolist() == [new]
 
 
-def test_curl_expands_when_and_only_when_the_buffer_fills():
+def test_curl_expands_when_the_buffer_fills_and_collects_nothing_while_it_waits():
     torch.manual_seed(0)
     model = CURLModel()
-    config = CURLConfig(threshold=1e9, buffer_size=100, burn_in=3, spacing=4, expansion_passes=1)
+    config = CURLConfig(threshold=1e9, buffer_size=100, burn_in=3, spacing=4, expansion_passes=1,
+                        replay_refresh="expansion")
     plugin = CURLPlugin(config, seed=0)   # threshold 1e9: every real sample is poorly explained
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
                                   plugins=[plugin])
-    data = torch.rand(64 * 12, 1, 28, 28)
-    history = []
+    data = torch.rand(64 * 14, 1, 28, 28)
+    history = {}
     for experience in online_experiences(task_benchmark([data], [data[:4]]).train_stream[0]):
         strategy.train(experience)
-        history.append((plugin.steps, model.num_components, plugin.memory_size))
-    # steps 1-3 burn-in; step 4: 64 in the buffer; step 5: 100 (full) -> expansion; the next
-    # fills at step 7 but must wait for spacing (step 9)
-    assert [s for s, _, _ in history if s in (4, 5, 7, 8, 9)] == [4, 5, 7, 8, 9]
-    components = {s: c for s, c, _ in history}
-    buffer = {s: m for s, _, m in history}
-    assert buffer[4] == 64 and components[4] == 1
-    assert components[5] == 2 and buffer[5] == 0
-    assert buffer[7] == 100 and components[8] == 2 and components[9] == 3
-    assert [e["step"] for e in plugin.expansions] == [5, 9, 13][:len(plugin.expansions)]
+        history[plugin.steps] = (model.num_components, plugin.memory_size)
+    # steps 1-3 burn-in (nothing collected); step 4 is still within `spacing` of step 0; step 5:
+    # 64 in the buffer; step 6: 128 >= 100 (two whole minibatches, kept), expansion; steps 7-10
+    # wait (nothing collected); step 11: 64; step 12: expansion
+    assert [history[s] for s in (3, 4, 5, 6)] == [(1, 0), (1, 0), (1, 64), (2, 0)]
+    assert all(history[s] == (2, 0) for s in (7, 8, 9, 10))
+    assert history[11] == (2, 64) and history[12] == (3, 0)
+    assert [e["step"] for e in plugin.expansions] == [6, 12]
+    # the new component trained `expansion_passes` (1) pass over the buffer: two minibatches
+    assert plugin.extra_steps == 4 and plugin.extra_images == 256
+    assert plugin.snapshots == 2   # "expansion" mode: a snapshot at each expansion
+
+
+def test_curl_replays_components_in_proportion_to_their_use():
+    model = curl_model(components=3)
+    plugin = CURLPlugin(CURLConfig(), seed=0)
+    plugin.usage = torch.tensor([6.0, 3.0, 1.0] + [0.0] * 27, dtype=torch.float64)
+    plugin.take_snapshot(model)
+    assert torch.allclose(plugin.replay_log_weights.exp(), torch.tensor([0.6, 0.3, 0.1]))
+    which = draw_components(plugin.replay_log_weights, 5000, torch.Generator().manual_seed(0))
+    counts = torch.bincount(which, minlength=3).numpy()
+    assert chisquare(counts, [3000, 1500, 500]).pvalue > 0.001
+    uniform = CURLPlugin(CURLConfig(replay_components="uniform"), seed=0)
+    uniform.usage = plugin.usage
+    uniform.take_snapshot(model)
+    assert uniform.replay_log_weights is None     # the model's own uniform weights
+
+
+def test_curl_counts_use_from_the_real_images_and_refreshes_the_snapshot_on_its_period():
+    torch.manual_seed(0)
+    model = CURLModel()
+    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, refresh_images=128, replay_per_batch=16), seed=0)
+    spy = BatchSpy(model)
+    strategy = GenerativeStrategy(model=spy, optimizer=torch.optim.Adam(spy.parameters(), 1e-3),
+                                  plugins=[plugin])
+    data = torch.rand(64 * 5, 1, 28, 28)
+    snapshots = []
+    for experience in online_experiences(task_benchmark([data], [data[:4]]).train_stream[0]):
+        strategy.train(experience)
+        snapshots.append((plugin.snapshots, plugin.snapshot))
+    # a snapshot after 128 and 256 images; replay starts after the first one
+    assert [n for n, _ in snapshots] == [0, 1, 1, 2, 2]
+    assert snapshots[1][1] is snapshots[2][1] and snapshots[3][1] is not snapshots[2][1]
+    assert spy.sizes == [64, 64, 80, 80, 80]
+    # one component: its use is the number of real images trained on
+    assert plugin.usage[0].item() == pytest.approx(64 * 5) and plugin.usage[1:].sum() == 0
+    with pytest.raises(ValueError, match="replay_refresh must be one of"):
+        CURLConfig(replay_refresh="sometimes")
 
 
 def test_curl_likelihood_is_the_mixture_over_y_and_exact_when_the_decoder_ignores_z():
@@ -180,7 +244,8 @@ def test_curl_likelihood_is_the_mixture_over_y_and_exact_when_the_decoder_ignore
 
 def test_curl_on_a_plain_avalanche_strategy():
     model = CURLModel()
-    plugin = CURLPlugin(CURLConfig(threshold=1e9, burn_in=1, spacing=1, expansion_passes=1), seed=0)
+    plugin = CURLPlugin(CURLConfig(threshold=1e9, burn_in=1, spacing=1, expansion_passes=1,
+                                   refresh_images=128), seed=0)
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
                      criterion=GenerativeLoss(), train_mb_size=64, plugins=[plugin], evaluator=None)
     data = torch.rand(64 * 5, 1, 28, 28)

@@ -31,6 +31,13 @@ STREAM_METHOD_SETTINGS = {
         "mnist-fashion": {"lambda2": 10.0, "max_components": 10},
         "cross-domain": {"lambda2": 0.5, "max_components": 10},   # the paper's; no such stream here yet
     },
+    # curl: the authors' 'fixed' replay takes a snapshot once per task's length (their
+    # `data_period`); here in incoming images: 800 per task on mini, about 12,000 on the MNIST
+    # and Fashion splits (11,263-12,665 on Split-MNIST, 12,000 on Split-Fashion).
+    "curl": {
+        "mini": {"refresh_images": 800},
+        "*": {"refresh_images": 12000},
+    },
 }
 
 # ------------------------------------------------------------------------------- devices
