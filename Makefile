@@ -33,11 +33,11 @@ smoke-real: fetch
 		--out results/ci-smoke --force --no-progress
 
 # The regression gate: a deterministic smoke grid of every method on `mini`, checked against the
-# checked-in reference (exit 1 on any regression or missing cell). --force: the gate measures the
-# code as it is now, never records an earlier checkout left in results/ (same keys when the
-# harness version did not change).
-REF_GRID := --methods all --streams mini --seeds 0,1 --profile smoke --no-progress --force
+# checked-in reference (exit 1 on any regression or missing cell). A fresh directory each time:
+# the gate measures the code as it is now, never records an earlier checkout left in results/.
+REF_GRID := --methods all --streams mini --seeds 0,1 --profile smoke --no-progress
 reference-grid: setup
+	rm -rf results/reference-grid
 	$(PY) -m bench.run $(REF_GRID) --out results/reference-grid
 
 check: reference-grid

@@ -13,7 +13,7 @@ entry point (methods/core/user_methods.py)."""
 import streams  # noqa: F401  (first: it silences a third-party import warning before Avalanche loads)
 from methods import finetune, first_k, reservoir, joint  # noqa: F401  (registration side effects)
 from methods import ocm  # noqa: F401
-from methods import lgm, curl  # noqa: F401
+from methods import lgm, curl, cndpm, limix  # noqa: F401
 # isort: on
 from methods.core.plugin import GenerativePlugin
 from methods.core.registry import METHODS, MethodRegistrationError, get_method, register_method

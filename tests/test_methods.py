@@ -54,7 +54,7 @@ def test_registry_lists_every_method_module_and_boundary_needs():
     assert list(METHODS)[:2] == ["finetune", "first-k"]
     assert all(spec.config_class is spec.plugin_class.config_class for spec in METHODS.values())
     boundaries = {name for name, spec in METHODS.items() if spec.needs_task_boundaries}
-    assert boundaries == {"joint", "lgm"}   # OCM and CURL are task-free
+    assert boundaries == {"joint", "lgm", "limix"}   # OCM, CURL and CN-DPM are task-free
 
 
 def small_benchmark(n=256, tasks=2):

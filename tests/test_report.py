@@ -112,3 +112,21 @@ def test_figures_are_drawn(tmp_path):
                      "split-mnist-fid-curve.png", "split-mnist-nll-curve.png", "split-mnist-nll-matrix.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000 for p in written)
     assert seen_average(np.array([[5.0, 9.0], [7.0, 3.0]])).tolist() == [5.0, 5.0]
+
+
+def test_records_of_one_method_with_different_settings_are_never_averaged():
+    """A default changed between two runs into one directory: two configs under one label (or two
+    records of one seed) refuse to make a table, naming the method."""
+    import copy
+
+    from bench.reporting.frames import ReportError
+
+    changed = copy.deepcopy(RECORDS)
+    extra = copy.deepcopy(next(r for r in changed if r["method"] == "ocm"))
+    extra["method_config"] = {"lambda1": 0.5}
+    extra["seed"] = 99
+    with pytest.raises(ReportError, match="ocm on .*different settings"):
+        build_report(changed + [extra], "nll", "text")
+    twice = copy.deepcopy(next(r for r in changed if r["method"] == "ocm"))
+    with pytest.raises(ReportError, match="seed .*two records"):
+        build_report(changed + [twice], "nll", "text")

@@ -38,6 +38,14 @@ STREAM_METHOD_SETTINGS = {
         "mini": {"refresh_images": 800},
         "*": {"refresh_images": 12000},
     },
+    # limix: generated samples replayed with a task when a component is reused. The authors' code
+    # replays 50,000 (about 4x a split task's images); on a CPU one task's length: 800 on mini,
+    # 12,000 elsewhere (docs/methods.md#limix; 50,000 made a mini cell take 560 s and swamped the
+    # real images).
+    "limix": {
+        "mini": {"replay_samples": 800},
+        "*": {"replay_samples": 12000},
+    },
 }
 
 # ------------------------------------------------------------------------------- devices

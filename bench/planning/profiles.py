@@ -4,13 +4,16 @@
   no FID and no pictures
   (OCM's STM holds 128 so that selections happen; OCM-IW50 uses 5 samples; OCM-dynamic
   lambda2 = 2 and CURL burn-in/spacing 10 steps so that they expand in a short run; CURL's
-  replay snapshot once per (truncated) task of 256 images).
+  replay snapshot once per (truncated) task of 256 images; CN-DPM sleeps when its STM holds 256,
+  for 100 steps; LIMix gates on 256 images, replays 256, threshold 30 nats so that a smoke run
+  both reuses and expands).
 - quick: the 2-core CPU default. E = 1 pass over (batch + memory) per incoming batch, 1 MC sample,
   and lr 1e-3 instead of the paper's 1e-4 because it trains 100x fewer steps than the paper's E=100.
   NLL with K = 100 importance samples on up to 500 test images per task; OCM's expansion
   criterion R with 10 importance samples per component instead of 1000 (R is compared with its
   previous value, so the bound's looseness largely cancels; 1000 would dominate the run time).
-  FID with the classifier features and 1,000 samples.
+  FID with the classifier features and 1,000 samples. CN-DPM sleeps when its STM holds 500, for
+  2,000 steps (the authors' 1,000 and 12,000 leave most of `mini` in the STM: 2 experts, 238 s).
 - paper: the paper's schedule (E = 100, 50 MC samples, Adam lr 1e-4, betas (0.5, 0.999)) and
   IWAE-1000 on the full test sets. Days of CPU per cell: a GPU or cluster profile.
 """
@@ -56,11 +59,14 @@ PROFILES: dict[str, Profile] = {
                 methods={"reservoir": {"budget": 256}, "first-k": {"budget": 256}, "ocm": {"stm_capacity": 128},
                          "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
                          "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
-                         "curl": {"burn_in": 10, "spacing": 10, "refresh_images": 256}}),
+                         "curl": {"burn_in": 10, "spacing": 10, "refresh_images": 256},
+                         "cndpm": {"stm_capacity": 256, "sleep_steps": 100},
+                         "limix": {"replay_samples": 256, "gate_samples": 256, "threshold": 30.0}}),
         Profile("quick", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
                 fid_features="classifier", fid_samples=1000,
-                methods={"ocm-dynamic": {"expansion_k": 10}}),
+                methods={"ocm-dynamic": {"expansion_k": 10},
+                         "cndpm": {"stm_capacity": 500, "sleep_steps": 2000}}),
         Profile("paper", epochs=100, mc_samples=50, lr=1e-4, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=100, eval_k=1000, eval_test_per_task=None, max_train_per_task=None,
                 fid_features="classifier", fid_samples=10000),

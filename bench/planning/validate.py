@@ -16,9 +16,11 @@ MINIMUM = {
     "max_train_per_task": 1, "fid_samples": 2, "steps_per_batch": 1,
     "budget": 1, "stm_capacity": 1, "ltm_capacity": 1, "max_per_selection": 0, "loss_samples": 1,
     "expansion_k": 1, "max_components": 1, "buffer_size": 1, "burn_in": 0, "spacing": 0,
-    "expansion_passes": 0, "replay_per_batch": 0, "gamma": 0.0,
+    "expansion_passes": 0, "replay_per_batch": 0, "gamma": 0.0, "refresh_images": 1,
+    "sleep_steps": 0, "sleep_batch": 1, "min_usage": 0.0, "weight_decay": 0.0,
+    "gate_samples": 1, "replay_samples": 0,
 }
-POSITIVE = {"lr", "kernel_sigma", "expansion_lr"}           # must be > 0
+POSITIVE = {"lr", "kernel_sigma", "expansion_lr", "sleep_lr"}           # must be > 0
 CHOICES = {"loss": ("elbo", "iwae"), "fid_features": ("classifier", "inception", None)}
 MATCHABLE = {"budget"}                                      # may be 'match:METHOD'
 MATCH_PREFIX = "match:"

@@ -5,6 +5,7 @@ average records of different profiles or harness versions, `summary_frame` aggre
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_n
                 "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
                 "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
                 "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
-                "budget_note", "timeline"]
+                "budget_note", "timeline", "config"]
 SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
                    "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
                    "train_seconds", "eval_seconds"]
@@ -71,7 +72,8 @@ def budget_note(record: dict) -> str | None:
     if "budget" in config:
         return f"budget {config['budget']}"
     if "stm_capacity" in config:
-        return f"STM {config['stm_capacity']}, LTM <= {config['ltm_capacity']}"
+        ltm = f", LTM <= {config['ltm_capacity']}" if "ltm_capacity" in config else ""
+        return f"STM {config['stm_capacity']}{ltm}"
     return None
 
 
@@ -84,7 +86,8 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
              "eval_test_per_task": r["profile"]["eval_test_per_task"],
              "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
              "fid_samples": (r.get("fid_info") or {}).get("samples"),
-             "matched_budget": matched_budget(r), "budget_note": budget_note(r)}
+             "matched_budget": matched_budget(r), "budget_note": budget_note(r),
+             "config": json.dumps(r.get("method_config"), sort_keys=True)}
             for r in records if r.get("status") == "done"]
     frame = pd.DataFrame(done, columns=CELL_COLUMNS)
     frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
@@ -104,8 +107,26 @@ def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
     if len(groups) > 1:
         raise ReportError("records from different profiles or harness versions are never averaged "
                           f"together: {', '.join(groups)}; choose one with --profile")
+    refuse_mixed_configs(cells)
     return cells.sort_values(["stream", "method", "seed"], key=lambda c: c.map(registry_rank),
                              kind="stable")
+
+
+def refuse_mixed_configs(cells: pd.DataFrame) -> None:
+    """One row of a table is one experiment: records of a method whose settings differ (a default
+    changed between two runs into the same directory) or two records of one seed are never
+    averaged together."""
+    keys = ["profile_name", "stream", "method"]
+    configs = cells.groupby(keys, sort=False)["config"].nunique()
+    mixed = [f"{method} on {stream}" for (_, stream, method), n in configs.items() if n > 1]
+    repeated = cells.groupby([*keys, "seed"], sort=False).size()
+    twice = [f"{method} on {stream}, seed {seed}" for (_, stream, method, seed), n in repeated.items() if n > 1]
+    if mixed or twice:
+        raise ReportError(
+            "records that are not one experiment would be averaged together: "
+            + "; ".join([*(f"{m}: different settings" for m in mixed), *(f"{t}: two records" for t in twice)])
+            + " (a default changed between runs into this directory? report each run's directory, "
+              "or move the older records away)")
 
 
 def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,9 @@ class TensorMinibatches:
         self.num_batches = num_batches
 
     def __len__(self) -> int:
-        return self.num_batches if self.num_batches is not None else self._per_pass()
+        if self.num_batches is None or not len(self.images):
+            return self._per_pass()
+        return self.num_batches
 
     def _per_pass(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)
@@ -33,6 +35,8 @@ class TensorMinibatches:
     def _one_pass(self):
         n = len(self.images)
         device = self.images.device   # the generator lives there too
+        if n == 0:                    # nothing to train on (CN-DPM: every image went to its STM)
+            return []
         if n <= self.batch_size:      # one minibatch: the whole set, in any order (a mean loss)
             return [self.images]
         order = (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
@@ -43,7 +47,7 @@ class TensorMinibatches:
         if self.num_batches is None:
             yield from self._one_pass()
             return
-        left = self.num_batches
+        left = self.num_batches if len(self.images) else 0   # no images: no minibatch, not a loop
         while left > 0:
             for x in self._one_pass():
                 yield x
