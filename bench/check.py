@@ -17,17 +17,49 @@ from tabulate import tabulate
 
 from bench.execution.store import ResultStore
 from bench.planning.defaults import CHECK_TOLERANCE, CHECKED_METRICS
-from bench.reporting.frames import METRICS, ReportError, select_cells, summary_frame
+from bench.reporting.frames import (
+    METRICS,
+    NLL_METRICS,
+    ReportError,
+    provenance_conflicts,
+    select_cells,
+    summary_frame,
+)
 
-REFERENCE_COLUMNS = ["profile", "stream", "method", "metric", "mean", "std", "n"]
+REFERENCE_COLUMNS = ["profile", "stream", "method", "metric", "mean", "std", "n", "provenance"]
+
+
+def metric_provenance(cells: pd.DataFrame, stream: str, method: str, metric: str) -> str | None:
+    """The provenance (JSON) of `metric` for one table row: select_cells made it one per stream."""
+    column = "nll_provenance" if metric in NLL_METRICS else "sample_provenance"
+    values = cells[(cells["stream"] == stream) & (cells["method"] == method)][column].dropna()
+    return values.iloc[0] if len(values) else None
 
 
 def reference_from(cells: pd.DataFrame) -> pd.DataFrame:
     summary = summary_frame(cells)
     rows = [{"profile": r["profile_name"], "stream": r["stream"], "method": r["method"], "metric": m,
-             "mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "n": int(r["n"])}
+             "mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "n": int(r["n"]),
+             "provenance": metric_provenance(cells, r["stream"], r["method"], m)}
             for _, r in summary.iterrows() for m in CHECKED_METRICS if pd.notna(r[f"{m}_mean"])]
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def refuse_other_provenance(current: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """The gate compares numbers computed the same way only: a reference row whose provenance
+    conflicts with the current one is bad input (exit 2), not a regression."""
+    if "provenance" not in reference:
+        return
+    now = current.set_index(["stream", "method", "metric"])["provenance"]
+    for _, ref in reference.iterrows():
+        key = (ref["stream"], ref["method"], ref["metric"])
+        if key in now.index and isinstance(ref["provenance"], str):
+            conflicts = provenance_conflicts([ref["provenance"], now[key]])
+            if conflicts:
+                detail = "; ".join(f"{k}: {' vs '.join(v)}" for k, v in conflicts.items())
+                raise ReportError(f"{ref['metric']} of {ref['method']} on {ref['stream']} was computed "
+                                  f"differently from the reference ({detail}); regenerate the reference "
+                                  "(--update) if that change is intended")
 
 
 def parse_tolerance(text: str | None) -> dict[str, float]:
@@ -84,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(profiles) != 1:
             raise ReportError(f"the reference mixes profiles: {', '.join(map(str, profiles))}")
         current = reference_from(select_cells(records, str(profiles[0])))
+        refuse_other_provenance(current, reference)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

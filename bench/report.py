@@ -3,10 +3,10 @@
 Layouts (`--metric`): nll / nll_best_component / fid (the paper's Table 1: rows = methods, columns
 = streams, "metric / memory / components"), forgetting (NLL forgetting and BWT per stream), matrix
 (the per-task NLL[t, j] matrix per stream and method); `--sweep KEY` lays out a sweep over KEY.
-`--figures` also draws heatmaps, curves and timelines into DIR/figures/. Formats: text, markdown,
-csv, latex (booktabs; compiles standalone with \\usepackage{booktabs}). Records of different
-profiles or harness versions are never averaged together: pick one with --profile, or the report
-refuses. What the numbers are: docs/metrics.md.
+`--figures` also draws heatmaps, curves, timelines and the methods' ranks per stream into
+DIR/figures/. Formats: text, markdown, csv, latex (booktabs; compiles standalone with
+\\usepackage{booktabs}). Records of different profiles or harness versions are never averaged
+together: pick one with --profile, or the report refuses. What the numbers are: docs/metrics.md.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from bench.reporting.tables import LAYOUTS, build_report, sweep_metric, sweep_re
 
 def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | None, layout: str) -> None:
     """The figures of `--figures`, each path said on stderr."""
-    from bench.reporting.figures import draw_figures, draw_sweep, draw_timelines
+    from bench.reporting.figures import draw_figures, draw_ranks, draw_sweep, draw_timelines
+    from bench.reporting.frames import METRICS
     from bench.reporting.sweep import sweep_frame
 
     if sweep:
@@ -29,7 +30,8 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
     else:
         cells = select_cells(records, profile)
         chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]
-        paths = draw_figures(cells, folder) + draw_timelines(chosen, folder)
+        metric = METRICS.get(layout, METRICS["nll"])   # forgetting/matrix layouts: ranks by NLL
+        paths = draw_figures(cells, folder) + draw_timelines(chosen, folder) + draw_ranks(cells, folder, metric)
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
 
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
     p.add_argument("--figures", action="store_true",
                    help="also draw NLL heatmaps, NLL/FID curves and memory/component timelines per "
-                        "stream (with --sweep: the metric against the swept setting) into DIR/figures/")
+                        "stream, and the methods' ranks per stream by --metric (with --sweep: the "
+                        "metric against the swept setting) into DIR/figures/")
     p.add_argument("--sweep", default=None, metavar="KEY",
                    help="lay out the records of a sweep over KEY (bench.run --sweep KEY=...): rows = "
                         "methods (and other settings that vary), columns = KEY's values")

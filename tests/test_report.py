@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.check import main as check_main
@@ -130,3 +131,42 @@ def test_records_of_one_method_with_different_settings_are_never_averaged():
     twice = copy.deepcopy(next(r for r in changed if r["method"] == "ocm"))
     with pytest.raises(ReportError, match="seed .*two records"):
         build_report(changed + [twice], "nll", "text")
+
+
+def test_numbers_computed_differently_are_never_put_side_by_side():
+    """Provenance: a record whose FID used other classifier weights, or whose NLL another test
+    binarization, refuses to share a table (the message names what differs); a record that only
+    lacks newer provenance fields does not."""
+    import copy
+
+    from bench.reporting.frames import ReportError
+
+    base = copy.deepcopy(RECORDS)
+    for r in base:
+        r["fid_info"] = {"extractor": "classifier", "weights_sha256": "aaa", "samples": 1000}
+    other = copy.deepcopy(base)
+    other[0]["fid_info"]["weights_sha256"] = "bbb"
+    with pytest.raises(ReportError, match="FID/KID/PRDC numbers on mini were computed differently .*weights_sha256"):
+        build_report(other, "nll", "text")
+    newer = copy.deepcopy(base)
+    newer[0]["fid_info"]["kid"] = {"subsets": 100}     # a newer record names more: no conflict
+    build_report(newer, "nll", "text")
+    seeds = copy.deepcopy(base)
+    seeds[0]["nll_info"] = {"estimator": "IWAE-16", "test_images": None, "binarization_seed": 7, "dtype": "float32"}
+    with pytest.raises(ReportError, match="NLL numbers on mini .*binarization_seed"):
+        build_report(seeds, "nll", "text")
+
+
+def test_the_gate_refuses_a_reference_computed_differently(tmp_path, capsys):
+    """bench.check: a reference whose NLL came from another test binarization is bad input (exit
+    2, naming what differs), not a regression; the same provenance passes."""
+    write(tmp_path / "results", RECORDS)
+    reference = tmp_path / "reference.csv"
+    assert check_main([str(tmp_path / "results"), "--reference", str(reference), "--update"]) == 0
+    frame = pd.read_csv(reference)
+    assert frame["provenance"].notna().all()
+    assert check_main([str(tmp_path / "results"), "--reference", str(reference)]) == 0
+    frame["provenance"] = frame["provenance"].str.replace('"binarization_seed": 1001', '"binarization_seed": 5')
+    frame.to_csv(reference, index=False)
+    assert check_main([str(tmp_path / "results"), "--reference", str(reference)]) == 2
+    assert "computed differently from the reference (binarization_seed" in capsys.readouterr().err

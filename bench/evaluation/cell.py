@@ -127,6 +127,10 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     return {
         "nll": float(torch.cat(last_row.mixture).mean()),
         "nll_best_component": float(torch.cat(last_row.best_component).mean()),
+        # the test-set sampling error of the final NLL: std over test images / sqrt(images)
+        "nll_se": standard_error(torch.cat(last_row.mixture)),
+        "nll_best_component_se": standard_error(torch.cat(last_row.best_component)),
+        "nll_info": nll_provenance(profile, stream, test_sets, where),
         "nll_matrix": matrix,
         "nll_best_component_matrix": best_matrix,
         "forgetting_nll": forgetting(matrix),
@@ -149,9 +153,25 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         **plugin.extra_stats(),
         **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
             "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,
-            "fid_info": fid.info, "fid_offset": fid.offset_used} if fid is not None else {}),
+            "fid_offset": fid.offset_used,
+            **fid.summary(cell.seed, stream.spec.test_binarization_seed)} if fid is not None else {}),
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
+
+
+def standard_error(values: torch.Tensor) -> float:
+    """std / sqrt(n) of per-image values (float64): how much the mean would move with another
+    draw of as many test images."""
+    values = values.double()
+    return float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
+
+
+def nll_provenance(profile, stream, test_sets, device) -> dict:
+    """What the NLL numbers were computed with: reports and the gate never put side by side
+    numbers whose provenance differs (bench/reporting/frames.py)."""
+    return {"estimator": f"IWAE-{profile.eval_k}", "test_images": [len(x) for x in test_sets],
+            "binarization_seed": stream.spec.test_binarization_seed, "dtype": "float32",
+            "decoder_form": decoder_inference.form(device)}
 
 
 def record_header(cell: Cell) -> dict:

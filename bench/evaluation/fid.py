@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy.linalg import LinAlgWarning
 
+from bench.evaluation import sample_quality as sq
 from bench.evaluation.features import FeatureExtractor, refuse_cache
 from streams.files import atomic_path
 from streams.stream import binarize
@@ -83,16 +85,23 @@ def check_feasible(extractor: FeatureExtractor, n_samples: int, test_sizes: list
 
 
 class FIDEvaluator:
-    """FID[t, j] rows and the final FID for one cell; real statistics from the disk cache."""
+    """FID[t, j] rows and the final FID for one cell; real statistics and features from the disk
+    cache. Each row also scores KID and PRDC on the same features (kept here: `summary`)."""
 
     def __init__(self, extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
                  n_samples: int, cache_dir: Path):
         self.extractor, self.n_samples = extractor, n_samples
         check_feasible(extractor, n_samples, [len(x) for x in test_sets])
         self.image_shape = tuple(test_sets[0].shape[1:])
-        cached = cached_real_stats(extractor, stream_key, test_sets, cache_dir)
+        features = cached_real_features(extractor, stream_key, test_sets, cache_dir)
+        self.real_features = features + [np.concatenate(features)]   # each task's, then all
+        cached = cached_real_stats(extractor, stream_key, test_sets, cache_dir, features=features)
         self.task_stats, self.all_stats = cached[:-1], cached[-1]
         self.offset_used = False   # any distance of this cell needed pytorch-fid's eps offset
+        self.matrices = {name: [] for name in ("kid", "kid_std", *sq.HIGHER_IS_BETTER)}
+        self.seconds = {"fid": 0.0, "kid": 0.0, "prdc": 0.0, "bootstrap": 0.0}
+        self.kid_generator, self.kid_seed, self.kid_subset_sizes = None, None, None
+        self.last_fake = None
 
     def distance(self, a, b) -> float:
         value, offset = frechet_distance_and_offset(a, b)
@@ -104,24 +113,101 @@ class FIDEvaluator:
         return binarize(probabilities, generator)
 
     def row(self, model, generator: torch.Generator) -> tuple[list[float], float]:
-        stats = gaussian_stats(self.extractor(self.samples(model, generator)))
-        return [self.distance(stats, s) for s in self.task_stats], self.distance(stats, self.all_stats)
+        """FID against each task and all of them; KID and PRDC rows (the last entry of each: all
+        tasks) are appended to `matrices`. KID subsets come from a CPU generator seeded with
+        `generator`'s seed (the cell's), so `generator`'s own draws are unchanged."""
+        fake = self.extractor(self.samples(model, generator)).double().numpy()
+        self.last_fake = fake
+        start = time.perf_counter()
+        stats = gaussian_stats(fake)
+        fids = [self.distance(stats, s) for s in self.task_stats + [self.all_stats]]
+        self.seconds["fid"] += time.perf_counter() - start
+        if self.kid_generator is None:
+            self.kid_seed = generator.initial_seed()
+            self.kid_generator = torch.Generator().manual_seed(self.kid_seed)
+        start = time.perf_counter()
+        kids = [sq.kid(real, fake, self.kid_generator) for real in self.real_features]
+        self.kid_subset_sizes = [m for _, _, m in kids]
+        self.matrices["kid"].append([k for k, _, _ in kids])
+        self.matrices["kid_std"].append([s for _, s, _ in kids])
+        self.seconds["kid"] += time.perf_counter() - start
+        start = time.perf_counter()
+        scores = [sq.prdc(real, fake) for real in self.real_features]
+        for name in sq.HIGHER_IS_BETTER:
+            self.matrices[name].append([s[name] for s in scores])
+        self.seconds["prdc"] += time.perf_counter() - start
+        return fids[:-1], fids[-1]
+
+    def summary(self, seed: int, test_binarization_seed: int | None = None) -> dict:
+        """The record's sample-quality fields beyond FID (after the last row): for M in kid,
+        precision, recall, density, coverage: M (overall, last segment), M_matrix [T, T] (segment
+        x task), forgetting_M, bwt_M; kid_std (std over KID subsets); fid_ci, kid_ci (bootstrap of
+        the overall values, seeded by `seed`); sample_quality_seconds; and `fid_info`."""
+        out = {}
+        for name in ("kid", *sq.HIGHER_IS_BETTER):
+            rows = self.matrices[name]
+            out[name] = rows[-1][-1]
+            out[f"{name}_matrix"] = [r[:-1] for r in rows]
+            out.update(sq.summaries(name, out[f"{name}_matrix"], name in sq.HIGHER_IS_BETTER))
+        out["kid_std"] = self.matrices["kid_std"][-1][-1]
+        start = time.perf_counter()
+        out.update(sq.bootstrap_intervals(self.real_features[-1], self.last_fake, seed))
+        self.seconds["bootstrap"] = time.perf_counter() - start
+        out["sample_quality_seconds"] = dict(self.seconds)
+        out["fid_info"] = self.full_info(seed, test_binarization_seed)
+        return out
 
     @property
     def info(self) -> dict:
         return {**self.extractor.info, "samples": self.n_samples,
                 "protocol": "unconditional samples vs each task's binarized test set"}
 
+    def full_info(self, bootstrap_seed: int | None = None, test_binarization_seed: int | None = None) -> dict:
+        """`info` and what every sample-quality number was computed with."""
+        settings = sq.settings()
+        settings["kid"].update(seed=self.kid_seed, subset_size_used=self.kid_subset_sizes)
+        settings["bootstrap"]["seed"] = bootstrap_seed
+        return {**self.info, "real_per_task": [len(f) for f in self.real_features[:-1]],
+                "real_overall": len(self.real_features[-1]), **settings,
+                "test_binarization_seed": test_binarization_seed}
 
-def cached_real_stats(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
-                      cache_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Statistics of each test set and of their union, computed once per (stream, sets, extractor).
-    The cache may be shared: it is read without unpickling, and a file that does not hold the
-    expected arrays is reported and rebuilt."""
+
+def cache_path(kind: str, extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
+               cache_dir: Path) -> Path:
     key_blob = json.dumps({"stream": stream_key, "sizes": [len(x) for x in test_sets],
                            "extractor": extractor.info}, sort_keys=True)
     key = hashlib.sha256(key_blob.encode()).hexdigest()[:16]
-    path = Path(cache_dir) / "fid-stats" / f"{stream_key}-{extractor.name}-{key}.npz"
+    return Path(cache_dir) / kind / f"{stream_key}-{extractor.name}-{key}.npz"
+
+
+def cached_real_features(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
+                         cache_dir: Path) -> list[np.ndarray]:
+    """Each test set's features (float64 copies of the extractor's output), extracted once per
+    (stream, sets, extractor) and cached like the statistics (plain arrays, read without unpickling;
+    a file that does not hold them is reported and rebuilt)."""
+    path = cache_path("fid-features", extractor, stream_key, test_sets, cache_dir)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                features = [f[f"features{i}"].astype(np.float64) for i in range(len(test_sets))]
+            if any(x.shape != (len(t), extractor.dim) for x, t in zip(features, test_sets)):
+                raise ValueError("unexpected array shapes")
+            return features
+        except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
+            refuse_cache(path, err)
+    raw = [extractor(x) for x in test_sets]
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **{f"features{i}": f.numpy() for i, f in enumerate(raw)})
+    return [f.double().numpy() for f in raw]
+
+
+def cached_real_stats(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
+                      cache_dir: Path, features: list[np.ndarray] | None = None
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Statistics of each test set and of their union, computed once per (stream, sets, extractor)
+    (from `features` when given, else extracted). The cache may be shared: it is read without
+    unpickling, and a file that does not hold the expected arrays is reported and rebuilt."""
+    path = cache_path("fid-stats", extractor, stream_key, test_sets, cache_dir)
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
@@ -131,7 +217,8 @@ def cached_real_stats(extractor: FeatureExtractor, stream_key: str, test_sets: l
             return stats
         except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
             refuse_cache(path, err)
-    features = [extractor(x).double().numpy() for x in test_sets]
+    if features is None:
+        features = [extractor(x).double().numpy() for x in test_sets]
     stats = [gaussian_stats(f) for f in features] + [gaussian_stats(np.concatenate(features))]
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **{f"mu{i}": m for i, (m, _) in enumerate(stats)},

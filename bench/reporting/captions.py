@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.reporting.frames import summary_frame
-from bench.reporting.render import BEST_MARK, BOUNDARY_MARK
+from bench.reporting.render import BEST_MARK, BOUNDARY_MARK, SAME_MARK
 
 
 def joined(values) -> str:
@@ -46,7 +46,11 @@ def fid_protocol(cells: pd.DataFrame) -> str:
     samples = ", ".join(sorted({str(int(n)) for n in cells["fid_samples"].dropna()}))
     return (f" FID: Frechet distance (float64) between {extractors} features of N = {samples} "
             "unconditional binarized samples and the binarized test images (per task: each task's "
-            "test set; overall: all test sets).")
+            "test set; overall: all test sets)." + (
+                " On the same features and samples: KID = unbiased polynomial-kernel MMD^2 "
+                "(torchmetrics, mean over random subsets); P/R/D/C = precision, recall, density, "
+                "coverage (Naeem et al. 2020, prdc, k = 5), higher is better."
+                if cells["kid"].notna().any() else ""))
 
 
 def paper_names(methods) -> str:
@@ -79,11 +83,43 @@ def budget_protocol(cells: pd.DataFrame) -> str:
     return text + (f" In the OCM paper's tables: {named}." if named else "")
 
 
-def caption(cells: pd.DataFrame, what: str, best_marked: bool = True) -> str:
-    """'{what}. Profile ...; NLL = ...; mean ± std over n seeds; † ...; best ...' + FID and budgets."""
+def pairs_text(counts) -> str:
+    counts = sorted({int(n) for n in counts})
+    if not counts:
+        return "no pairs"
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{span} pair(s)"
+
+
+def significance_note(tests: pd.DataFrame, test_name: str, alpha: float) -> str:
+    """'; ≈: not distinguishable from the column's best (...)' from significance.paired_tests."""
+    tested = tests[tests["tested"]]
+    untested = tests[tests["status"] == "not tested"]
+    if tested.empty:
+        return (f"; no {SAME_MARK} marks: differences to the column's best not tested (fewer than 2 "
+                "seeds in common with the best)")
+    text = (f"; {SAME_MARK}: not distinguishable from the column's best by a {test_name} over seeds "
+            f"(paired by seed, only the seeds both have: {pairs_text(tested['n_pairs'])}; alpha = {alpha:g}, "
+            f"marked when p is at least alpha; no multiple-comparison correction; with so few seeds {SAME_MARK} means not shown to differ, not equal)")
+    if not untested.empty:
+        text += ("; not tested (fewer than 2 common seeds): "
+                 + ", ".join(f"{m} on {s}" for s, m in zip(untested["stream"], untested["method"])))
+    return text
+
+
+def ranks_note(metric_label: str, partial: bool) -> str:
+    """'; avg rank: ...' for the average-rank column of the Table-1 layout."""
+    text = (f"; avg rank: mean over streams of the method's rank by mean {metric_label} (1 = best, "
+            "ties averaged)")
+    return text + ("; (k/N): ranked on the k of N streams it has" if partial else "")
+
+
+def caption(cells: pd.DataFrame, what: str, best_marked: bool = True, notes: str = "") -> str:
+    """'{what}. Profile ...; NLL = ...; mean ± std over n seeds; † ...; best ...{notes}' + FID and
+    budgets. `notes` ('; ...' clauses: significance marks, ranks) follow the best-mark clause."""
     profiles = joined(cells["profile_name"].unique())
     versions = joined(cells["harness_version"].unique())
     best = f"; best per column in bold/{BEST_MARK}" if best_marked else ""
     return (f"{what}. Profile {profiles} (harness {versions}); {nll_protocol(cells)}; "
-            f"{seeds_text(cells)}; {BOUNDARY_MARK} needs task boundaries{best}.{fid_protocol(cells)}"
+            f"{seeds_text(cells)}; {BOUNDARY_MARK} needs task boundaries{best}{notes}.{fid_protocol(cells)}"
             f"{budget_protocol(cells)}")

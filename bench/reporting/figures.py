@@ -2,7 +2,8 @@
 
 Per stream: the NLL[t, j] matrix as a heatmap per method, and the average NLL (and FID, when
 recorded) over the tasks seen so far, mean_{j <= t} M[t, j], as a curve over task segments with
-all methods on one plot.
+all methods on one plot. Across streams: each method's rank per stream and its average rank
+(`draw_ranks`, significance.average_ranks).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.reporting.frames import mean_matrix
+from bench.reporting.frames import Metric, mean_matrix
+from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
 
 
@@ -135,4 +137,38 @@ def draw_timelines(records: list[dict], folder: Path) -> list[Path]:
         written.append(folder / f"timeline-{stream}-{index}.png")
         fig.savefig(written[-1], dpi=110, bbox_inches="tight")
         plt.close(fig)
+    return written
+
+
+def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
+    """A rank heatmap: rows = methods, columns = streams and the average rank (1 = best mean on the
+    stream, ties averaged; blank where a method has no value; the average over the streams it has,
+    '(k/N)' when that is fewer than all). Nothing drawn when no method has a value."""
+    ranks = average_ranks(cells, metric)
+    ranks = ranks[ranks["n_streams"] > 0]
+    if ranks.empty:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    streams = [c for c in ranks.columns if c not in ("avg_rank", "n_streams", "n_streams_total")]
+    values = ranks[[*streams, "avg_rank"]].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(1.3 * (len(streams) + 1) + 2.5, 0.45 * len(ranks) + 1.6))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis_r", vmin=1, vmax=max(len(ranks), 2),
+                      aspect="auto")
+    for i, (_, r) in enumerate(ranks.iterrows()):
+        for j, value in enumerate(values[i]):
+            if np.isnan(value):
+                continue
+            partial = j == len(streams) and r["n_streams"] < r["n_streams_total"]
+            text = f"{value:.2f}" + (f"\n({int(r['n_streams'])}/{int(r['n_streams_total'])})" if partial else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if value > (len(ranks) + 1) / 2 else "black")
+    ax.axvline(len(streams) - 0.5, color="white", linewidth=3)
+    ax.set_xticks(range(len(streams) + 1), [*streams, "avg rank"], rotation=30, ha="right")
+    ax.set_yticks(range(len(ranks)), list(ranks.index))
+    fig.colorbar(image, ax=ax, label="rank (1 = best)")
+    better = "lower" if metric.lower_is_better else "higher"
+    ax.set_title(f"rank by mean {metric.label} ({better} is better)", fontsize=9)
+    written = [folder / f"ranks-{metric.column}.png"]
+    fig.savefig(written[0], dpi=110, bbox_inches="tight")
+    plt.close(fig)
     return written

@@ -16,10 +16,13 @@ CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_n
                 "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
                 "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
                 "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
-                "budget_note", "timeline", "config"]
+                "budget_note", "timeline", "config", "nll_se", "kid", "forgetting_kid", "bwt_kid",
+                "precision", "recall", "density", "coverage", "nll_provenance", "sample_provenance",
+                "fid_ci_half", "kid_ci_half"]
 SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
                    "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
-                   "train_seconds", "eval_seconds"]
+                   "train_seconds", "eval_seconds", "nll_se", "kid", "forgetting_kid", "bwt_kid",
+                   "precision", "recall", "density", "coverage", "fid_ci_half", "kid_ci_half"]
 
 
 class ReportError(ValueError):
@@ -31,6 +34,9 @@ class Metric:
     column: str
     label: str
     lower_is_better: bool
+    digits: int | None = 2    # decimals in tables; None: 4 significant digits (KID's scale follows
+                              # the features': thousands on classifier features, 0.01 on Inception's)
+    interval: str | None = None   # the column of its per-seed bootstrap interval's half-width
 
 
 METRICS = {
@@ -38,10 +44,64 @@ METRICS = {
     "nll_best_component": Metric("nll_best_component", "best-component NLL (nats)", True),
     "forgetting_nll": Metric("forgetting_nll", "NLL forgetting (nats)", True),
     "bwt_nll": Metric("bwt_nll", "NLL BWT (nats)", False),
-    "fid": Metric("fid", "FID", True),
+    "fid": Metric("fid", "FID", True, interval="fid_ci_half"),
     "forgetting_fid": Metric("forgetting_fid", "FID forgetting", True),
     "bwt_fid": Metric("bwt_fid", "FID BWT", False),
+    "kid": Metric("kid", "KID", True, None, interval="kid_ci_half"),
+    "forgetting_kid": Metric("forgetting_kid", "KID forgetting", True),
+    "bwt_kid": Metric("bwt_kid", "KID BWT", False),
+    "precision": Metric("precision", "precision", False, 3),
+    "recall": Metric("recall", "recall", False, 3),
+    "density": Metric("density", "density", False, 3),
+    "coverage": Metric("coverage", "coverage", False, 3),
 }
+NLL_METRICS = {"nll", "nll_best_component", "forgetting_nll", "bwt_nll", "nll_se"}
+
+
+NLL_PROVENANCE = ("estimator", "test_images", "binarization_seed", "dtype")
+SAMPLE_PROVENANCE = ("extractor", "dataset", "weights_sha256", "samples", "real", "dtype", "kid", "prdc",
+                     "bootstrap", "binarization_seed")
+
+
+def nll_provenance(record: dict) -> str:
+    """What a record's NLL was computed with (JSON): the estimator (IWAE-K), the test images per
+    task, the test binarization seed, the dtype. A record older than `nll_info` gets what its
+    profile and harness version imply (float32, the stream's seed of that version)."""
+    from streams import STREAMS
+
+    info = record.get("nll_info") or {
+        "estimator": f"IWAE-{(record.get('profile') or {}).get('eval_k')}",
+        "test_images": record.get("test_sizes"), "dtype": "float32",
+        "binarization_seed": getattr(STREAMS.get(record.get("stream")), "test_binarization_seed", None)}
+    return json.dumps({k: info.get(k) for k in NLL_PROVENANCE}, sort_keys=True)
+
+
+def sample_provenance(record: dict) -> str | None:
+    """What a record's FID/KID/PRDC were computed with (JSON: feature extractor and its weights'
+    hash, sample counts, ...); None without sample-quality metrics."""
+    info = record.get("sample_quality_info") or record.get("fid_info")
+    if not info:
+        return None
+    return json.dumps({k: without_seeds(info[k]) for k in SAMPLE_PROVENANCE if k in info},
+                      sort_keys=True, default=str)
+
+
+def without_seeds(value):
+    """A setting without its random seeds (the cell's seed: they differ from seed to seed by design)."""
+    if isinstance(value, dict):
+        return {k: without_seeds(v) for k, v in value.items() if k != "seed"}
+    return value
+
+
+def provenance_conflicts(values) -> dict[str, list]:
+    """{setting: its different values} over provenance JSON strings: a setting that two records
+    both name with different values (a setting only newer records name is no conflict)."""
+    seen: dict[str, set] = {}
+    for text in values:
+        if isinstance(text, str):
+            for key, value in json.loads(text).items():
+                seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    return {key: sorted(v) for key, v in seen.items() if len(v) > 1}
 
 
 def registry_rank(name):
@@ -77,6 +137,11 @@ def budget_note(record: dict) -> str | None:
     return None
 
 
+def half_width(interval) -> float:
+    """Half the width of a [low, high] interval (NaN without one)."""
+    return (interval[1] - interval[0]) / 2 if interval else float("nan")
+
+
 def cells_frame(records: list[dict]) -> pd.DataFrame:
     """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
     is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
@@ -87,7 +152,9 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
              "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
              "fid_samples": (r.get("fid_info") or {}).get("samples"),
              "matched_budget": matched_budget(r), "budget_note": budget_note(r),
-             "config": json.dumps(r.get("method_config"), sort_keys=True)}
+             "config": json.dumps(r.get("method_config"), sort_keys=True),
+             "nll_provenance": nll_provenance(r), "sample_provenance": sample_provenance(r),
+             "fid_ci_half": half_width(r.get("fid_ci")), "kid_ci_half": half_width(r.get("kid_ci"))}
             for r in records if r.get("status") == "done"]
     frame = pd.DataFrame(done, columns=CELL_COLUMNS)
     frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
@@ -108,6 +175,7 @@ def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
         raise ReportError("records from different profiles or harness versions are never averaged "
                           f"together: {', '.join(groups)}; choose one with --profile")
     refuse_mixed_configs(cells)
+    refuse_mixed_provenance(cells)
     return cells.sort_values(["stream", "method", "seed"], key=lambda c: c.map(registry_rank),
                              kind="stable")
 
@@ -127,6 +195,19 @@ def refuse_mixed_configs(cells: pd.DataFrame) -> None:
             + "; ".join([*(f"{m}: different settings" for m in mixed), *(f"{t}: two records" for t in twice)])
             + " (a default changed between runs into this directory? report each run's directory, "
               "or move the older records away)")
+
+
+def refuse_mixed_provenance(cells: pd.DataFrame) -> None:
+    """Numbers of one stream are put side by side only when they were computed the same way (the
+    same IWAE estimator, test images and binarization; the same feature extractor, weights and
+    sample counts)."""
+    for column, what in (("nll_provenance", "NLL"), ("sample_provenance", "FID/KID/PRDC")):
+        for stream, values in cells.groupby("stream", sort=False)[column]:
+            conflicts = provenance_conflicts(values)
+            if conflicts:
+                detail = "; ".join(f"{k}: {' vs '.join(v)}" for k, v in conflicts.items())
+                raise ReportError(f"{what} numbers on {stream} were computed differently and are never "
+                                  f"put side by side ({detail})")
 
 
 def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 BOUNDARY_MARK = "†"   # the method needs task boundaries
 BEST_MARK = "*"       # the best per column in text tables (bold in Markdown and LaTeX)
+SAME_MARK = "≈"       # not distinguishable from the column's best (significance.py); $\approx$ in LaTeX
 FORMATS = ("text", "markdown", "latex")
 
 
@@ -32,7 +33,8 @@ def method_label(method: str, needs_boundaries: bool) -> str:
 def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                 ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("±", r"$\pm$")):
+                 ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("±", r"$\pm$"),
+                 ("≈", r"$\approx$")):
         text = text.replace(a, b)
     return text
 
@@ -42,6 +44,11 @@ def emphasise(text: str, fmt_name: str) -> str:
     if fmt_name == "latex":
         return f"\\textbf{{{latex_escape(text)}}}"
     return f"**{text}**" if fmt_name == "markdown" else f"{text} {BEST_MARK}"
+
+
+def mark_same(text: str) -> str:
+    """The cell's text marked as not distinguishable from the column's best (escape afterwards)."""
+    return f"{text} {SAME_MARK}"
 
 
 def plain(text: str, fmt_name: str) -> str:

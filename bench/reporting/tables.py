@@ -4,7 +4,9 @@ the one renderer (render.py) with the one caption source (captions.py).
 Report layouts (`--metric`):
 - nll / nll_best_component / fid: the paper's Table 1: rows = methods, columns = streams, each cell
   "metric / memory / components", the metric as mean ± std over seeds; best per column bold
-  (LaTeX, Markdown) or marked * (text); † marks methods that need task boundaries.
+  (LaTeX, Markdown) or marked * (text); ≈ marks methods not distinguishable from the column's best
+  (paired t-test over seeds, significance.py); † marks methods that need task boundaries; an
+  "avg rank" column (rank per stream by mean, averaged) once some method is on 2+ streams.
 - forgetting: NLL forgetting and BWT per stream.
 - matrix: the per-task NLL[t, j] matrix (mean over seeds), one table per stream and method.
 - a sweep: rows = methods, columns = the swept setting's values.
@@ -12,9 +14,11 @@ Formats: text, markdown, csv (numbers, long form), latex (booktabs).
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from bench.reporting.captions import caption
+from bench.reporting.captions import caption, ranks_note, significance_note
 from bench.reporting.frames import (
     METRICS,
     Metric,
@@ -25,10 +29,19 @@ from bench.reporting.frames import (
     select_cells,
     summary_frame,
 )
-from bench.reporting.render import budget_text, emphasise, mean_std, method_label, plain, render
+from bench.reporting.render import budget_text, emphasise, mark_same, mean_std, method_label, plain, render
+from bench.reporting.significance import (
+    ALPHA,
+    TEST_NAME,
+    average_ranks,
+    indistinguishable_pairs,
+    paired_tests,
+    shows_ranks,
+)
 from bench.reporting.sweep import sweep_frame, sweep_summary, sweep_table
 
-LAYOUTS = ["nll", "nll_best_component", "fid", "forgetting", "matrix"]
+SAMPLE_QUALITY = ["fid", "kid", "precision", "recall", "density", "coverage"]
+LAYOUTS = ["nll", "nll_best_component", *SAMPLE_QUALITY, "forgetting", "matrix"]
 
 
 def with_budget(row) -> str:
@@ -49,9 +62,13 @@ def run_table(cells: pd.DataFrame) -> str:
     rows = []
     for _, r in summary.iterrows():
         best = [mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])] if mixtures else []
-        fid = [mean_std(r["fid_mean"], r["fid_std"], 1)] if has_fid else []
+        fid = [mean_std(r["fid_mean"], r["fid_std"], 1),
+               mean_std(r["kid_mean"], r["kid_std"], decimals_for(r["kid_mean"], None)),
+               "/".join("-" if pd.isna(r[f"{m}_mean"]) else f"{r[f'{m}_mean']:.2f}"
+                        for m in ("precision", "recall", "density", "coverage"))] if has_fid else []
         profile = [r["profile_name"]] if several_profiles else []
-        rows.append([*profile, r["stream"], with_budget(r), mean_std(r["nll_mean"], r["nll_std"]),
+        se = "-" if pd.isna(r["nll_se_mean"]) else f"{r['nll_se_mean']:.2f}"
+        rows.append([*profile, r["stream"], with_budget(r), mean_std(r["nll_mean"], r["nll_std"]), se,
                      *best, *fid,
                      mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]),
                      mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]),
@@ -59,20 +76,24 @@ def run_table(cells: pd.DataFrame) -> str:
                      budget_text(r["gradient_steps_mean"]), budget_text(r["images_trained_mean"]),
                      f"{r['components_mean']:.0f}", str(int(r["n"])),
                      f"{r['train_seconds_mean']:.1f}", f"{r['eval_seconds_mean']:.1f}"])
-    headers = [*(["profile"] if several_profiles else []), "stream", "method", "NLL (nats) ↓",
-               *(["NLL best comp. ↓"] if mixtures else []), *(["FID ↓"] if has_fid else []),
+    headers = [*(["profile"] if several_profiles else []), "stream", "method", "NLL (nats) ↓", "SE",
+               *(["NLL best comp. ↓"] if mixtures else []), *(["FID ↓", "KID ↓", "P/R/D/C ↑"] if has_fid else []),
                "forgetting ↓", "BWT ↑", "memory end/peak", "steps", "images trained", "components", "n",
                "train s", "eval s"]
-    what = ("NLL on the union of all test sets after the last task; forgetting/BWT on the NLL[t, j] "
+    what = ("NLL on the union of all test sets after the last task (± std over seeds; SE = its standard "
+            "error over the test images, std/sqrt(images), mean over seeds); forgetting/BWT on the NLL[t, j] "
             "matrix; memory = samples stored at the end / at most; steps = gradient steps; images "
             "trained = rows in all training minibatches (replayed and generated included)")
     return render(headers, rows, "text", caption(cells, what, best_marked=False))
 
 
-def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, str]):
-    """Rows = methods, columns = streams, cells from `cell_text(row)`; best cells emphasised."""
+def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, str],
+               same: set[tuple[str, str]] = frozenset(), extra: dict[str, dict[str, str]] | None = None):
+    """Rows = methods, columns = streams, cells from `cell_text(row)`; best cells emphasised,
+    (stream, method) in `same` marked ≈; `extra` = {header: {method: text}} adds columns."""
     streams = list(dict.fromkeys(summary["stream"]))
     methods = sorted(dict.fromkeys(summary["method"]), key=registry_rank)
+    extra = extra or {}
     rows = []
     for method in methods:
         entries = summary[summary["method"] == method].set_index("stream")
@@ -83,9 +104,33 @@ def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, 
                 row.append("-")
                 continue
             text = cell_text(entries.loc[stream])
-            row.append(emphasise(text, fmt_name) if best.get(stream) == method else plain(text, fmt_name))
+            if best.get(stream) == method:
+                row.append(emphasise(text, fmt_name))
+            else:
+                row.append(plain(mark_same(text) if (stream, method) in same else text, fmt_name))
+        row += [plain(column.get(method, "-"), fmt_name) for column in extra.values()]
         rows.append(row)
-    return [plain(h, fmt_name) for h in ("method", *streams)], rows
+    return [plain(h, fmt_name) for h in ("method", *streams, *extra)], rows
+
+
+def rank_column(ranks: pd.DataFrame) -> dict[str, str]:
+    """{method: '1.50'}, with '(k/N)' for a method ranked on k of the N streams."""
+    column = {}
+    for method, r in ranks.iterrows():
+        if r["n_streams"] == 0:
+            continue
+        partial = f" ({int(r['n_streams'])}/{int(r['n_streams_total'])})" if r["n_streams"] < r["n_streams_total"] else ""
+        column[method] = f"{r['avg_rank']:.2f}{partial}"
+    return column
+
+
+def decimals_for(value: float, digits: int | None) -> int:
+    """`digits`, or (None) the decimals that show 4 significant digits of `value`."""
+    if digits is not None:
+        return digits
+    if pd.isna(value) or value == 0:
+        return 4
+    return max(0, 3 - math.floor(math.log10(abs(value))))
 
 
 def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
@@ -94,10 +139,25 @@ def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
 
     def text(r):
         n = "" if len(n_values) == 1 else f" (n={int(r['n'])})"
-        return (f"{mean_std(r[metric.column + '_mean'], r[metric.column + '_std'])}{n} / "
+        ci = ""
+        digits = decimals_for(r[metric.column + "_mean"], metric.digits)
+        if metric.interval and pd.notna(r.get(metric.interval + "_mean")):
+            ci = f" [CI ±{r[metric.interval + '_mean']:.{digits}f}]"
+        return (f"{mean_std(r[metric.column + '_mean'], r[metric.column + '_std'], digits)}{ci}{n} / "
                 f"{r['memory_mean']:.0f} / {r['components_mean']:.0f}")
-    headers, rows = grid_table(summary, text, fmt_name, best_methods(summary, metric))
-    return render(headers, rows, fmt_name, caption(cells, f"{metric.label} / memory (samples) / components"))
+    tests = paired_tests(cells, metric, ALPHA)
+    ranks = average_ranks(cells, metric)
+    extra = {"avg rank": rank_column(ranks)} if shows_ranks(ranks) else {}
+    headers, rows = grid_table(summary, text, fmt_name, best_methods(summary, metric),
+                               indistinguishable_pairs(tests), extra)
+    notes = significance_note(tests, TEST_NAME, ALPHA)
+    if metric.interval and summary[metric.interval + "_mean"].notna().any():
+        notes += (f" [CI ±h]: the mean over seeds of the half-width of each seed's 95% bootstrap "
+                  f"interval for {metric.label} (generated and real features resampled).")
+    if extra:
+        notes += ranks_note(metric.label, bool((ranks["n_streams"] < ranks["n_streams_total"]).any()))
+    return render(headers, rows, fmt_name,
+                  caption(cells, f"{metric.label} / memory (samples) / components", notes=notes))
 
 
 def forgetting_table(cells: pd.DataFrame, fmt_name: str) -> str:
@@ -138,9 +198,10 @@ def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text
     cells = select_cells(records, profile)
     if fmt_name == "csv":
         return summary_frame(cells).to_csv(index=False)
-    if layout in ("nll", "nll_best_component", "fid"):
-        if layout == "fid" and cells["fid"].isna().all():
-            raise ReportError("these records have no FID (run with --fid-features classifier|inception)")
+    if layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
+        if layout in SAMPLE_QUALITY and cells[layout].isna().all():
+            raise ReportError(f"these records have no {layout.upper() if layout in ('fid', 'kid') else layout} "
+                              "(run with --fid-features classifier|inception)")
         return table_one(cells, METRICS[layout], fmt_name)
     if layout == "forgetting":
         return forgetting_table(cells, fmt_name)
