@@ -29,6 +29,7 @@ from tabulate import tabulate
 
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.cell import training_optimizer
+from bench.perf.independent import IndependentRun
 from bench.planning.grid import method_config
 from bench.planning.profiles import resolve_profile
 from methods import get_method
@@ -125,19 +126,22 @@ class PlainRun:
 
 
 def overhead_pair(method: str, images: torch.Tensor, profile, seed: int, device: torch.device):
-    """(steps, harness seconds, plain seconds, event timer), the two interleaved per experience.
+    """(steps, harness seconds, plain seconds, independent seconds, event timer), the three loops
+    interleaved per experience (the independent one: bench/perf/independent.py).
 
     The machine's speed drifts by 10-20% over seconds (a shared host), so two whole runs one after
     the other disagree by that much; alternating every experience (1-10 steps, tens of ms) exposes
     both loops to the same drift."""
     ours, plain = HarnessRun(method, images, profile, seed, device), PlainRun(images, profile, seed, device)
-    steps, ours_seconds, plain_seconds = 0, 0.0, 0.0
+    independent = IndependentRun(images, profile, seed, device)
+    steps, ours_seconds, plain_seconds, independent_seconds = 0, 0.0, 0.0, 0.0
     for experience in ours.experiences:
         sizes, seconds = ours.train(experience)
         ours_seconds += seconds
         plain_seconds += plain.train(sizes)
+        independent_seconds += independent.train(sizes)
         steps += len(sizes)
-    return steps, ours_seconds, plain_seconds, ours.timer
+    return steps, ours_seconds, plain_seconds, independent_seconds, ours.timer
 
 
 def training_overhead(methods, batches: int, repeats: int, profile_name: str = "quick",
@@ -147,20 +151,22 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
     images = torch.cat([stream.train_images(t, 0) for t in range(len(stream.tasks))])[:batches * 64]
     rows = []
     for method in methods:
-        ratios, per_step, events = [], [], None
+        ratios, independent_ratios, per_step, events = [], [], [], None
         r, started = 0, time.perf_counter()
         # At least `repeats` runs, and at least MIN_SECONDS of them: a finetune run is 40 steps
         # (half a second), too short for one run to say much on a noisy machine.
         while r < repeats or time.perf_counter() - started < MIN_SECONDS:
-            steps, ours, plain, events = overhead_pair(method, images, profile, r, device)
-            per_step.append((ours / steps * 1e3, plain / steps * 1e3))
+            steps, ours, plain, independent, events = overhead_pair(method, images, profile, r, device)
+            per_step.append((ours / steps * 1e3, plain / steps * 1e3, independent / steps * 1e3))
             ratios.append(plain / ours)
+            independent_ratios.append(independent / ours)
             r += 1
-        ours_ms, plain_ms = (statistics.median(v) for v in zip(*per_step))
+        ours_ms, plain_ms, independent_ms = (statistics.median(v) for v in zip(*per_step))
         event = (f"{events.seconds / max(events.calls, 1) * 1e3:.1f} ms x {events.calls}"
                  if events else "-")
         rows.append([method, steps, f"{ours_ms:.2f}", f"{plain_ms:.2f}",
-                     f"{statistics.median(ratios):.3f} (median of {len(ratios)} runs)", event])
+                     f"{statistics.median(ratios):.3f} (median of {len(ratios)} runs)", f"{independent_ms:.2f}",
+                     f"{statistics.median(independent_ratios):.3f}", event])
     return rows
 
 
@@ -360,7 +366,9 @@ def main(argv=None) -> int:
     if "overhead" in parts:
         rows = training_overhead(args.methods.split(","), args.batches, args.repeats, args.profile, device)
         table = tabulate(rows, headers=["method", "steps", "ours ms/step", "plain ms/step",
-                                        "throughput ratio (target >= 0.95)", "selection events"],
+                                        "vs plain loop, throughput ratio (target >= 0.95)",
+                                        "independent ms/step", "vs independent loop (target >= 0.95)",
+                                        "selection events"],
                          tablefmt="github", disable_numparse=True)
         sections.append(f"## 1. Training-loop overhead ({args.profile} profile, mini, {args.batches} "
                         f"incoming batches, median of {args.repeats}, {where})\n\n{table}\n")
