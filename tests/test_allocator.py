@@ -40,6 +40,9 @@ def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     # One chunk's [2048, 784] float block is 1,568 pages; 24 chunks without reuse fault ~37,600.
     # glibc's own dynamic mmap threshold sometimes starts reusing after a few chunks (default
     # then measured 4,200-29,000 here), so the default is only required to be worse.
+    # The tuned process reuses its heap: a few blocks' worth of one-off growth (the logits and two
+    # temporaries of their size are alive at once; measured 2,000-2,400 pages, once 2,368 in a CI
+    # run against the earlier bound of 1.5 blocks = 2,352), never a block per chunk.
     chunk_pages = 2048 * 784 * 4 // 4096
-    assert tuned <= 1.5 * chunk_pages   # at most a one-off growth of the heap
+    assert tuned <= 4 * chunk_pages      # 6,272 pages, against ~37,600 without reuse
     assert default > tuned
