@@ -130,7 +130,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         # the test-set sampling error of the final NLL: std over test images / sqrt(images)
         "nll_se": standard_error(torch.cat(last_row.mixture)),
         "nll_best_component_se": standard_error(torch.cat(last_row.best_component)),
-        "nll_info": nll_provenance(profile, stream, test_sets, where),
+        "nll_info": nll_info(profile, stream, test_sets, where),
         "nll_matrix": matrix,
         "nll_best_component_matrix": best_matrix,
         "forgetting_nll": forgetting(matrix),
@@ -166,7 +166,7 @@ def standard_error(values: torch.Tensor) -> float:
     return float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
 
 
-def nll_provenance(profile, stream, test_sets, device) -> dict:
+def nll_info(profile, stream, test_sets, device) -> dict:
     """What the NLL numbers were computed with: reports and the gate never put side by side
     numbers whose provenance differs (bench/reporting/frames.py)."""
     return {"estimator": f"IWAE-{profile.eval_k}", "test_images": [len(x) for x in test_sets],

@@ -180,47 +180,49 @@ def cache_path(kind: str, extractor: FeatureExtractor, stream_key: str, test_set
     return Path(cache_dir) / kind / f"{stream_key}-{extractor.name}-{key}.npz"
 
 
-def cached_real_features(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
-                         cache_dir: Path) -> list[np.ndarray]:
-    """Each test set's features (float64 copies of the extractor's output), extracted once per
-    (stream, sets, extractor) and cached like the statistics (plain arrays, read without unpickling;
-    a file that does not hold them is reported and rebuilt)."""
-    path = cache_path("fid-features", extractor, stream_key, test_sets, cache_dir)
+def cached_arrays(path: Path, shapes: dict[str, tuple], build) -> dict[str, np.ndarray]:
+    """Plain arrays named and shaped as `shapes`, read from the .npz at `path` without unpickling,
+    else (missing, or not holding them: reported and rebuilt) made by `build()` and written there
+    atomically. The one disk cache of real-set features and statistics."""
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                features = [f[f"features{i}"].astype(np.float64) for i in range(len(test_sets))]
-            if any(x.shape != (len(t), extractor.dim) for x, t in zip(features, test_sets)):
+                arrays = {name: f[name] for name in shapes}
+            if any(arrays[name].shape != shape for name, shape in shapes.items()):
                 raise ValueError("unexpected array shapes")
-            return features
+            return arrays
         except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
             refuse_cache(path, err)
-    raw = [extractor(x) for x in test_sets]
+    arrays = build()
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **{f"features{i}": f.numpy() for i, f in enumerate(raw)})
-    return [f.double().numpy() for f in raw]
+        np.savez(tmp, **arrays)
+    return arrays
+
+
+def cached_real_features(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
+                         cache_dir: Path) -> list[np.ndarray]:
+    """Each test set's features (float64 copies of the extractor's float32 output), extracted once
+    per (stream, sets, extractor)."""
+    path = cache_path("fid-features", extractor, stream_key, test_sets, cache_dir)
+    shapes = {f"features{i}": (len(x), extractor.dim) for i, x in enumerate(test_sets)}
+    arrays = cached_arrays(path, shapes, lambda: {name: extractor(x).numpy()
+                                                  for name, x in zip(shapes, test_sets)})
+    return [arrays[name].astype(np.float64) for name in shapes]
 
 
 def cached_real_stats(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
                       cache_dir: Path, features: list[np.ndarray] | None = None
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Statistics of each test set and of their union, computed once per (stream, sets, extractor)
-    (from `features` when given, else extracted). The cache may be shared: it is read without
-    unpickling, and a file that does not hold the expected arrays is reported and rebuilt."""
+    (from `features` when given, else extracted)."""
     path = cache_path("fid-stats", extractor, stream_key, test_sets, cache_dir)
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                stats = [(f[f"mu{i}"], f[f"sigma{i}"]) for i in range(len(test_sets) + 1)]
-            if any(m.shape != (extractor.dim,) or s.shape != (extractor.dim,) * 2 for m, s in stats):
-                raise ValueError("unexpected array shapes")
-            return stats
-        except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
-            refuse_cache(path, err)
-    if features is None:
-        features = [extractor(x).double().numpy() for x in test_sets]
-    stats = [gaussian_stats(f) for f in features] + [gaussian_stats(np.concatenate(features))]
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **{f"mu{i}": m for i, (m, _) in enumerate(stats)},
-                 **{f"sigma{i}": s for i, (_, s) in enumerate(stats)})
-    return stats
+    count, dim = len(test_sets) + 1, extractor.dim
+    shapes = {**{f"mu{i}": (dim,) for i in range(count)}, **{f"sigma{i}": (dim, dim) for i in range(count)}}
+
+    def build():
+        sets = features if features is not None else [extractor(x).double().numpy() for x in test_sets]
+        stats = [gaussian_stats(f) for f in sets] + [gaussian_stats(np.concatenate(sets))]
+        return {**{f"mu{i}": m for i, (m, _) in enumerate(stats)},
+                **{f"sigma{i}": s for i, (_, s) in enumerate(stats)}}
+    arrays = cached_arrays(path, shapes, build)
+    return [(arrays[f"mu{i}"], arrays[f"sigma{i}"]) for i in range(count)]
