@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto",
                    help="auto | cpu | cuda | cuda:N (default: auto = the GPU for the paper profile "
                         "when there is one, else the CPU); resolved in each worker, and recorded")
+    p.add_argument("--training-step", dest="training_step", default="auto",
+                   choices=["auto", "eager", "fused", "graph", "compiled"],
+                   help="how a training step runs (default: auto = a captured CUDA graph on a GPU, the "
+                        "fused step elsewhere, eager for methods with per-step callbacks); recorded")
+    p.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, default=None,
+                   help="GPU cells run at once on each GPU, each started on its own cuda:i (local and "
+                        "Ray executors; default: the --workers spread over the visible GPUs)")
     p.add_argument("--gpus-per-cell", "--slurm-gpus", dest="gpus_per_cell", type=float, default=None,
                    help="GPUs each Ray task / Slurm job asks for (Ray takes fractions, e.g. 0.25 "
                         "packs four cells per GPU); default 1 for GPU cells, else 0")
@@ -216,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
                                     for t in range(len(loaded.tasks))])
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
+        if args.cells_per_gpu is not None and args.cells_per_gpu < 1:
+            raise ValueError(f"--cells-per-gpu must be at least 1, not {args.cells_per_gpu}")
+        if args.executor == "slurm" and args.cells_per_gpu not in (None, 1):
+            raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
+                             "runs one cell (pack with the Ray executor on the allocation instead)")
         store = ResultStore(args.out)
         check_writable(store.root)
         ready = [c for c in cells if not c.unresolved]
@@ -233,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(batch):
         outcomes.update(run_cells(batch, store, args.workers, args.data_dir, progress=not args.no_progress,
-                                  executor=args.executor, device=args.device, **options))
+                                  executor=args.executor, device=args.device, step=args.training_step,
+                                  cells_per_gpu=args.cells_per_gpu, **options))
 
     def run_phase(phase_cells, what):
         store.write_manifest(phase_cells)

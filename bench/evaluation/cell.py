@@ -61,11 +61,12 @@ def training_optimizer(model: torch.nn.Module, profile, device: torch.device) ->
     on a CPU a step of the paper's VAE took 1.2 ms instead of 3.1 (a sixth of a training step,
     bench.perf's machine); on a GPU a paper-profile step is launch-bound without it."""
     return torch.optim.Adam(model.parameters(), lr=profile.lr, betas=tuple(profile.betas),
-                            fused=True if device.type in ("cpu", "cuda") else None)
+                            fused=True if device.type in ("cpu", "cuda") else None,
+                            capturable=device.type == "cuda")   # its step count on the GPU: graph capture
 
 
 def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
-                       device: str = "auto") -> dict:
+                       device: str = "auto", step: str = "auto") -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
 
     The model, the memories, the test sets and every random draw live on `device` (bench.evaluation.device);
@@ -85,7 +86,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     epochs = 1 if profile.steps_per_batch else plugin.train_epochs(profile)
     strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=epochs,
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
-                                  device=where, steps_per_batch=profile.steps_per_batch)
+                                  device=where, steps_per_batch=profile.steps_per_batch, step=step)
 
     n_tasks = len(stream.tasks)
     train_sets = [stream.train_images(t, cell.seed, profile.max_train_per_task) for t in range(n_tasks)]
@@ -149,6 +150,8 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
         "device": describe(where),
+        "training_step": strategy.step_mode,
+        **strategy.step_stats(),
         "nll_decoder_form": decoder_inference.form(where),
         **plugin.extra_stats(),
         **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
@@ -182,13 +185,14 @@ def record_header(cell: Cell) -> dict:
             "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
 
 
-def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto") -> dict:
+def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto",
+             step: str = "auto") -> dict:
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
     record."""
     record = record_header(cell)
     start = time.time()
     try:
-        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device), status="done")
+        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, step), status="done")
     except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
         record.update(status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8))

@@ -30,9 +30,10 @@ EXECUTORS = ("local", "ray", "slurm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto") -> dict:
+def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", step: str = "auto") -> dict:
     """Run one cell unless it is done or claimed by a live worker; returns its outcome.
-    `device` is resolved here, in the worker (bench.evaluation.device)."""
+    `device` is resolved here, in the worker (bench.evaluation.device); `step` is how a training
+    step runs (methods/core/static_step.py)."""
     torch.set_num_threads(1)
     store = ResultStore(root)
     if store.is_done(cell):
@@ -44,7 +45,7 @@ def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto") -> 
         if store.is_done(cell):   # finished by another runner between our check and our claim
             return {"status": "done", "skipped": True}
         store.log_execution(cell)
-        record = run_cell(cell, data_dir, store.artifact_dir(cell), device)
+        record = run_cell(cell, data_dir, store.artifact_dir(cell), device, step)
         try:
             store.save(cell, record)
         except OSError as err:   # e.g. a full disk: no record is left, the next run reruns the cell
@@ -74,12 +75,12 @@ def die_with_parent() -> None:
         pass
 
 
-def _cell_process(cell: Cell, root: str, data_dir, device: str, parent: int, conn) -> None:
+def _cell_process(cell: Cell, root: str, data_dir, device: str, step: str, parent: int, conn) -> None:
     die_with_parent()
     if os.getppid() != parent:   # the runner died before the line above took effect
         os._exit(1)
     torch.set_num_threads(1)
-    conn.send(execute_cell(cell, root, data_dir, device))
+    conn.send(execute_cell(cell, root, data_dir, device, step))
     conn.close()
 
 
@@ -111,41 +112,85 @@ def record_worker_death(cell: Cell, store: ResultStore, pid: int, reason: str) -
     return {"status": "failed", "error": reason}
 
 
-def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: str = "auto") -> dict[str, dict]:
+def cell_wants_gpu(cell: Cell, device: str) -> bool:
+    """Whether the cell runs on a GPU when one is there: `--device cuda[:N]`, or auto for a GPU
+    profile."""
+    return device.startswith("cuda") or (device == "auto" and prefers_gpu(cell.profile.name))
+
+
+def gpu_slots(device: str, gpus: int, workers: int, cells_per_gpu: int | None) -> list[str]:
+    """The devices GPU cells are started on, one entry per cell that may run at once: each of the
+    `gpus` visible GPUs (or the one `--device cuda:N` names) `cells_per_gpu` times; without a
+    number, the `workers` spread evenly over them. Empty when there is no GPU (auto cells then
+    run on the CPU; an explicit cuda device fails in its worker with the reason)."""
+    if gpus == 0 or device == "cpu":
+        return []
+    indices = [int(device.split(":", 1)[1])] if device.startswith("cuda:") else list(range(gpus))
+    per_gpu = cells_per_gpu if cells_per_gpu is not None else max(1, math.ceil(workers / len(indices)))
+    return [f"cuda:{i}" for _ in range(per_gpu) for i in indices]
+
+
+def worker_start_method(device: str, cells) -> str:
+    """Forked workers share the loaded streams; CUDA cannot be initialised in a forked child."""
+    return "spawn" if may_use_cuda(device, {c.profile.name for c in cells}) else "fork"
+
+
+def visible_gpus() -> int:
+    """GPUs this process can see, without creating a CUDA context (workers are spawned anyway)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: str = "auto",
+              step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
     """In-process for one worker, else one process per cell, at most `workers` at a time: forked
     (they share the loaded streams), or spawned when cells may use CUDA, which cannot be
-    initialised in a forked child. A worker killed by the kernel (out of memory, a segfault) fails
-    its cell with the signal's name; the others go on."""
+    initialised in a forked child. GPU cells are packed `cells_per_gpu` per GPU, each started on
+    an explicit `cuda:i` (`gpu_slots`). A worker killed by the kernel (out of memory, a segfault)
+    fails its cell with the signal's name; the others go on."""
     outcomes = {}
+    slots = gpu_slots(device, visible_gpus(), workers, cells_per_gpu) if may_use_cuda(
+        device, {c.profile.name for c in cells}) else []
+
+    def place(cell: Cell, free: list[str]) -> tuple[str, bool] | None:
+        """(device, whether it takes a GPU slot) to start `cell` on now; None: wait for a slot."""
+        if not slots or not cell_wants_gpu(cell, device):
+            return device, False
+        return (free.pop(0), True) if free else None
+
     if workers <= 1 or len(cells) <= 1:
         for cell in cells:
-            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, device)
+            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, place(cell, list(slots))[0], step)
             bar.update()
         return outcomes
-    start_method = "spawn" if may_use_cuda(device, {c.profile.name for c in cells}) else "fork"
-    context = multiprocessing.get_context(start_method)
-    queue, running = list(cells), {}
+    context = multiprocessing.get_context(worker_start_method(device, cells))
+    queue, running, free = list(cells), {}, list(slots)
     try:
         while queue or running:
-            while queue and len(running) < workers:
-                cell = queue.pop(0)
+            while len(running) < workers:
+                startable = next(((i, p) for i, c in enumerate(queue) if (p := place(c, free)) is not None), None)
+                if startable is None:
+                    break
+                index, (where, slot) = startable
+                cell = queue.pop(index)
                 receive, send = context.Pipe(duplex=False)
                 process = context.Process(target=_cell_process, daemon=True,
-                                          args=(cell, str(store.root), data_dir, device, os.getpid(), send))
+                                          args=(cell, str(store.root), data_dir, where, step, os.getpid(), send))
                 process.start()
                 send.close()
-                running[process.sentinel] = (process, cell, receive)
+                running[process.sentinel] = (process, cell, receive, where if slot else None)
             for sentinel in wait(list(running)):
-                process, cell, receive = running.pop(sentinel)
+                process, cell, receive, slot = running.pop(sentinel)
                 outcome = received(receive)
                 process.join()
                 receive.close()
+                if slot is not None:   # its GPU slot is free again
+                    free.append(slot)
                 if outcome is None:
                     outcome = record_worker_death(cell, store, process.pid, worker_death(process.exitcode))
                 outcomes[cell.key] = outcome
                 bar.update()
     finally:
-        for process, _, _ in running.values():   # interrupted: stop the workers with the runner
+        for process, _, _, _ in running.values():   # interrupted: stop the workers with the runner
             process.kill()
     return outcomes
 
@@ -166,10 +211,11 @@ def default_gpus_per_cell(device: str, profile_names, gpus_available: bool) -> f
 
 def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,
             cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
-            device: str = "auto") -> dict[str, dict]:
+            device: str = "auto", step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
     """One Ray task per cell; joins `address` if given, else starts a local Ray with `workers` CPUs.
-    Each task asks for `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (fractions share a GPU); Ray
-    hides the GPUs a task did not ask for, so `auto` then runs it on the CPU."""
+    Each task asks for `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (fractions share a GPU:
+    `cells_per_gpu` N asks for 1/N); Ray hides the GPUs a task did not ask for, so `auto` then
+    runs it on the CPU."""
     ray = _optional("ray", "ray")
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
     if os.environ.get(USER_METHODS_VARIABLE):   # users' methods (--import), loaded by the workers on demand
@@ -180,8 +226,10 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
         if gpus_per_cell is None:
             gpus_per_cell = default_gpus_per_cell(device, {c.profile.name for c in cells},
                                                   ray.cluster_resources().get("GPU", 0) > 0)
+            if gpus_per_cell and cells_per_gpu:
+                gpus_per_cell = 1 / cells_per_gpu
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(execute_cell)
-        pending = {task.remote(c, str(store.root), data_dir, device): c for c in cells}
+        pending = {task.remote(c, str(store.root), data_dir, device, step): c for c in cells}
         outcomes = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -199,10 +247,14 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
 
 def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = None,
               time_minutes: int = 60, gpus_per_cell: float | None = None, cluster: str | None = None,
-              poll_seconds: float = 2.0, device: str = "auto") -> dict[str, dict]:
+              poll_seconds: float = 2.0, device: str = "auto", step: str = "auto",
+              cells_per_gpu: int | None = None) -> dict[str, dict]:
     """A Slurm job array, one task per cell (submitit); `cluster="local"` runs them locally.
     Without a GPU count, a job asks for one GPU when the cells are GPU work (`--device cuda`, or
-    `auto` with the paper profile), else none."""
+    `auto` with the paper profile), else none. A job holds one cell: no packing."""
+    if cells_per_gpu not in (None, 1):
+        raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
+                         "runs one cell (pack with the Ray executor on the allocation instead)")
     submitit = _optional("submitit", "slurm")
     executor = submitit.AutoExecutor(folder=str(store.root / "slurm" / "%j"), cluster=cluster)
     if gpus_per_cell is None:
@@ -212,7 +264,7 @@ def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = 
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
     jobs = executor.map_array(execute_cell, cells, [str(store.root)] * len(cells), [data_dir] * len(cells),
-                              [device] * len(cells))
+                              [device] * len(cells), [step] * len(cells))
     outcomes, waiting = {}, dict(zip(jobs, cells))
     while waiting:
         for job in [j for j in waiting if j.done()]:
@@ -228,19 +280,22 @@ def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = 
 
 
 def run_cells(cells: list[Cell], store: ResultStore, workers: int, data_dir=None,
-              progress: bool = True, executor: str = "local", device: str = "auto",
-              **options) -> dict[str, dict]:
-    """Run `cells` on `executor` with `device` (auto | cpu | cuda[:N], resolved in each worker);
-    returns {cell key: outcome} for each one."""
+              progress: bool = True, executor: str = "local", device: str = "auto", step: str = "auto",
+              cells_per_gpu: int | None = None, **options) -> dict[str, dict]:
+    """Run `cells` on `executor` with `device` (auto | cpu | cuda[:N], resolved in each worker),
+    training steps run as `step` (methods/core/static_step.py) and GPU cells packed
+    `cells_per_gpu` per GPU; returns {cell key: outcome} for each one."""
     bar = tqdm(total=len(cells), desc=f"cells ({executor})", unit="cell", file=sys.stderr,
                disable=not progress)
     try:
         if executor == "local":
-            return run_local(cells, store, workers, data_dir, bar, device)
+            return run_local(cells, store, workers, data_dir, bar, device, step, cells_per_gpu)
         if executor == "ray":
-            return run_ray(cells, store, workers, data_dir, bar, device=device, **options)
+            return run_ray(cells, store, workers, data_dir, bar, device=device, step=step,
+                           cells_per_gpu=cells_per_gpu, **options)
         if executor == "slurm":
-            return run_slurm(cells, store, data_dir, bar, device=device, **options)
+            return run_slurm(cells, store, data_dir, bar, device=device, step=step,
+                             cells_per_gpu=cells_per_gpu, **options)
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     finally:
         bar.close()

@@ -72,31 +72,39 @@ class HarnessRun:
     Records the size of every minibatch it trains on, so that the plain loop can do the same steps."""
 
     def __init__(self, method: str, images: torch.Tensor, profile, seed: int = 0,
-                 device: torch.device = CPU):
+                 device: torch.device = CPU, step: str = "auto"):
         spec = get_method(method)
         plugin = spec.plugin_class(spec.config_class(**method_config(spec, "mini", profile.methods.get(method))),
                                    seed=seed)
         torch.manual_seed(seed)
         model = plugin.build_model(profile).to(device)
-        self.batch_sizes: list[int] = []
-        model.register_forward_pre_hook(lambda _module, args: self.batch_sizes.append(len(args[0])))
         self.strategy = GenerativeStrategy(
             model=model, optimizer=training_optimizer(model, profile, device),
             train_epochs=profile.epochs, train_mb_size=profile.batch_size, plugins=[plugin],
-            seed=seed, device=device)
+            seed=seed, device=device, step=step)
         self.timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
+        self.loader = None   # the experience's minibatch plan (the strategy drops it after training)
+        make_loader = self.strategy.make_train_dataloader
+
+        def keep_loader(**kwargs):
+            make_loader(**kwargs)
+            self.loader = self.strategy.dataloader
+
+        self.strategy.make_train_dataloader = keep_loader
         self.experiences = list(online_experiences(task_benchmark([images], [images[:1]]).train_stream[0]))
         self.device = device
 
     def train(self, experience) -> tuple[list[int], float]:
-        """(minibatch sizes, seconds) of training on one experience, selection events excluded."""
-        first, events = len(self.batch_sizes), self.timer.seconds if self.timer else 0.0
+        """(minibatch sizes, seconds) of training on one experience, selection events excluded.
+        The sizes are read from the experience's minibatch plan (a captured step runs the model's
+        forward hooks only when it is captured)."""
+        events = self.timer.seconds if self.timer else 0.0
         synchronize(self.device)
         start = time.perf_counter()
         self.strategy.train(experience)
         synchronize(self.device)
         seconds = time.perf_counter() - start - ((self.timer.seconds - events) if self.timer else 0.0)
-        return self.batch_sizes[first:], seconds
+        return self.loader.batch_sizes() * self.strategy.train_epochs, seconds
 
 
 class PlainRun:
@@ -144,11 +152,16 @@ def overhead_pair(method: str, images: torch.Tensor, profile, seed: int, device:
     return steps, ours_seconds, plain_seconds, independent_seconds, ours.timer
 
 
+def mini_images(batches: int) -> torch.Tensor:
+    """The first `batches` x 64 training images of `mini` (seed 0's order)."""
+    stream = load_stream("mini")
+    return torch.cat([stream.train_images(t, 0) for t in range(len(stream.tasks))])[:batches * 64]
+
+
 def training_overhead(methods, batches: int, repeats: int, profile_name: str = "quick",
                       device: torch.device = CPU) -> list[list]:
     profile = resolve_profile(profile_name)
-    stream = load_stream("mini")
-    images = torch.cat([stream.train_images(t, 0) for t in range(len(stream.tasks))])[:batches * 64]
+    images = mini_images(batches)
     rows = []
     for method in methods:
         ratios, independent_ratios, per_step, events = [], [], [], None
@@ -167,6 +180,32 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
         rows.append([method, steps, f"{ours_ms:.2f}", f"{plain_ms:.2f}",
                      f"{statistics.median(ratios):.3f} (median of {len(ratios)} runs)", f"{independent_ms:.2f}",
                      f"{statistics.median(independent_ratios):.3f}", event])
+    return rows
+
+
+def step_modes(methods, batches: int, profile_name: str, device: torch.device, modes) -> list[list]:
+    """ms per training step of each step mode (methods/core/static_step.py), the modes' runs of
+    one method interleaved experience by experience (against drift); each run's first experience
+    (capture, compilation) is left out."""
+    profile = resolve_profile(profile_name)
+    images = mini_images(batches)
+    rows = []
+    for method in methods:
+        runs = {mode: HarnessRun(method, images, profile, 0, device, step=mode) for mode in modes}
+        totals = {mode: [0, 0.0] for mode in modes}
+        for i, experience in enumerate(runs[modes[0]].experiences):
+            for mode, run in runs.items():
+                sizes, seconds = run.train(experience)
+                if i > 0:
+                    totals[mode][0] += len(sizes)
+                    totals[mode][1] += seconds
+        eager_ms = totals["eager"][1] / totals["eager"][0] * 1e3
+        for mode in modes:
+            steps, seconds = totals[mode]
+            ms = seconds / steps * 1e3
+            resolved = runs[mode].strategy.step_mode
+            rows.append([method, mode if resolved == mode else f"{mode} (ran {resolved})", steps,
+                         f"{ms:.3f}", f"{eager_ms / ms:.2f}"])
     return rows
 
 
@@ -354,6 +393,9 @@ def main(argv=None) -> int:
                    help="which parts to run (default: all on a CPU; overhead,evaluation on a GPU)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (parts 1 and 2)")
     p.add_argument("--profile", default="quick", help="profile of part 1 (default: %(default)s)")
+    p.add_argument("--cells", default=None,
+                   help="packing: numbers of cells sharing the device (default: 1,2,4,8 on a GPU, 1,2 on a CPU)")
+    p.add_argument("--seconds", type=float, default=20.0, help="packing: seconds each measurement trains")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     keep_freed_memory()   # as in every cell's process (bench.evaluation.cell)
@@ -372,6 +414,24 @@ def main(argv=None) -> int:
                          tablefmt="github", disable_numparse=True)
         sections.append(f"## 1. Training-loop overhead ({args.profile} profile, mini, {args.batches} "
                         f"incoming batches, median of {args.repeats}, {where})\n\n{table}\n")
+    if "step" in parts:
+        modes = ("eager", "fused", "graph") if on_gpu else ("eager", "fused", "compiled")
+        table = tabulate(step_modes(args.methods.split(","), args.batches, args.profile, device, modes),
+                         headers=["method", "training step", "steps timed", "ms/step", "speed-up vs eager"],
+                         tablefmt="github", disable_numparse=True)
+        sections.append(f"## Training step modes ({args.profile} profile, mini, {args.batches} incoming "
+                        f"batches, first experience left out, {where})\n\n{table}\n")
+    if "packing" in parts:
+        from bench.perf.packing import packing_rows
+
+        counts = [int(c) for c in (args.cells or ("1,2,4,8" if on_gpu else "1,2")).split(",")]
+        method = args.methods.split(",")[0]
+        table = tabulate(packing_rows(counts, method, resolve_profile(args.profile), str(device), args.seconds),
+                         headers=["cells at once", "steps/s (all cells)", "x one cell", "ms/step per cell",
+                                  "Split-MNIST block (4 methods x 3 seeds) at this profile, est. hours (reservoir's steps per cell)"],
+                         tablefmt="github", disable_numparse=True)
+        sections.append(f"## Packed cells ({method}, {args.profile} profile, mini, {args.seconds:.0f} s "
+                        f"each, {where})\n\n{table}\n")
     if "evaluation" in parts:
         chunks = (None, 2048, 16384, 262144) if on_gpu else (None,)
         table = tabulate(evaluation_efficiency(device=device, chunk_rows=chunks),

@@ -2,6 +2,8 @@
 
 Replaces a torch DataLoader for data that already sits in one tensor: no per-sample
 `__getitem__`/collate. Yields Avalanche's [x, y, t] minibatch convention (y, t are zeros).
+The draws are planned by `passes()`, which the strategy's fused training step (static_step.py)
+follows too, so that both paths draw the same minibatches from the same random stream.
 """
 from __future__ import annotations
 
@@ -32,36 +34,51 @@ class TensorMinibatches:
     def _per_pass(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)
 
-    def _one_pass(self):
-        n = len(self.images)
-        device = self.images.device   # the generator lives there too
-        if n == 0:                    # nothing to train on (CN-DPM: every image went to its STM)
-            return []
-        if n <= self.batch_size:      # one minibatch: the whole set, in any order (a mean loss)
-            return [self.images]
-        order = (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
-                 else torch.arange(n, device=device))
-        return (self.images[order[start:start + self.batch_size]] for start in range(0, n, self.batch_size))
+    def batch_sizes(self) -> list[int]:
+        """The sizes of the minibatches one iteration yields (arithmetic only: nothing is drawn)."""
+        n, size = len(self.images), self.batch_size
+        one_pass = [min(size, n - start) for start in range(0, n, size)]
+        if self.num_batches is None or not one_pass:
+            return one_pass
+        return (one_pass * math.ceil(self.num_batches / len(one_pass)))[:self.num_batches]
 
-    def _batches(self):
-        if self.num_batches is None:
-            yield from self._one_pass()
+    def _order(self) -> torch.Tensor | None:
+        """One pass's order of the images (drawn now, from the generator); None: the whole set as it
+        is (one minibatch of at most `batch_size` images: a mean loss, any order is the same)."""
+        n = len(self.images)
+        if n <= self.batch_size:
+            return None
+        device = self.images.device   # the generator lives there too
+        return (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
+                else torch.arange(n, device=device))
+
+    def passes(self):
+        """The plan, lazily: per pass, (order, [(start, stop), ...]): minibatch i is
+        `images[order[start:stop]]` (or all images when order is None). Each pass's order is drawn
+        when the pass is reached, so the random stream is consumed exactly as training goes."""
+        n, size = len(self.images), self.batch_size
+        if n == 0:                    # nothing to train on (CN-DPM: every image went to its STM)
             return
-        left = self.num_batches if len(self.images) else 0   # no images: no minibatch, not a loop
-        while left > 0:
-            for x in self._one_pass():
-                yield x
-                left -= 1
-                if left == 0:
-                    return
+        bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+        left = self.num_batches
+        while True:
+            cut = bounds if left is None else bounds[:left]
+            yield self._order(), cut
+            if left is None:
+                return
+            left -= len(cut)
+            if left <= 0:
+                return
 
     def __iter__(self):
         device = self.images.device
-        for x in self._batches():
-            if self.dynamic_binarization:
-                x = binarize(x, self.generator)
-            zeros = _zeros(len(x), device)
-            yield [x, zeros, zeros]
+        for order, bounds in self.passes():
+            for start, stop in bounds:
+                x = self.images if order is None else self.images[order[start:stop]]
+                if self.dynamic_binarization:
+                    x = binarize(x, self.generator)
+                zeros = _zeros(len(x), device)
+                yield [x, zeros, zeros]
 
 
 @functools.cache

@@ -39,6 +39,7 @@ from avalanche.training.templates.base_sgd import PeriodicEval
 from methods.core.helpers import experience_images
 from methods.core.minibatches import TensorMinibatches
 from methods.core.plugin import GenerativePlugin, method_minibatches
+from methods.core.static_step import FusedStep, check_step_mode, resolve_step_mode
 from methods.models.vae import GenerativeLoss
 
 _EMPTY_CALLBACKS = frozenset(
@@ -47,6 +48,9 @@ _EMPTY_CALLBACKS = frozenset(
 
 
 FINITE_CHECK_EVERY = 100   # GPU training steps between checks that the loss stayed finite
+# Events called at every training step: a plugin with any of these callbacks trains "eager"
+PER_STEP_EVENTS = ("before_training_iteration", "before_forward", "after_forward", "before_backward",
+                   "after_backward", "before_update", "after_update", "after_training_iteration")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -71,6 +75,13 @@ class FiniteLossCheck:
         self._pending.append(loss)
         if step % FINITE_CHECK_EVERY == 0:
             self.flush(step)
+
+    def require(self, finite: bool, step: int) -> None:
+        """Raise for a loss found non-finite elsewhere (a captured step's on-device flag)."""
+        if not finite:
+            raise NonFiniteLossError(
+                f"{self.who}: the training loss became NaN or infinite (detected at training step "
+                f"{step}, at most {FINITE_CHECK_EVERY} steps after)")
 
     def flush(self, step: int) -> None:
         losses, self._pending = self._pending, []
@@ -106,7 +117,8 @@ class GenerativeStrategy(SupervisedTemplate):
 
     def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_epochs: int = 1, train_mb_size: int = 64, plugins=None,
-                 device: str = "cpu", seed: int = 0, steps_per_batch: int | None = None):
+                 device: str = "cpu", seed: int = 0, steps_per_batch: int | None = None,
+                 step: str = "auto"):
         with warnings.catch_warnings():  # "no loggers": on purpose, bench.evaluation.nll measures
             warnings.filterwarnings("ignore", message="No loggers specified")
             evaluator = EvaluationPlugin()
@@ -126,6 +138,11 @@ class GenerativeStrategy(SupervisedTemplate):
         # N = N minibatches per `train_mb_size` incoming images for every method (matched compute).
         self.steps_per_batch = steps_per_batch
         self.images_trained = 0   # rows in all training minibatches (replayed/generated included)
+        # How a training step runs (methods/core/static_step.py): requested, and as resolved by train()
+        self.requested_step = check_step_mode(step)
+        self.step_mode: str | None = None
+        self._fused: FusedStep | None = None
+        self._captures = self._replays = 0   # of fused steps released (the model or optimizer changed)
         method = self.method
         self.finite_loss = FiniteLossCheck(method.name if method is not None else "training")
 
@@ -142,6 +159,7 @@ class GenerativeStrategy(SupervisedTemplate):
             self.model.train()
         self._place_model()
         hooks = self._hooks = PluginHooks(self.plugins)
+        self.step_mode = resolve_step_mode(self.requested_step, self.device, self._has_per_step_callbacks(hooks))
         hooks("before_training", self, kwargs)
         for self.experience in _experiences_parameter_as_iterable(experiences):
             hooks("before_train_dataset_adaptation", self, kwargs)
@@ -158,13 +176,25 @@ class GenerativeStrategy(SupervisedTemplate):
                 self.training_epoch(**kwargs)
                 hooks("after_training_epoch", self, kwargs)
             self.finite_loss.flush(self.clock.train_iterations)
+            if self._fused is not None:
+                self.finite_loss.require(self._fused.check_finite(), self.clock.train_iterations)
             hooks("after_training_exp", self, kwargs)
         hooks("after_training", self, kwargs)
         self._train_cleanup()
         return self.evaluator.get_last_metrics()
 
+    def _has_per_step_callbacks(self, hooks: PluginHooks) -> bool:
+        """Whether a plugin other than the strategy's clock acts at every training step."""
+        clock_tick = self.clock.after_training_iteration
+        return any(callback != clock_tick for event in PER_STEP_EVENTS for callback in hooks[event])
+
     def training_epoch(self, **kwargs):
-        """Avalanche's `SGDUpdate.training_epoch`: the same callbacks in the same order."""
+        """Avalanche's `SGDUpdate.training_epoch`: the same callbacks in the same order; or, when no
+        plugin acts per step, the fused step (static_step.py), which ticks the clock itself."""
+        fused = self._fused_step()
+        if fused is not None:
+            self._fused_epoch(fused)
+            return
         hooks = self._hooks or PluginHooks(self.plugins)
         before_iteration, after_iteration = hooks["before_training_iteration"], hooks["after_training_iteration"]
         before_forward, after_forward = hooks["before_forward"], hooks["after_forward"]
@@ -202,6 +232,51 @@ class GenerativeStrategy(SupervisedTemplate):
                 callback(self, **kwargs)
             for callback in after_iteration:
                 callback(self, **kwargs)
+
+    def step_stats(self) -> dict:
+        """CUDA-graph captures and replays so far (for records), when steps were captured."""
+        fused = self._fused
+        if fused is None or self.step_mode != "graph":
+            return {}
+        return {"graph_captures": self._captures + fused.captures, "graph_replays": self._replays + fused.replays}
+
+    def _fused_step(self) -> FusedStep | None:
+        """The fused step for the current model and optimizer (built again when either changed),
+        or None when this epoch runs eager."""
+        loader = self.dataloader
+        if (self.step_mode in (None, "eager") or not isinstance(loader, TensorMinibatches)
+                or not loader.dynamic_binarization):
+            return None
+        fused = self._fused
+        if fused is None or not fused.serves(self.model, self.optimizer, loader.generator):
+            if fused is not None:
+                self._captures, self._replays = self._captures + fused.captures, self._replays + fused.replays
+                fused.release()
+            fused = self._fused = FusedStep(self.model, self.optimizer, self._criterion, self.train_mb_size,
+                                            loader.generator, self.step_mode)
+        return fused
+
+    def _fused_epoch(self, fused: FusedStep) -> None:
+        """One epoch through the fused step: the clock, the image count and the finite-loss check
+        as in the eager loop (a replayed step's loss is checked on the device, read every
+        FINITE_CHECK_EVERY replays)."""
+        loader, clock_tick = self.dataloader, self.clock.after_training_iteration
+
+        def on_step(loss: torch.Tensor, size: int, replayed: bool) -> None:
+            self.images_trained += size
+            step = self.clock.train_iterations + 1
+            if not replayed:
+                self.finite_loss.step(loss, step)
+            elif fused.replays % FINITE_CHECK_EVERY == 0:
+                self.finite_loss.require(fused.check_finite(), step)
+            clock_tick(self)
+
+        for order, bounds in loader.passes():
+            if self._stop_training:
+                break
+            loss = fused.run_pass(loader.images, order, bounds, on_step)
+            if loss is not None:
+                self.loss = loss.detach().clone() if fused.replays else loss
 
     def _place_model(self) -> None:
         """Move the model to the device and look for DynamicModules, when its parameters changed

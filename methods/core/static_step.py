@@ -1,0 +1,211 @@
+"""The fused training step: minibatch draw, binarization, forward, backward and the optimizer's
+update as one unit over tensors that stay on the device, so that a GPU can capture it once as a
+CUDA graph and replay it. A paper-profile step is bound by kernel launches and Python, not by its
+arithmetic: 2.3-2.9 ms per step on an H200 (reports/perf-cuda.md) for about 4 GFLOP.
+
+The strategy's `step` setting picks how a step runs (methods/core/strategy.py):
+- "eager": Avalanche's per-step loop, every plugin callback called (the only mode for methods with
+  per-step callbacks: LGM, CURL, CN-DPM, LIMix, and any plugin that has one);
+- "fused": this unit, run as a plain function: the same draws, arithmetic and random stream as
+  "eager" without the per-step callbacks; on the CPU the same numbers to the bit (tests);
+- "graph": "fused", with the full-size minibatches' step captured as a CUDA graph after
+  WARMUP_STEPS ordinary steps and replayed; a pass's last, smaller minibatch runs "fused";
+- "compiled": "fused" with the model's loss through `torch.compile` (static shapes, full
+  minibatches). Measured on the CPU it was not faster (bench.perf --only step), so "auto" never
+  picks it;
+- "auto": "graph" on CUDA, "fused" elsewhere, "eager" for methods with per-step callbacks.
+
+The capture is redone when what it captured changes: the model's parameters (OCM's dynamic
+expansion adds a component), the optimizer (refreshed), or the training set outgrowing the buffer
+it is copied into (its capacity doubles, so a growing memory recaptures a handful of times).
+"""
+from __future__ import annotations
+
+import torch
+
+from streams.stream import binarize
+
+STEP_MODES = ("auto", "eager", "fused", "graph", "compiled")
+WARMUP_STEPS = 3   # ordinary steps (on a side stream) before a capture: lazy state, library handles
+
+
+def check_step_mode(mode: str) -> str:
+    if mode not in STEP_MODES:
+        raise ValueError(f"unknown training step '{mode}'; valid: {', '.join(STEP_MODES)}")
+    return mode
+
+
+def resolve_step_mode(requested: str, device: torch.device, per_step_callbacks: bool) -> str:
+    """The mode a strategy runs: `requested`, or eager where plugins need every step's callbacks,
+    and graph capture only on CUDA (elsewhere its step runs fused)."""
+    check_step_mode(requested)
+    if per_step_callbacks or requested == "eager":
+        return "eager"
+    if requested == "auto":
+        return "graph" if device.type == "cuda" else "fused"
+    if requested == "graph" and device.type != "cuda":
+        return "fused"
+    return requested
+
+
+class FusedStep:
+    """One model + optimizer's training step over the minibatches a `TensorMinibatches` plans.
+
+    `run_pass(images, order, bounds)` trains on one pass: minibatch i is
+    `binarize(images[order[start:stop]])` (the whole set when order is None), exactly as
+    `TensorMinibatches.__iter__` draws it, from the same generator. Returns the last loss."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, criterion,
+                 batch_size: int, generator: torch.Generator, mode: str):
+        self.model, self.optimizer, self.criterion = model, optimizer, criterion
+        self.batch_size, self.generator, self.mode = batch_size, generator, mode
+        self.parameter_ids = tuple(map(id, model.parameters()))
+        self.loss_of = self._loss
+        if mode == "compiled":   # the eager random stream (inductor would draw its own numbers)
+            import torch._inductor.config as inductor_config
+
+            inductor_config.fallback_random = True
+            self.loss_of = torch.compile(self._loss, dynamic=False)
+        self.steps = 0                 # steps taken (all kinds)
+        self.replays = 0               # of which graph replays
+        self.captures = 0
+        self._graph: CapturedStep | None = None
+        self._warm = 0                 # full-size steps since the last (re)build, before a capture
+
+    def serves(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator) -> bool:
+        """Still this model's, optimizer's and generator's step (else the strategy builds another)."""
+        return (optimizer is self.optimizer and generator is self.generator and model is self.model
+                and tuple(map(id, model.parameters())) == self.parameter_ids)
+
+    def _loss(self, x: torch.Tensor) -> torch.Tensor:
+        return self.criterion(self.model(x))
+
+    def train_on(self, x: torch.Tensor) -> torch.Tensor:
+        """Binarize, forward, backward, update: the eager loop's arithmetic in the same order."""
+        x = binarize(x, self.generator)
+        self.optimizer.zero_grad()
+        loss = self.loss_of(x) if len(x) == self.batch_size else self._loss(x)
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        return loss
+
+    def run_pass(self, images: torch.Tensor, order: torch.Tensor | None, bounds, on_step) -> torch.Tensor | None:
+        """Train on one pass; `on_step(loss, size, replayed)` after each step (the strategy's
+        bookkeeping; a replayed step's loss tensor is the graph's, overwritten by the next replay)."""
+        graph = self._graph_for(images, order, bounds) if self.mode == "graph" else None
+        loss = None
+        for start, stop in bounds:
+            full = stop - start == self.batch_size
+            if graph is not None and full and self._warm >= WARMUP_STEPS:
+                loss = graph.replay()
+                self.steps += 1
+                self.replays += 1
+                on_step(loss, stop - start, True)
+                continue
+            x = images if order is None else images[order[start:stop]]
+            loss = self._warm_up(graph, x) if graph is not None and full else self.train_on(x)
+            on_step(loss, stop - start, False)
+        return loss
+
+    # ------------------------------------------------------------------------------ the graph
+    def _graph_for(self, images, order, bounds) -> CapturedStep | None:
+        """The captured step, loaded with this pass's set and order; None when the pass has no
+        full-size minibatch (nothing to replay)."""
+        if not any(stop - start == self.batch_size for start, stop in bounds):
+            return None
+        if self._graph is None or len(images) > self._graph.capacity:
+            capacity = max(len(images), 2 * self._graph.capacity if self._graph else 0)
+            if self._graph is not None:
+                self._graph.release()
+            self._graph, self._warm = CapturedStep(self, capacity, images), 0
+        self._graph.load(images, order)
+        return self._graph
+
+    def _warm_up(self, graph: CapturedStep, x: torch.Tensor) -> torch.Tensor:
+        """An ordinary full-size step on a side stream (the capture recipe), counted towards the
+        capture; the step after the last one captures the graph (the capture does not train)."""
+        loss = graph.side_stream_step(x)
+        self._warm += 1
+        if self._warm == WARMUP_STEPS:
+            graph.capture()
+            self.captures += 1
+        return loss
+
+    def check_finite(self) -> bool:
+        """False when a replayed step's loss was NaN or infinite (reads the device flag)."""
+        return self._graph is None or self._graph.finite()
+
+    def release(self) -> None:
+        if self._graph is not None:
+            self._graph.release()
+            self._graph = None
+
+
+class CapturedStep:
+    """The buffers and the CUDA graph of one `FusedStep`: the training set copied into `data`
+    (capacity rows), the pass's order into `order`, a device cursor the graph advances by one
+    minibatch per replay, and a device flag it sets when a loss is not finite."""
+
+    def __init__(self, step: FusedStep, capacity: int, like: torch.Tensor):
+        device = like.device
+        self.step, self.capacity = step, capacity
+        self.data = torch.zeros((capacity, *like.shape[1:]), dtype=like.dtype, device=device)
+        self.order = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.cursor = torch.zeros((), dtype=torch.long, device=device)
+        self.rows = torch.arange(step.batch_size, device=device)
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.loss: torch.Tensor | None = None
+        self._images = None
+        self._grads = None
+        self._stream = torch.cuda.Stream(device)
+
+    def load(self, images: torch.Tensor, order: torch.Tensor | None) -> None:
+        n = len(images)
+        if images is not self._images:            # a new experience's set
+            self.data[:n].copy_(images)
+            self._images = images
+        self.order[:n].copy_(order if order is not None else torch.arange(n, device=images.device))
+        self.cursor.zero_()
+
+    def _draw(self) -> torch.Tensor:
+        """The next minibatch of this pass, on the device: data[order[cursor:cursor + B]]."""
+        x = self.data.index_select(0, self.order.index_select(0, self.cursor + self.rows))
+        self.cursor.add_(self.step.batch_size)
+        return x
+
+    def side_stream_step(self, x: torch.Tensor) -> torch.Tensor:
+        stream = self._stream
+        stream.wait_stream(torch.cuda.current_stream(stream.device))
+        with torch.cuda.stream(stream):
+            loss = self.step.train_on(x)
+            self.cursor.add_(self.step.batch_size)
+        torch.cuda.current_stream(stream.device).wait_stream(stream)
+        return loss
+
+    def capture(self) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        self.graph.register_generator_state(self.step.generator)
+        self.step.optimizer.zero_grad()   # the gradients are allocated by the captured backward
+        with torch.cuda.graph(self.graph, stream=self._stream):
+            x = binarize(self._draw(), self.step.generator)
+            self.step.optimizer.zero_grad()
+            self.loss = self.step.loss_of(x)
+            self.loss.backward()
+            self.step.optimizer.step()
+            self.nonfinite.logical_or_(~torch.isfinite(self.loss))
+        # the captured gradients' memory stays referenced while the graph lives
+        self._grads = [p.grad for p in self.step.model.parameters()]
+
+    def replay(self) -> torch.Tensor:
+        self.graph.replay()
+        return self.loss
+
+    def finite(self) -> bool:
+        return not bool(self.nonfinite)
+
+    def release(self) -> None:
+        if self.graph is not None:
+            self.graph.reset()
+        self.graph, self.loss, self._grads, self._images = None, None, None, None

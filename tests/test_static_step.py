@@ -1,0 +1,201 @@
+"""The fused training step (methods/core/static_step.py): the eager loop's numbers to the bit on
+the CPU, eager for methods with per-step callbacks, a CUDA graph on a GPU within float tolerance
+of eager (tests marked `cuda` skip without one), and GPU cells packed per GPU by the executor."""
+import time
+
+import pytest
+import torch
+
+from bench.evaluation.cell import train_and_evaluate
+from bench.execution import executor
+from bench.execution.store import ResultStore
+from bench.planning.grid import expand_grid, method_config
+from bench.planning.profiles import resolve_profile
+from bench.run import main
+from methods import get_method
+from methods.core.minibatches import TensorMinibatches
+from methods.core.static_step import WARMUP_STEPS, FusedStep, resolve_step_mode
+from methods.core.strategy import GenerativeStrategy, NonFiniteLossError, PluginHooks
+from methods.models.vae import BernoulliVAE, GenerativeLoss
+
+HAS_CUDA = torch.cuda.is_available()
+cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+CPU = torch.device("cpu")
+
+
+def smoke_cell(method, seed=0, settings=None):
+    return expand_grid([method], ["mini"], [seed], resolve_profile("smoke", settings))[0]
+
+
+@pytest.mark.parametrize("method,settings", [
+    ("finetune", None), ("reservoir", None), ("ocm", None), ("ocm-dynamic", None), ("joint", None),
+    ("reservoir", ["steps_per_batch=3"]), ("ocm-iw50", ["mc_samples=3"]),
+])
+def test_the_fused_step_gives_the_eager_loops_numbers_to_the_bit(method, settings):
+    cell = smoke_cell(method, settings=settings)
+    eager = train_and_evaluate(cell, device="cpu", step="eager")
+    fused = train_and_evaluate(cell, device="cpu", step="fused")
+    assert (eager["training_step"], fused["training_step"]) == ("eager", "fused")
+    assert fused["nll_matrix"] == eager["nll_matrix"]
+    for key in ("gradient_steps", "images_trained", "memory", "components"):
+        assert fused[key] == eager[key], key
+    assert 150 < fused["nll"] < 300
+
+
+@pytest.mark.parametrize("method", ["lgm", "curl", "cndpm", "limix"])
+def test_methods_with_per_step_callbacks_always_train_eager(method):
+    strategy = strategy_for(method)
+    assert strategy._has_per_step_callbacks(PluginHooks(strategy.plugins))
+    assert resolve_step_mode("auto", torch.device("cuda"), per_step_callbacks=True) == "eager"
+    assert train_and_evaluate(smoke_cell(method), device="cpu", step="fused")["training_step"] == "eager"
+
+
+@pytest.mark.parametrize("method", ["finetune", "first-k", "reservoir", "ocm", "ocm-iw50", "ocm-dynamic", "joint"])
+def test_methods_without_per_step_callbacks_take_the_fused_or_captured_step(method):
+    strategy = strategy_for(method)
+    assert not strategy._has_per_step_callbacks(PluginHooks(strategy.plugins))
+
+
+def strategy_for(method, profile="smoke", step="auto"):
+    spec = get_method(method)
+    plugin = spec.plugin_class(spec.config_class(**method_config(spec, "mini", resolve_profile(profile).methods.get(method))))
+    model = plugin.build_model(resolve_profile(profile))
+    return GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), plugins=[plugin], step=step)
+
+
+def test_step_modes_resolve_by_device_and_unknown_ones_list_the_valid_ones(tmp_path, capsys):
+    assert resolve_step_mode("auto", CPU, False) == "fused"
+    assert resolve_step_mode("auto", torch.device("cuda", 0), False) == "graph"
+    assert resolve_step_mode("graph", CPU, False) == "fused"      # no graphs off CUDA
+    assert resolve_step_mode("compiled", CPU, False) == "compiled"
+    assert resolve_step_mode("eager", torch.device("cuda", 0), False) == "eager"
+    with pytest.raises(ValueError, match="valid: auto, eager, fused, graph, compiled"):
+        GenerativeStrategy(model=BernoulliVAE(), optimizer=torch.optim.Adam(BernoulliVAE().parameters()),
+                           step="turbo")
+    with pytest.raises(SystemExit):
+        main(["--methods", "finetune", "--training-step", "turbo", "--out", str(tmp_path)])
+    assert "invalid choice: 'turbo'" in capsys.readouterr().err
+
+
+class ExplodingVAE(BernoulliVAE):
+    """Its loss becomes NaN from the third minibatch on."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        loss = super().forward(x)
+        return loss * float("nan") if self.calls >= 3 else loss
+
+
+def test_a_nan_loss_stops_the_fused_step_too():
+    model = ExplodingVAE()
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), step="fused")
+    strategy.step_mode = "fused"
+    strategy.dataloader = TensorMinibatches(torch.rand(64 * 5, 784), 64, torch.Generator().manual_seed(0))
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite at training step 3"):
+        strategy.training_epoch()
+
+
+def test_the_compiled_step_keeps_the_eager_random_stream():
+    """torch.compile with the eager random numbers (inductor's fallback_random): the same
+    trajectory within float tolerance. Not faster on the CPU (bench.perf --only step)."""
+    cell = smoke_cell("reservoir")
+    eager = train_and_evaluate(cell, device="cpu", step="eager")
+    compiled = train_and_evaluate(cell, device="cpu", step="compiled")
+    assert compiled["training_step"] == "compiled"
+    torch.testing.assert_close(torch.tensor(compiled["nll_matrix"]), torch.tensor(eager["nll_matrix"]),
+                               rtol=1e-4, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- packed GPU cells
+def test_gpu_slots_pack_cells_per_gpu_or_spread_the_workers():
+    assert executor.gpu_slots("auto", 2, 8, None) == ["cuda:0", "cuda:1"] * 4
+    assert executor.gpu_slots("cuda", 2, 3, 2) == ["cuda:0", "cuda:1"] * 2
+    assert executor.gpu_slots("cuda:1", 2, 8, 3) == ["cuda:1"] * 3
+    assert executor.gpu_slots("auto", 0, 8, 2) == [] and executor.gpu_slots("cpu", 2, 8, 2) == []
+
+
+def _fake_cell_process(cell, root, data_dir, device, step, parent, conn):
+    """A worker that holds its slot for a moment and says where and when it ran."""
+    start = time.time()
+    time.sleep(0.3)
+    conn.send({"status": "done", "device": device, "step": step, "span": (start, time.time())})
+    conn.close()
+
+
+def test_the_local_executor_packs_gpu_cells_per_gpu_and_leaves_cpu_cells_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(executor, "visible_gpus", lambda: 2)
+    monkeypatch.setattr(executor, "_cell_process", _fake_cell_process)
+    monkeypatch.setattr(executor, "worker_start_method", lambda device, cells: "fork")
+    gpu_cells = expand_grid(["finetune", "reservoir", "ocm"], ["mini"], [0, 1, 2], resolve_profile("paper"))
+    cpu_cells = expand_grid(["finetune"], ["mini"], [0, 1], resolve_profile("smoke"))
+
+    class Bar:
+        def update(self):
+            pass
+
+    outcomes = executor.run_local(gpu_cells + cpu_cells, ResultStore(tmp_path), workers=8, data_dir=None,
+                                  bar=Bar(), device="auto", step="graph", cells_per_gpu=2)
+    assert len(outcomes) == 11 and all(o["step"] == "graph" for o in outcomes.values())
+    on_gpu = [outcomes[c.key] for c in gpu_cells]
+    assert {o["device"] for o in on_gpu} == {"cuda:0", "cuda:1"}
+    assert [outcomes[c.key]["device"] for c in cpu_cells] == ["auto", "auto"]   # resolved in the worker
+    for gpu in ("cuda:0", "cuda:1"):   # never more than 2 cells at once on one GPU, and 2 did run at once
+        spans = [o["span"] for o in on_gpu if o["device"] == gpu]
+        overlap = max(sum(s[0] <= t < s[1] for s in spans) for t, _ in spans)
+        assert overlap == 2
+
+
+# ------------------------------------------------------------------------------------ on a GPU
+def steps_through(mode, steps=12, seed=0, n=64 * 5 + 17):
+    """`steps` minibatches (passes of 5 full and one of 17 images) through a FusedStep on CUDA."""
+    torch.manual_seed(seed)
+    device = torch.device("cuda")
+    model = BernoulliVAE(mc_samples=5).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999), fused=True, capturable=True)
+    generator = torch.Generator(device).manual_seed(seed)
+    images = torch.rand(n, 784, generator=torch.Generator().manual_seed(1)).to(device)
+    loader = TensorMinibatches(images, 64, generator, num_batches=steps)
+    step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, mode)
+    losses = []
+    for order, bounds in loader.passes():
+        step.run_pass(images, order, bounds, lambda loss, size, replayed: losses.append(float(loss)))
+    return model, step, losses
+
+
+@cuda
+def test_the_captured_step_gives_the_eager_numbers_within_float_tolerance():
+    eager_model, _, eager_losses = steps_through("fused", steps=20)
+    graph_model, step, graph_losses = steps_through("graph", steps=20)
+    assert step.captures == 1 and step.replays == 20 - 3 - WARMUP_STEPS   # 3 partial minibatches
+    torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-3)
+    for a, b in zip(graph_model.parameters(), eager_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@cuda
+@pytest.mark.parametrize("method", ["reservoir", "ocm", "ocm-dynamic"])
+def test_cells_trained_through_the_graph_match_eager_cells(method):
+    cell = smoke_cell(method)
+    eager = train_and_evaluate(cell, device="cuda", step="eager")
+    graph = train_and_evaluate(cell, device="cuda", step="graph")
+    assert graph["training_step"] == "graph" and graph["graph_replays"] > 0
+    assert graph["gradient_steps"] == eager["gradient_steps"]
+    if method == "ocm-dynamic" and graph["components"] > 1:   # expansion: new parameters, a new capture
+        assert graph["graph_captures"] >= graph["components"]
+    assert abs(graph["nll"] - eager["nll"]) < 2e-3 * eager["nll"], (graph["nll"], eager["nll"])
+
+
+@cuda
+def test_a_nan_loss_in_a_replayed_step_sets_the_device_flag():
+    model, step, _ = steps_through("graph", steps=12)
+    assert step.replays > 0 and step.check_finite()
+    with torch.no_grad():
+        model.encoder_shared.weight[0, 0] = float("nan")
+    loader = TensorMinibatches(torch.rand(64 * 3, 784, device="cuda"), 64, step.generator)
+    for order, bounds in loader.passes():
+        step.run_pass(loader.images, order, bounds, lambda loss, size, replayed: None)
+    assert not step.check_finite()
