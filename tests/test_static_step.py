@@ -199,3 +199,23 @@ def test_a_nan_loss_in_a_replayed_step_sets_the_device_flag():
     for order, bounds in loader.passes():
         step.run_pass(loader.images, order, bounds, lambda loss, size, replayed: None)
     assert not step.check_finite()
+
+
+@pytest.mark.parametrize("n,num_batches", [(0, None), (10, None), (64, None), (200, None), (200, 7), (200, 2), (10, 3)])
+def test_a_minibatch_plan_states_the_sizes_it_yields(n, num_batches):
+    loader = TensorMinibatches(torch.rand(n, 784), 64, torch.Generator().manual_seed(0), num_batches=num_batches)
+    assert loader.batch_sizes() == [len(batch[0]) for batch in loader]
+
+
+def test_reservoir_trains_on_incoming_plus_memory_without_concatenating():
+    spec = get_method("reservoir")
+    plugin = spec.plugin_class(spec.config_class(budget=100), seed=0)
+    batches = torch.rand(5, 64, 784, generator=torch.Generator().manual_seed(0))
+    for incoming in batches:
+        expected = torch.cat([incoming, plugin.replay_images()]) if plugin.filled else incoming
+        images = plugin.training_images(incoming)
+        assert torch.equal(images, expected)
+        if plugin.filled:   # a view of the reservoir's block: no copy of the memory
+            assert images.untyped_storage().data_ptr() == plugin.block.untyped_storage().data_ptr()
+        plugin.update_memory(incoming)
+    assert plugin.filled == 100 and plugin.seen == 320
