@@ -219,3 +219,20 @@ def test_reservoir_trains_on_incoming_plus_memory_without_concatenating():
             assert images.untyped_storage().data_ptr() == plugin.block.untyped_storage().data_ptr()
         plugin.update_memory(incoming)
     assert plugin.filled == 100 and plugin.seen == 320
+
+
+def test_a_fused_step_is_rebuilt_when_what_a_capture_bakes_in_changes():
+    model = BernoulliVAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, "fused")
+    assert step.serves(model, optimizer, generator)
+    optimizer.param_groups[0]["lr"] = 1e-4                       # a float inside the captured update
+    assert not step.serves(model, optimizer, generator)
+    step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, "fused")
+    optimizer.state = type(optimizer.state)()                   # Avalanche's reset_optimizer
+    assert not step.serves(model, optimizer, generator)
+    step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, "fused")
+    model.add_component()                                       # new parameters, old ones frozen
+    assert not step.serves(model, optimizer, generator)
+    assert not step.serves(model, optimizer, torch.Generator())

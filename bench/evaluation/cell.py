@@ -76,6 +76,8 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     seed_everything(cell.seed)
     profile = cell.profile
     where = resolve_device(device, profile.name)
+    if where.type == "cuda":   # this worker's GPU is its current device (one context, the right one)
+        torch.cuda.set_device(where)
     stream = cached_stream(cell.stream, data_dir)
     spec = get_method(cell.method)
     plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)

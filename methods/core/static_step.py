@@ -59,7 +59,7 @@ class FusedStep:
                  batch_size: int, generator: torch.Generator, mode: str):
         self.model, self.optimizer, self.criterion = model, optimizer, criterion
         self.batch_size, self.generator, self.mode = batch_size, generator, mode
-        self.parameter_ids = tuple(map(id, model.parameters()))
+        self.signature = self._signature(model, optimizer)
         self.loss_of = self._loss
         if mode == "compiled":   # the eager random stream (inductor would draw its own numbers)
             import torch._inductor.config as inductor_config
@@ -71,11 +71,19 @@ class FusedStep:
         self.captures = 0
         self._graph: CapturedStep | None = None
         self._warm = 0                 # full-size steps since the last (re)build, before a capture
+        self.last_replayed = False     # the last step's loss is the graph's (overwritten by the next)
+
+    @staticmethod
+    def _signature(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
+        """What a captured step bakes in: the parameters (and which train), the optimizer's state
+        (a reset replaces it) and learning rates (a float in the captured update)."""
+        return (tuple((id(p), p.requires_grad) for p in model.parameters()), id(optimizer.state),
+                tuple(group["lr"] for group in optimizer.param_groups))
 
     def serves(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator) -> bool:
         """Still this model's, optimizer's and generator's step (else the strategy builds another)."""
         return (optimizer is self.optimizer and generator is self.generator and model is self.model
-                and tuple(map(id, model.parameters())) == self.parameter_ids)
+                and self._signature(model, optimizer) == self.signature)
 
     def _loss(self, x: torch.Tensor) -> torch.Tensor:
         return self.criterion(self.model(x))
@@ -101,10 +109,12 @@ class FusedStep:
                 loss = graph.replay()
                 self.steps += 1
                 self.replays += 1
+                self.last_replayed = True
                 on_step(loss, stop - start, True)
                 continue
             x = images if order is None else images[order[start:stop]]
             loss = self._warm_up(graph, x) if graph is not None and full else self.train_on(x)
+            self.last_replayed = False
             on_step(loss, stop - start, False)
         return loss
 
@@ -185,6 +195,12 @@ class CapturedStep:
         return loss
 
     def capture(self) -> None:
+        """On this step's GPU (the generator's graph-side seed and offset are allocated on the
+        current device when it is registered)."""
+        with torch.cuda.device(self.data.device):
+            self._capture()
+
+    def _capture(self) -> None:
         self.graph = torch.cuda.CUDAGraph()
         self.graph.register_generator_state(self.step.generator)
         self.step.optimizer.zero_grad()   # the gradients are allocated by the captured backward

@@ -249,7 +249,8 @@ class GenerativeStrategy(SupervisedTemplate):
             return None
         fused = self._fused
         if fused is None or not fused.serves(self.model, self.optimizer, loader.generator):
-            if fused is not None:
+            if fused is not None:   # its losses' finiteness is read before its graph goes
+                self.finite_loss.require(fused.check_finite(), self.clock.train_iterations)
                 self._captures, self._replays = self._captures + fused.captures, self._replays + fused.replays
                 fused.release()
             fused = self._fused = FusedStep(self.model, self.optimizer, self._criterion, self.train_mb_size,
@@ -275,8 +276,8 @@ class GenerativeStrategy(SupervisedTemplate):
             if self._stop_training:
                 break
             loss = fused.run_pass(loader.images, order, bounds, on_step)
-            if loss is not None:
-                self.loss = loss.detach().clone() if fused.replays else loss
+            if loss is not None:   # a replayed step's loss tensor is overwritten by the next replay
+                self.loss = loss.detach().clone() if fused.last_replayed else loss
 
     def _place_model(self) -> None:
         """Move the model to the device and look for DynamicModules, when its parameters changed
