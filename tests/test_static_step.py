@@ -118,6 +118,13 @@ def test_gpu_slots_pack_cells_per_gpu_or_spread_the_workers():
     assert executor.gpu_slots("auto", 0, 8, 2) == [] and executor.gpu_slots("cpu", 2, 8, 2) == []
 
 
+def test_ray_packs_gpu_cells_by_asking_for_a_fraction_of_a_gpu():
+    assert executor.ray_gpus_per_cell(None, 4, "auto", {"paper"}, gpus_available=True) == 0.25
+    assert executor.ray_gpus_per_cell(None, None, "auto", {"paper"}, gpus_available=True) == 1
+    assert executor.ray_gpus_per_cell(0.5, 4, "cuda", {"smoke"}, gpus_available=True) == 0.5   # given: kept
+    assert executor.ray_gpus_per_cell(None, 4, "auto", {"quick"}, gpus_available=True) == 0     # CPU cells
+
+
 def _fake_cell_process(cell, root, data_dir, device, step, parent, conn):
     """A worker that holds its slot for a moment and says where and when it ran."""
     start = time.time()
@@ -236,3 +243,13 @@ def test_a_fused_step_is_rebuilt_when_what_a_capture_bakes_in_changes():
     model.add_component()                                       # new parameters, old ones frozen
     assert not step.serves(model, optimizer, generator)
     assert not step.serves(model, optimizer, torch.Generator())
+
+
+def test_the_runner_refuses_bad_packing_requests_before_running(tmp_path, capsys):
+    smoke = ["--methods", "finetune", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+             "--no-progress", "--out", str(tmp_path)]
+    assert main(smoke + ["--cells-per-gpu", "0"]) == 2
+    assert "--cells-per-gpu must be at least 1" in capsys.readouterr().err
+    assert main(smoke + ["--cells-per-gpu", "2", "--executor", "slurm"]) == 2
+    assert "a Slurm job runs one cell" in capsys.readouterr().err
+    assert not (tmp_path / "records").exists()

