@@ -133,6 +133,7 @@ class GenerativeStrategy(SupervisedTemplate):
         self._placed_parameters: tuple | None = None      # parameter ids last moved/inspected
         self._dynamic = False                             # the model has Avalanche DynamicModules
         self._hooks: PluginHooks | None = None            # the plugins' callbacks, set by train()
+        self._per_step = False                            # some plugin acts at every step
         self.generator = torch.Generator(self.device).manual_seed(seed)
         # The schedule: None = `train_epochs` passes over what the method trains on (the paper's);
         # N = N minibatches per `train_mb_size` incoming images for every method (matched compute).
@@ -158,8 +159,8 @@ class GenerativeStrategy(SupervisedTemplate):
         if not self.model.training:   # Module.train() walks every submodule: skipped when set
             self.model.train()
         self._place_model()
-        hooks = self._hooks = PluginHooks(self.plugins)
-        self.step_mode = resolve_step_mode(self.requested_step, self.device, self._has_per_step_callbacks(hooks))
+        hooks = self._plugin_hooks()
+        self.step_mode = resolve_step_mode(self.requested_step, self.device, self._per_step)
         hooks("before_training", self, kwargs)
         for self.experience in _experiences_parameter_as_iterable(experiences):
             hooks("before_train_dataset_adaptation", self, kwargs)
@@ -182,6 +183,14 @@ class GenerativeStrategy(SupervisedTemplate):
         hooks("after_training", self, kwargs)
         self._train_cleanup()
         return self.evaluator.get_last_metrics()
+
+    def _plugin_hooks(self) -> PluginHooks:
+        """The plugins' callbacks per event, and whether any acts per step: kept between train()
+        calls (one per experience) while the plugin list is the same."""
+        if self._hooks is None or self._hooks.plugins != tuple(self.plugins):
+            self._hooks = PluginHooks(self.plugins)
+            self._per_step = self._has_per_step_callbacks(self._hooks)
+        return self._hooks
 
     def _has_per_step_callbacks(self, hooks: PluginHooks) -> bool:
         """Whether a plugin other than the strategy's clock acts at every training step."""
