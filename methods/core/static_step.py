@@ -11,10 +11,13 @@ The strategy's `step` setting picks how a step runs (methods/core/strategy.py):
 - "graph": "fused", with the full-size minibatches' step captured as a CUDA graph after
   WARMUP_STEPS ordinary steps and replayed; a pass's last, smaller minibatch runs "fused";
 - "compiled": "fused" with the model's loss through `torch.compile` (static shapes, full
-  minibatches). Measured on the CPU it was not faster (bench.perf --only step), so "auto" never
-  picks it;
+  minibatches, the eager random stream). On the CPU (bench.perf --only step, reports/perf-step.md)
+  2-8% faster per step at the quick profile's 1 MC sample, no faster at the paper's 50, and it
+  compiles for seconds per process and again after each expansion: "auto" never picks it;
 - "auto": "graph" on CUDA, "fused" elsewhere, "eager" for methods with per-step callbacks.
 
+A captured step replays kernels: Python in the model's forward (module hooks included) runs once,
+at the capture. Plugins act through per-step callbacks, which send a method to "eager".
 The capture is redone when what it captured changes: the model's parameters (OCM's dynamic
 expansion adds a component), the optimizer (refreshed), or the training set outgrowing the buffer
 it is copied into (its capacity doubles, so a growing memory recaptures a handful of times).
