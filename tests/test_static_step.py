@@ -1,6 +1,7 @@
 """The fused training step (methods/core/static_step.py): the eager loop's numbers to the bit on
 the CPU, eager for methods with per-step callbacks, a CUDA graph on a GPU within float tolerance
 of eager (tests marked `cuda` skip without one), and GPU cells packed per GPU by the executor."""
+import contextlib
 import time
 
 import pytest
@@ -154,6 +155,66 @@ def test_the_local_executor_packs_gpu_cells_per_gpu_and_leaves_cpu_cells_alone(t
         spans = [o["span"] for o in on_gpu if o["device"] == gpu]
         overlap = max(sum(s[0] <= t < s[1] for s in spans) for t, _ in spans)
         assert overlap == 2
+
+
+# ------------------------------------------------- the captured step's bookkeeping, on the CPU
+class EmulatedGraphs:
+    """CudaGraphs for a CPU: no streams; a capture records the step's function without running it
+    and a replay runs it. What a replay computes is then the captured step's arithmetic on its
+    buffers (cursor, order, data), so it must match the fused step to the bit."""
+
+    captures = 0
+
+    @staticmethod
+    def stream(device):
+        return None
+
+    @staticmethod
+    def on_side_stream(stream):
+        return contextlib.nullcontext()
+
+    @classmethod
+    def capture(cls, body, stream, generator, device):
+        cls.captures += 1
+
+        class Replay:
+            replay = staticmethod(body)
+            reset = staticmethod(lambda: None)
+
+        return Replay()
+
+
+def train_through(mode, passes, seed=0, graphs=None):
+    """FusedStep over several experiences' sets (each `(images, num_batches)`) on the CPU."""
+    torch.manual_seed(seed)
+    model = BernoulliVAE(mc_samples=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999), fused=True)
+    generator = torch.Generator().manual_seed(seed)
+    step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, mode, graphs=graphs)
+    losses = []
+    for images, num_batches in passes:
+        loader = TensorMinibatches(images, 64, generator, num_batches=num_batches)
+        for order, bounds in loader.passes():
+            step.run_pass(images, order, bounds, lambda loss, size, replayed: losses.append(loss.item()))
+    return model, step, losses
+
+
+def test_the_captured_steps_bookkeeping_gives_the_fused_steps_numbers_to_the_bit():
+    """Warm-up, capture, replays from the device cursor, partial minibatches between replays, a new
+    experience's set loaded into the buffer, and a recapture when a set outgrows it."""
+    sets = [torch.rand(n, 784, generator=torch.Generator().manual_seed(n)) for n in (64 * 5 + 17, 100, 64 * 9 + 3)]
+    passes = [(sets[0], 20), (sets[1], None), (sets[2], 12), (sets[0], None)]
+    fused_model, _, fused_losses = train_through("fused", passes)
+    EmulatedGraphs.captures = 0
+    graph_model, step, graph_losses = train_through("graph", passes, graphs=EmulatedGraphs)
+    assert graph_losses == fused_losses
+    for a, b in zip(graph_model.parameters(), fused_model.parameters()):
+        assert torch.equal(a, b)
+    # 337 rows, then 579 > 337: the buffer grows and the step is captured again after its warm-up
+    assert step.captures == EmulatedGraphs.captures == 2
+    # partial minibatches: 3 in the 20 of the first set (passes of 6, 6, 6, 2), 1 per pass after
+    assert step.replays == len(fused_losses) - 2 * WARMUP_STEPS - 6 == 28
+    assert step.check_finite()
 
 
 # ------------------------------------------------------------------------------------ on a GPU

@@ -24,6 +24,8 @@ it is copied into (its capacity doubles, so a growing memory recaptures a handfu
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from streams.stream import binarize
@@ -59,8 +61,9 @@ class FusedStep:
     `TensorMinibatches.__iter__` draws it, from the same generator. Returns the last loss."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, criterion,
-                 batch_size: int, generator: torch.Generator, mode: str):
+                 batch_size: int, generator: torch.Generator, mode: str, graphs=None):
         self.model, self.optimizer, self.criterion = model, optimizer, criterion
+        self.graphs = graphs or CudaGraphs   # how captures are made (tests: an emulation)
         self.batch_size, self.generator, self.mode = batch_size, generator, mode
         self.signature = self._signature(model, optimizer)
         self.loss_of = self._loss
@@ -155,6 +158,51 @@ class FusedStep:
             self._graph = None
 
 
+class CudaGraphs:
+    """The CUDA calls a captured step makes, in one place: a side stream, running on it, and the
+    capture itself. `tests/test_static_step.py` substitutes an emulation that replays the captured
+    function in Python, which checks the step's own bookkeeping (buffers, cursor, warm-up,
+    recaptures) on a CPU against the fused step, to the bit."""
+
+    @staticmethod
+    def stream(device: torch.device):
+        return torch.cuda.Stream(device)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def on_side_stream(stream):
+        """Run on `stream`, ordered after the work queued so far and before the work queued next."""
+        stream.wait_stream(torch.cuda.current_stream(stream.device))
+        with torch.cuda.stream(stream):
+            yield
+        torch.cuda.current_stream(stream.device).wait_stream(stream)
+
+    @staticmethod
+    def capture(body, stream, generator: torch.Generator, device: torch.device) -> CapturedGraph:
+        """`body()` captured (not run) as a CUDA graph on `device`. The custom generator is
+        registered first (its graph-side seed and offset live on the current device)."""
+        with torch.cuda.device(device):
+            graph = torch.cuda.CUDAGraph()
+            graph.register_generator_state(generator)
+            with torch.cuda.graph(graph, stream=stream):
+                output = body()
+        return CapturedGraph(graph, output)
+
+
+class CapturedGraph:
+    """A captured CUDA graph and its output tensor, which every replay overwrites."""
+
+    def __init__(self, graph, output: torch.Tensor):
+        self.graph, self.output = graph, output
+
+    def replay(self) -> torch.Tensor:
+        self.graph.replay()
+        return self.output
+
+    def reset(self) -> None:
+        self.graph.reset()
+
+
 class CapturedStep:
     """The buffers and the CUDA graph of one `FusedStep`: the training set copied into `data`
     (capacity rows), the pass's order into `order`, a device cursor the graph advances by one
@@ -168,11 +216,10 @@ class CapturedStep:
         self.cursor = torch.zeros((), dtype=torch.long, device=device)
         self.rows = torch.arange(step.batch_size, device=device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.loss: torch.Tensor | None = None
+        self.graph: CapturedGraph | None = None
         self._images = None
         self._grads = None
-        self._stream = torch.cuda.Stream(device)
+        self._stream = step.graphs.stream(device)
 
     def load(self, images: torch.Tensor, order: torch.Tensor | None) -> None:
         n = len(images)
@@ -189,37 +236,29 @@ class CapturedStep:
         return x
 
     def side_stream_step(self, x: torch.Tensor) -> torch.Tensor:
-        stream = self._stream
-        stream.wait_stream(torch.cuda.current_stream(stream.device))
-        with torch.cuda.stream(stream):
+        with self.step.graphs.on_side_stream(self._stream):
             loss = self.step.train_on(x)
             self.cursor.add_(self.step.batch_size)
-        torch.cuda.current_stream(stream.device).wait_stream(stream)
+        return loss
+
+    def _body(self) -> torch.Tensor:
+        """What the graph does: the next minibatch through `train_on`'s arithmetic, and the flag."""
+        x = binarize(self._draw(), self.step.generator)
+        self.step.optimizer.zero_grad()
+        loss = self.step.loss_of(x)
+        loss.backward()
+        self.step.optimizer.step()
+        self.nonfinite.logical_or_(~torch.isfinite(loss))
         return loss
 
     def capture(self) -> None:
-        """On this step's GPU (the generator's graph-side seed and offset are allocated on the
-        current device when it is registered)."""
-        with torch.cuda.device(self.data.device):
-            self._capture()
-
-    def _capture(self) -> None:
-        self.graph = torch.cuda.CUDAGraph()
-        self.graph.register_generator_state(self.step.generator)
         self.step.optimizer.zero_grad()   # the gradients are allocated by the captured backward
-        with torch.cuda.graph(self.graph, stream=self._stream):
-            x = binarize(self._draw(), self.step.generator)
-            self.step.optimizer.zero_grad()
-            self.loss = self.step.loss_of(x)
-            self.loss.backward()
-            self.step.optimizer.step()
-            self.nonfinite.logical_or_(~torch.isfinite(self.loss))
+        self.graph = self.step.graphs.capture(self._body, self._stream, self.step.generator, self.data.device)
         # the captured gradients' memory stays referenced while the graph lives
         self._grads = [p.grad for p in self.step.model.parameters()]
 
     def replay(self) -> torch.Tensor:
-        self.graph.replay()
-        return self.loss
+        return self.graph.replay()
 
     def finite(self) -> bool:
         return not bool(self.nonfinite)
@@ -227,4 +266,4 @@ class CapturedStep:
     def release(self) -> None:
         if self.graph is not None:
             self.graph.reset()
-        self.graph, self.loss, self._grads, self._images = None, None, None, None
+        self.graph, self._grads, self._images = None, None, None
