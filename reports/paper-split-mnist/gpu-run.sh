@@ -22,14 +22,14 @@ export PYTHONPATH=/tmp/site:$PWD
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.__version__, torch.cuda.get_device_name())" || exit 1
 case "${1:-checks}" in
   checks)
-    timeout 150 python3 -m pytest -q -x tests/test_static_step.py tests/test_device.py -p no:cacheprovider 2>&1 \
+    timeout 120 python3 -m pytest -q -x tests/test_static_step.py tests/test_device.py -p no:cacheprovider 2>&1 \
       | tee "$OUT/tests.log" | tail -5
     timeout 240 python3 -m bench.perf --device cuda --profile paper --only step,packing --methods reservoir,ocm \
-      --batches 6 --cells 1,2,4,8 --seconds 15 --out "$OUT/perf-cuda-step.md" 2>&1 | tail -25
+      --batches 6 --cells 1,2,4,8 --seconds 10 --out "$OUT/perf-cuda-step.md" 2>&1 | tail -25
     if command -v nvidia-cuda-mps-control >/dev/null; then
       nvidia-cuda-mps-control -d && sleep 2
-      timeout 110 python3 -m bench.perf --device cuda --profile paper --only packing --methods reservoir \
-        --cells 1,4,8 --seconds 15 --out "$OUT/perf-cuda-packing-mps.md" 2>&1 | tail -8
+      timeout 150 python3 -m bench.perf --device cuda --profile paper --only packing --methods reservoir \
+        --cells 1,4,8 --seconds 10 --out "$OUT/perf-cuda-packing-mps.md" 2>&1 | tail -8
       echo quit | nvidia-cuda-mps-control
     fi
     ;;
