@@ -2,6 +2,7 @@
 the CPU, eager for methods with per-step callbacks, a CUDA graph on a GPU within float tolerance
 of eager (tests marked `cuda` skip without one), and GPU cells packed per GPU by the executor."""
 import contextlib
+import shutil
 import time
 
 import pytest
@@ -100,6 +101,7 @@ def test_a_nan_loss_stops_the_fused_step_too():
         strategy.training_epoch()
 
 
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on a CPU needs a C++ compiler")
 def test_the_compiled_step_keeps_the_eager_random_stream():
     """torch.compile with the eager random numbers (inductor's fallback_random): the same
     trajectory within float tolerance. Not faster on the CPU (bench.perf --only step)."""
