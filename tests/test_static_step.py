@@ -219,6 +219,38 @@ def test_the_captured_steps_bookkeeping_gives_the_fused_steps_numbers_to_the_bit
     assert step.check_finite()
 
 
+class UncapturableGraphs(EmulatedGraphs):
+    """CUDA refusing the capture (as it does for a forward that reads a value on the host)."""
+
+    @classmethod
+    def capture(cls, body, stream, generator, device):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+
+def test_a_step_that_cannot_be_captured_runs_fused_with_a_warning():
+    sets = [torch.rand(64 * 5 + 17, 784, generator=torch.Generator().manual_seed(1))]
+    _, _, fused_losses = train_through("fused", [(sets[0], 14)])
+    with pytest.warns(UserWarning, match="could not be captured as a CUDA graph, so it runs fused"):
+        _, step, losses = train_through("graph", [(sets[0], 14)], graphs=UncapturableGraphs)
+    assert losses == fused_losses and step.mode == "fused" and step.replays == 0 and step.captures == 0
+    assert step.capture_error == "RuntimeError: operation not permitted when stream is capturing"
+
+
+def test_a_cell_whose_step_cannot_be_captured_says_so_and_keeps_the_fused_numbers(monkeypatch):
+    from methods.core import static_step, strategy
+
+    cell = smoke_cell("ocm-dynamic")   # expands: the rebuilt step must not try to capture again
+    fused = train_and_evaluate(cell, device="cpu", step="fused")
+    monkeypatch.setattr(static_step, "CudaGraphs", UncapturableGraphs)
+    monkeypatch.setattr(strategy, "resolve_step_mode", lambda requested, device, per_step: "graph")
+    with pytest.warns(UserWarning, match="could not be captured") as warned:
+        record = train_and_evaluate(cell, device="cpu", step="graph")
+    assert len(warned) == 1
+    assert record["training_step"] == "fused" and record["graph_captures"] == 0
+    assert record["graph_capture_error"].startswith("RuntimeError: operation not permitted")
+    assert record["nll_matrix"] == fused["nll_matrix"] and record["components"] == fused["components"] > 1
+
+
 # ------------------------------------------------------------------------------------ on a GPU
 def steps_through(mode, steps=12, seed=0, n=64 * 5 + 17):
     """`steps` minibatches (passes of 5 full and one of 17 images) through a FusedStep on CUDA."""

@@ -18,6 +18,8 @@ The strategy's `step` setting picks how a step runs (methods/core/strategy.py):
 
 A captured step replays kernels: Python in the model's forward (module hooks included) runs once,
 at the capture. Plugins act through per-step callbacks, which send a method to "eager".
+A step that cannot be captured (CUDA refuses, e.g. a forward that reads a value on the host) runs
+fused for the rest of the cell, with a warning; the record says so (`graph_capture_error`).
 The capture is redone when what it captured changes: the model's parameters (OCM's dynamic
 expansion adds a component), the optimizer (refreshed), or the training set outgrowing the buffer
 it is copied into (its capacity doubles, so a growing memory recaptures a handful of times).
@@ -25,6 +27,7 @@ it is copied into (its capacity doubles, so a growing memory recaptures a handfu
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -78,6 +81,7 @@ class FusedStep:
         self._graph: CapturedStep | None = None
         self._warm = 0                 # full-size steps since the last (re)build, before a capture
         self.last_replayed = False     # the last step's loss is the graph's (overwritten by the next)
+        self.capture_error: str | None = None   # why the graph mode fell back to fused, if it did
 
     @staticmethod
     def _signature(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
@@ -119,7 +123,11 @@ class FusedStep:
                 on_step(loss, stop - start, True)
                 continue
             x = images if order is None else images[order[start:stop]]
-            loss = self._warm_up(graph, x) if graph is not None and full else self.train_on(x)
+            if graph is not None and full:
+                loss = self._warm_up(graph, x)
+                graph = self._graph   # None when the capture failed: the rest runs fused
+            else:
+                loss = self.train_on(x)
             self.last_replayed = False
             on_step(loss, stop - start, False)
         return loss
@@ -144,8 +152,16 @@ class FusedStep:
         loss = graph.side_stream_step(x)
         self._warm += 1
         if self._warm == WARMUP_STEPS:
-            graph.capture()
-            self.captures += 1
+            try:
+                graph.capture()
+            except RuntimeError as err:   # e.g. a model whose forward reads a value on the host
+                self.capture_error = f"{type(err).__name__}: {err}".splitlines()[0]
+                self.mode = "fused"
+                self.release()
+                warnings.warn(f"the training step could not be captured as a CUDA graph, so it runs "
+                              f"fused (the same numbers, more launches): {self.capture_error}", stacklevel=2)
+            else:
+                self.captures += 1
         return loss
 
     def check_finite(self) -> bool:

@@ -144,6 +144,7 @@ class GenerativeStrategy(SupervisedTemplate):
         self.step_mode: str | None = None
         self._fused: FusedStep | None = None
         self._captures = self._replays = 0   # of fused steps released (the model or optimizer changed)
+        self._capture_error: str | None = None   # a capture failed: later fused steps are not captured
         method = self.method
         self.finite_loss = FiniteLossCheck(method.name if method is not None else "training")
 
@@ -243,11 +244,14 @@ class GenerativeStrategy(SupervisedTemplate):
                 callback(self, **kwargs)
 
     def step_stats(self) -> dict:
-        """CUDA-graph captures and replays so far (for records), when steps were captured."""
+        """CUDA-graph captures and replays so far (for records), when steps were to be captured,
+        and why a capture failed if one did (the step then ran fused)."""
         fused = self._fused
         if fused is None or self.step_mode != "graph":
             return {}
-        return {"graph_captures": self._captures + fused.captures, "graph_replays": self._replays + fused.replays}
+        error = fused.capture_error or self._capture_error
+        return {"graph_captures": self._captures + fused.captures, "graph_replays": self._replays + fused.replays,
+                **({"training_step": "fused", "graph_capture_error": error} if error else {})}
 
     def _fused_step(self) -> FusedStep | None:
         """The fused step for the current model and optimizer (built again when either changed),
@@ -261,9 +265,11 @@ class GenerativeStrategy(SupervisedTemplate):
             if fused is not None:   # its losses' finiteness is read before its graph goes
                 self.finite_loss.require(fused.check_finite(), self.clock.train_iterations)
                 self._captures, self._replays = self._captures + fused.captures, self._replays + fused.replays
+                self._capture_error = self._capture_error or fused.capture_error
                 fused.release()
+            mode = "fused" if self._capture_error else self.step_mode   # a step that failed to capture once
             fused = self._fused = FusedStep(self.model, self.optimizer, self._criterion, self.train_mb_size,
-                                            loader.generator, self.step_mode)
+                                            loader.generator, mode)
         return fused
 
     def _fused_epoch(self, fused: FusedStep) -> None:
