@@ -219,6 +219,26 @@ def test_the_captured_steps_bookkeeping_gives_the_fused_steps_numbers_to_the_bit
     assert step.check_finite()
 
 
+@pytest.mark.parametrize("method,settings", [("reservoir", None), ("ocm-dynamic", None), ("joint", None),
+                                             ("ocm", ["steps_per_batch=3"])])
+def test_cells_through_the_emulated_graph_match_fused_cells_to_the_bit(method, settings, monkeypatch):
+    """The strategy's graph mode end to end (buffers growing with the memory, rebuilt steps after
+    an expansion, the device flag read per experience), with the capture emulated on the CPU."""
+    from methods.core import static_step, strategy
+
+    cell = smoke_cell(method, settings=settings)
+    fused = train_and_evaluate(cell, device="cpu", step="fused")
+    EmulatedGraphs.captures = 0
+    monkeypatch.setattr(static_step, "CudaGraphs", EmulatedGraphs)
+    monkeypatch.setattr(strategy, "resolve_step_mode", lambda requested, device, per_step: "graph")
+    graph = train_and_evaluate(cell, device="cpu", step="graph")
+    assert graph["training_step"] == "graph" and "graph_capture_error" not in graph
+    assert graph["graph_captures"] == EmulatedGraphs.captures >= 1 and graph["graph_replays"] > 0
+    assert graph["nll_matrix"] == fused["nll_matrix"]
+    for key in ("gradient_steps", "images_trained", "memory", "components"):
+        assert graph[key] == fused[key], key
+
+
 class UncapturableGraphs(EmulatedGraphs):
     """CUDA refusing the capture (as it does for a forward that reads a value on the host)."""
 
