@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "fused step elsewhere, eager for methods with per-step callbacks); recorded")
     p.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, default=None,
                    help="GPU cells run at once on each GPU, each started on its own cuda:i (local and "
-                        "Ray executors; default: the --workers spread over the visible GPUs)")
+                        "Ray executors; default: the --workers spread over the visible GPUs). At most "
+                        "--workers cells run at once in all: give --workers N x GPUs or more")
     p.add_argument("--gpus-per-cell", "--slurm-gpus", dest="gpus_per_cell", type=float, default=None,
                    help="GPUs each Ray task / Slurm job asks for (Ray takes fractions, e.g. 0.25 "
                         "packs four cells per GPU); default 1 for GPU cells, else 0")
@@ -225,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
         if args.cells_per_gpu is not None and args.cells_per_gpu < 1:
             raise ValueError(f"--cells-per-gpu must be at least 1, not {args.cells_per_gpu}")
+        if args.executor == "ray" and args.cells_per_gpu is not None and args.gpus_per_cell is not None:
+            raise ValueError("give --cells-per-gpu N (Ray then asks for 1/N GPU per cell) or --gpus-per-cell, "
+                             "not both")
+        if args.cells_per_gpu is not None and args.device == "cpu":
+            print("warning: --cells-per-gpu has no effect with --device cpu (--workers sets how many "
+                  "cells run at once)", file=sys.stderr)
         if args.executor == "slurm" and args.cells_per_gpu not in (None, 1):
             raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
                              "runs one cell (pack with the Ray executor on the allocation instead)")

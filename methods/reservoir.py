@@ -33,7 +33,9 @@ class ReservoirPlugin(GenerativePlugin):
         return None if self.buffer is None else self.buffer[:self.filled]
 
     def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
-        """incoming + memory, in that order (as `torch.cat` would give them), without the copy."""
+        """incoming + memory, in that order (as `torch.cat` would give them), without the copy: a
+        view of the block, valid until the next `training_images` or `update_memory` writes it
+        (the strategy trains on it in between)."""
         head = 0 if self.block is None else len(self.block) - len(self.buffer)
         if self.filled == 0 or len(incoming) > head or incoming.device != self.block.device:
             return super().training_images(incoming)

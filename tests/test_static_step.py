@@ -2,6 +2,7 @@
 the CPU, eager for methods with per-step callbacks, a CUDA graph on a GPU within float tolerance
 of eager (tests marked `cuda` skip without one), and GPU cells packed per GPU by the executor."""
 import contextlib
+import math
 import shutil
 import time
 
@@ -239,6 +240,30 @@ def test_cells_through_the_emulated_graph_match_fused_cells_to_the_bit(method, s
         assert graph[key] == fused[key], key
 
 
+def test_a_set_written_in_place_between_experiences_is_copied_again():
+    """A method may train on one tensor that it updates in place (here: a fixed memory whose first
+    rows each experience overwrites): the graph's buffer must follow it."""
+    batches = torch.rand(4, 64, 784, generator=torch.Generator().manual_seed(2))
+
+    def run(mode, graphs=None):
+        torch.manual_seed(0)
+        memory = torch.rand(200, 784, generator=torch.Generator().manual_seed(1))
+        model = BernoulliVAE()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(0)
+        step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, mode, graphs=graphs)
+        losses = []
+        for batch in batches:
+            memory[:64] = batch
+            for order, bounds in TensorMinibatches(memory, 64, generator, num_batches=8).passes():
+                step.run_pass(memory, order, bounds, lambda loss, size, replayed: losses.append(loss.item()))
+        return losses, step
+
+    fused, _ = run("fused")
+    graph, step = run("graph", EmulatedGraphs)
+    assert step.replays > 0 and graph == fused
+
+
 class UncapturableGraphs(EmulatedGraphs):
     """CUDA refusing the capture (as it does for a forward that reads a value on the host)."""
 
@@ -370,4 +395,32 @@ def test_the_runner_refuses_bad_packing_requests_before_running(tmp_path, capsys
     assert "--cells-per-gpu must be at least 1" in capsys.readouterr().err
     assert main(smoke + ["--cells-per-gpu", "2", "--executor", "slurm"]) == 2
     assert "a Slurm job runs one cell" in capsys.readouterr().err
+    assert main(smoke + ["--cells-per-gpu", "2", "--gpus-per-cell", "0.5", "--executor", "ray"]) == 2
+    assert "not both" in capsys.readouterr().err
     assert not (tmp_path / "records").exists()
+    assert main(smoke + ["--cells-per-gpu", "2", "--device", "cpu"]) == 0   # runs, and says it is moot
+    assert "--cells-per-gpu has no effect with --device cpu" in capsys.readouterr().err
+
+
+class HostReadingVAE(BernoulliVAE):
+    """A forward that reads a value on the host: CUDA refuses to capture it."""
+
+    def forward(self, x):
+        loss = super().forward(x)
+        return loss * (1.0 if loss.sum().item() > 0 else 1.0)
+
+
+@cuda
+def test_a_forward_cuda_refuses_to_capture_falls_back_to_fused_on_a_real_gpu():
+    torch.manual_seed(0)
+    model = HostReadingVAE().cuda()
+    optimizer = torch.optim.Adam(model.parameters(), fused=True, capturable=True)
+    generator = torch.Generator("cuda").manual_seed(0)
+    images = torch.rand(64 * 8, 784, device="cuda")
+    step = FusedStep(model, optimizer, GenerativeLoss(), 64, generator, "graph")
+    losses = []
+    with pytest.warns(UserWarning, match="could not be captured"):
+        for order, bounds in TensorMinibatches(images, 64, generator, num_batches=16).passes():
+            step.run_pass(images, order, bounds, lambda loss, size, replayed: losses.append(loss.item()))
+    assert step.mode == "fused" and step.replays == 0 and len(losses) == 16
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]

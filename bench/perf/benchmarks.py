@@ -69,7 +69,10 @@ def synchronize(device: torch.device) -> None:
 class HarnessRun:
     """One method through our strategy + plugin, an experience (online batch) at a time.
 
-    Records the size of every minibatch it trains on, so that the plain loop can do the same steps."""
+    Says the size of every minibatch it trained on, so that the plain loops can take the same
+    steps: from the model's forward when the strategy ran eager (a method may add generated images
+    to a minibatch, LGM and CURL do), else from the experience's minibatch plan (a captured step
+    runs the model's forward hooks only when it is captured; fused steps train the plan as is)."""
 
     def __init__(self, method: str, images: torch.Tensor, profile, seed: int = 0,
                  device: torch.device = CPU, step: str = "auto"):
@@ -82,6 +85,8 @@ class HarnessRun:
             model=model, optimizer=training_optimizer(model, profile, device),
             train_epochs=profile.epochs, train_mb_size=profile.batch_size, plugins=[plugin],
             seed=seed, device=device, step=step)
+        self.forward_sizes: list[int] = []
+        model.register_forward_pre_hook(lambda _module, args: self.forward_sizes.append(len(args[0])))
         self.timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
         self.loader = None   # the experience's minibatch plan (the strategy drops it after training)
         make_loader = self.strategy.make_train_dataloader
@@ -99,11 +104,14 @@ class HarnessRun:
         The sizes are read from the experience's minibatch plan (a captured step runs the model's
         forward hooks only when it is captured)."""
         events = self.timer.seconds if self.timer else 0.0
+        first = len(self.forward_sizes)
         synchronize(self.device)
         start = time.perf_counter()
         self.strategy.train(experience)
         synchronize(self.device)
         seconds = time.perf_counter() - start - ((self.timer.seconds - events) if self.timer else 0.0)
+        if self.strategy.step_mode == "eager":
+            return self.forward_sizes[first:], seconds
         return self.loader.batch_sizes() * self.strategy.train_epochs, seconds
 
 
@@ -405,6 +413,11 @@ def main(argv=None) -> int:
     parts = (args.only or ("overhead,evaluation" if on_gpu else "overhead,evaluation,scaling,growth")).split(",")
     where = torch.cuda.get_device_name(device) if on_gpu else "one CPU thread"
     sections = []
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:   # after every part: a later part that fails or is stopped loses only itself
+        Path(out).write_text("# bench.perf\n\n" + "\n".join(sections))
+
     if "overhead" in parts:
         rows = training_overhead(args.methods.split(","), args.batches, args.repeats, args.profile, device)
         table = tabulate(rows, headers=["method", "steps", "ours ms/step", "plain ms/step",
@@ -414,6 +427,7 @@ def main(argv=None) -> int:
                          tablefmt="github", disable_numparse=True)
         sections.append(f"## 1. Training-loop overhead ({args.profile} profile, mini, {args.batches} "
                         f"incoming batches, median of {args.repeats}, {where})\n\n{table}\n")
+        write()
     if "step" in parts:
         modes = ("eager", "fused", "graph") if on_gpu else ("eager", "fused", "compiled")
         table = tabulate(step_modes(args.methods.split(","), args.batches, args.profile, device, modes),
@@ -421,6 +435,7 @@ def main(argv=None) -> int:
                          tablefmt="github", disable_numparse=True)
         sections.append(f"## Training step modes ({args.profile} profile, mini, {args.batches} incoming "
                         f"batches, first experience left out, {where})\n\n{table}\n")
+        write()
     if "packing" in parts:
         from bench.perf.packing import packing_rows
 
@@ -432,6 +447,7 @@ def main(argv=None) -> int:
                          tablefmt="github", disable_numparse=True)
         sections.append(f"## Packed cells ({method}, {args.profile} profile, mini, {args.seconds:.0f} s "
                         f"each, {where})\n\n{table}\n")
+        write()
     if "evaluation" in parts:
         chunks = (None, 2048, 16384, 262144) if on_gpu else (None,)
         table = tabulate(evaluation_efficiency(device=device, chunk_rows=chunks),
@@ -441,20 +457,20 @@ def main(argv=None) -> int:
                                   "fraction of the 1536 matmul alone (the earlier peak)"],
                          tablefmt="github", disable_numparse=True)
         sections.append(f"## 2. Evaluation efficiency ({where}, fp32)\n\n{table}\n")
+        write()
     if "scaling" in parts:
         table = tabulate(grid_scaling(), headers=["grid", "1 worker s", "2 workers s",
                          "speed-up (target >= 1.8)", "cells' slowdown, both cores busy",
                          "workers busy, share of wall time"], tablefmt="github", disable_numparse=True)
         sections.append(f"## 3. Grid scaling (local process pool)\n\n{table}\n")
+        write()
     if "growth" in parts:
         table = tabulate(cost_growth(), headers=["method", "stream", "train s", "x of 1x", "steps",
                          "ms/step", "peak RSS MB", "LTM", "components"], tablefmt="github",
                          disable_numparse=True)
         sections.append("## 4. Cost growth with stream length (quick profile on mini, 160/320/640 "
                         f"images per task)\n\n{table}\n")
-    text = "# bench.perf\n\n" + "\n".join(sections)
-    print(text)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(text)
+        write()
+    print("# bench.perf\n\n" + "\n".join(sections))
     return 0
 

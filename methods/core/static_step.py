@@ -85,15 +85,21 @@ class FusedStep:
 
     @staticmethod
     def _signature(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
-        """What a captured step bakes in: the parameters (and which train), the optimizer's state
-        (a reset replaces it) and learning rates (a float in the captured update)."""
-        return (tuple((id(p), p.requires_grad) for p in model.parameters()), id(optimizer.state),
+        """What a captured step bakes in: the parameters themselves (held, so that a replaced
+        layer's parameter cannot reuse a freed one's id) and which train, the optimizer's state (a
+        reset replaces it) and its learning rates (a float in the captured update)."""
+        params = tuple(model.parameters())
+        return (params, tuple(p.requires_grad for p in params), id(optimizer.state),
                 tuple(group["lr"] for group in optimizer.param_groups))
 
     def serves(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator) -> bool:
         """Still this model's, optimizer's and generator's step (else the strategy builds another)."""
-        return (optimizer is self.optimizer and generator is self.generator and model is self.model
-                and self._signature(model, optimizer) == self.signature)
+        if optimizer is not self.optimizer or generator is not self.generator or model is not self.model:
+            return False
+        params, *rest = self._signature(model, optimizer)
+        held, *held_rest = self.signature
+        return (len(params) == len(held) and all(a is b for a, b in zip(params, held))
+                and rest == held_rest)
 
     def _loss(self, x: torch.Tensor) -> torch.Tensor:
         return self.criterion(self.model(x))
@@ -233,15 +239,18 @@ class CapturedStep:
         self.rows = torch.arange(step.batch_size, device=device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.graph: CapturedGraph | None = None
-        self._images = None
+        self._images, self._images_version = None, -1
         self._grads = None
         self._stream = step.graphs.stream(device)
 
     def load(self, images: torch.Tensor, order: torch.Tensor | None) -> None:
+        """The pass's set and order into the graph's buffers. The set is copied when it is another
+        tensor or was written in place since (a method may train on one tensor it updates: its
+        version counter, shared with its views, says so)."""
         n = len(images)
-        if images is not self._images:            # a new experience's set
+        if images is not self._images or images._version != self._images_version:
             self.data[:n].copy_(images)
-            self._images = images
+            self._images, self._images_version = images, images._version
         self.order[:n].copy_(order if order is not None else torch.arange(n, device=images.device))
         self.cursor.zero_()
 
