@@ -415,62 +415,47 @@ def main(argv=None) -> int:
     sections = []
     Path(out).parent.mkdir(parents=True, exist_ok=True)
 
-    def write() -> None:   # after every part: a later part that fails or is stopped loses only itself
+    def add(title: str, rows, headers) -> None:
+        """One part's table, written out at once: a later part that fails or is stopped loses only itself."""
+        table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+        sections.append(f"## {title}\n\n{table}\n")
         Path(out).write_text("# bench.perf\n\n" + "\n".join(sections))
 
+    methods = args.methods.split(",")
     if "overhead" in parts:
-        rows = training_overhead(args.methods.split(","), args.batches, args.repeats, args.profile, device)
-        table = tabulate(rows, headers=["method", "steps", "ours ms/step", "plain ms/step",
-                                        "vs plain loop, throughput ratio (target >= 0.95)",
-                                        "independent ms/step", "vs independent loop (target >= 0.95)",
-                                        "selection events"],
-                         tablefmt="github", disable_numparse=True)
-        sections.append(f"## 1. Training-loop overhead ({args.profile} profile, mini, {args.batches} "
-                        f"incoming batches, median of {args.repeats}, {where})\n\n{table}\n")
-        write()
+        add(f"1. Training-loop overhead ({args.profile} profile, mini, {args.batches} incoming batches, "
+            f"median of {args.repeats}, {where})",
+            training_overhead(methods, args.batches, args.repeats, args.profile, device),
+            ["method", "steps", "ours ms/step", "plain ms/step", "vs plain loop, throughput ratio (target >= 0.95)",
+             "independent ms/step", "vs independent loop (target >= 0.95)", "selection events"])
     if "step" in parts:
         modes = ("eager", "fused", "graph") if on_gpu else ("eager", "fused", "compiled")
-        table = tabulate(step_modes(args.methods.split(","), args.batches, args.profile, device, modes),
-                         headers=["method", "training step", "steps timed", "ms/step", "speed-up vs eager"],
-                         tablefmt="github", disable_numparse=True)
-        sections.append(f"## Training step modes ({args.profile} profile, mini, {args.batches} incoming "
-                        f"batches, first experience left out, {where})\n\n{table}\n")
-        write()
+        add(f"Training step modes ({args.profile} profile, mini, {args.batches} incoming batches, first "
+            f"experience left out, {where})",
+            step_modes(methods, args.batches, args.profile, device, modes),
+            ["method", "training step", "steps timed", "ms/step", "speed-up vs eager"])
     if "packing" in parts:
         from bench.perf.packing import packing_rows
 
         counts = [int(c) for c in (args.cells or ("1,2,4,8" if on_gpu else "1,2")).split(",")]
-        method = args.methods.split(",")[0]
-        table = tabulate(packing_rows(counts, method, resolve_profile(args.profile), str(device), args.seconds),
-                         headers=["cells at once", "steps/s (all cells)", "x one cell", "ms/step per cell",
-                                  "Split-MNIST block (4 methods x 3 seeds) at this profile, est. hours (reservoir's steps per cell)"],
-                         tablefmt="github", disable_numparse=True)
-        sections.append(f"## Packed cells ({method}, {args.profile} profile, mini, {args.seconds:.0f} s "
-                        f"each, {where})\n\n{table}\n")
-        write()
+        add(f"Packed cells ({methods[0]}, {args.profile} profile, mini, {args.seconds:.0f} s each, {where})",
+            packing_rows(counts, methods[0], resolve_profile(args.profile), str(device), args.seconds),
+            ["cells at once", "steps/s (all cells)", "x one cell", "ms/step per cell",
+             "Split-MNIST block (4 methods x 3 seeds) at this profile, est. hours (reservoir's steps per cell)"])
     if "evaluation" in parts:
         chunks = (None, 2048, 16384, 262144) if on_gpu else (None,)
-        table = tabulate(evaluation_efficiency(device=device, chunk_rows=chunks),
-                         headers=["IWAE pass", "decoder form", "rows per chunk", "ms/image (median)", "GFLOP/s",
-                                  "matmul peak GFLOP/s (median)" + ("" if on_gpu else ", best of squares 256-1536"),
-                                  "fraction of peak, median of pairs (target >= 0.5)",
-                                  "fraction of the 1536 matmul alone (the earlier peak)"],
-                         tablefmt="github", disable_numparse=True)
-        sections.append(f"## 2. Evaluation efficiency ({where}, fp32)\n\n{table}\n")
-        write()
+        add(f"2. Evaluation efficiency ({where}, fp32)", evaluation_efficiency(device=device, chunk_rows=chunks),
+            ["IWAE pass", "decoder form", "rows per chunk", "ms/image (median)", "GFLOP/s",
+             "matmul peak GFLOP/s (median)" + ("" if on_gpu else ", best of squares 256-1536"),
+             "fraction of peak, median of pairs (target >= 0.5)",
+             "fraction of the 1536 matmul alone (the earlier peak)"])
     if "scaling" in parts:
-        table = tabulate(grid_scaling(), headers=["grid", "1 worker s", "2 workers s",
-                         "speed-up (target >= 1.8)", "cells' slowdown, both cores busy",
-                         "workers busy, share of wall time"], tablefmt="github", disable_numparse=True)
-        sections.append(f"## 3. Grid scaling (local process pool)\n\n{table}\n")
-        write()
+        add("3. Grid scaling (local process pool)", grid_scaling(),
+            ["grid", "1 worker s", "2 workers s", "speed-up (target >= 1.8)", "cells' slowdown, both cores busy",
+             "workers busy, share of wall time"])
     if "growth" in parts:
-        table = tabulate(cost_growth(), headers=["method", "stream", "train s", "x of 1x", "steps",
-                         "ms/step", "peak RSS MB", "LTM", "components"], tablefmt="github",
-                         disable_numparse=True)
-        sections.append("## 4. Cost growth with stream length (quick profile on mini, 160/320/640 "
-                        f"images per task)\n\n{table}\n")
-        write()
+        add("4. Cost growth with stream length (quick profile on mini, 160/320/640 images per task)", cost_growth(),
+            ["method", "stream", "train s", "x of 1x", "steps", "ms/step", "peak RSS MB", "LTM", "components"])
     print("# bench.perf\n\n" + "\n".join(sections))
     return 0
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 STD_EPS = 1e-6
+CPU = torch.device("cpu")
 
 
 class IndependentVAE(nn.Module):
@@ -47,7 +48,7 @@ class IndependentRun:
     """The harness's steps (minibatch sizes) through the independent VAE: a random minibatch of
     the images, freshly binarized, Adam with the profile's settings."""
 
-    def __init__(self, images: torch.Tensor, profile, seed: int = 0, device: torch.device = torch.device("cpu")):
+    def __init__(self, images: torch.Tensor, profile, seed: int = 0, device: torch.device = CPU):
         torch.manual_seed(seed)
         self.generator = torch.Generator(device).manual_seed(seed)
         self.images, self.device = images.to(device), device

@@ -68,7 +68,9 @@ class FusedStep:
         self.model, self.optimizer, self.criterion = model, optimizer, criterion
         self.graphs = graphs or CudaGraphs   # how captures are made (tests: an emulation)
         self.batch_size, self.generator, self.mode = batch_size, generator, mode
-        self.signature = self._signature(model, optimizer)
+        # What a capture bakes in (`serves`): the parameters themselves (held, so that a replaced
+        # layer's parameter cannot reuse a freed one's id), and `_settings`
+        self.held_parameters, self.settings = tuple(model.parameters()), self._settings(model, optimizer)
         self.loss_of = self._loss
         if mode == "compiled":   # the eager random stream (inductor would draw its own numbers)
             import torch._inductor.config as inductor_config
@@ -84,34 +86,31 @@ class FusedStep:
         self.capture_error: str | None = None   # why the graph mode fell back to fused, if it did
 
     @staticmethod
-    def _signature(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
-        """What a captured step bakes in: the parameters themselves (held, so that a replaced
-        layer's parameter cannot reuse a freed one's id) and which train, the optimizer's state (a
-        reset replaces it) and its learning rates (a float in the captured update)."""
-        params = tuple(model.parameters())
-        return (params, tuple(p.requires_grad for p in params), id(optimizer.state),
+    def _settings(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple:
+        """Which parameters train, the optimizer's state (a reset replaces it) and its learning
+        rates (a float in the captured update)."""
+        return (tuple(p.requires_grad for p in model.parameters()), id(optimizer.state),
                 tuple(group["lr"] for group in optimizer.param_groups))
 
     def serves(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator) -> bool:
         """Still this model's, optimizer's and generator's step (else the strategy builds another)."""
         if optimizer is not self.optimizer or generator is not self.generator or model is not self.model:
             return False
-        params, *rest = self._signature(model, optimizer)
-        held, *held_rest = self.signature
-        return (len(params) == len(held) and all(a is b for a, b in zip(params, held))
-                and rest == held_rest)
+        params = tuple(model.parameters())
+        return (len(params) == len(self.held_parameters) and all(a is b for a, b in zip(params, self.held_parameters))
+                and self._settings(model, optimizer) == self.settings)
 
     def _loss(self, x: torch.Tensor) -> torch.Tensor:
         return self.criterion(self.model(x))
 
     def train_on(self, x: torch.Tensor) -> torch.Tensor:
-        """Binarize, forward, backward, update: the eager loop's arithmetic in the same order."""
+        """Binarize, forward, backward, update: the eager loop's arithmetic in the same order (and
+        what a captured graph replays)."""
         x = binarize(x, self.generator)
         self.optimizer.zero_grad()
         loss = self.loss_of(x) if len(x) == self.batch_size else self._loss(x)
         loss.backward()
         self.optimizer.step()
-        self.steps += 1
         return loss
 
     def run_pass(self, images: torch.Tensor, order: torch.Tensor | None, bounds, on_step) -> torch.Tensor | None:
@@ -121,9 +120,9 @@ class FusedStep:
         loss = None
         for start, stop in bounds:
             full = stop - start == self.batch_size
+            self.steps += 1
             if graph is not None and full and self._warm >= WARMUP_STEPS:
                 loss = graph.replay()
-                self.steps += 1
                 self.replays += 1
                 self.last_replayed = True
                 on_step(loss, stop - start, True)
@@ -267,12 +266,8 @@ class CapturedStep:
         return loss
 
     def _body(self) -> torch.Tensor:
-        """What the graph does: the next minibatch through `train_on`'s arithmetic, and the flag."""
-        x = binarize(self._draw(), self.step.generator)
-        self.step.optimizer.zero_grad()
-        loss = self.step.loss_of(x)
-        loss.backward()
-        self.step.optimizer.step()
+        """What the graph does: the next minibatch through `train_on`, and the non-finite flag."""
+        loss = self.step.train_on(self._draw())
         self.nonfinite.logical_or_(~torch.isfinite(loss))
         return loss
 
