@@ -85,13 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def list_everything() -> str:
     from bench.planning.profiles import PROFILES
-    from methods import METHODS
+    from methods import METHODS, PRESETS
     from streams import STREAMS
 
     lines = ["methods:"]
     for spec in METHODS.values():
         mark = " (needs task boundaries)" if spec.needs_task_boundaries else ""
-        lines.append(f"  {spec.name:<12} {spec.description}{mark}")
+        lines.append(f"  {spec.name:<15} {spec.description}{mark}")
+    lines.append("presets (named variants; add settings as NAME[setting=value]):")
+    lines += [f"  {p.name:<15} = {p.expansion}: {p.description}" for p in PRESETS.values()]
     lines.append("streams:")
     lines += [f"  {s.name:<14} {s.description}" for s in STREAMS.values()]
     lines.append("profiles:")
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from bench.evaluation.cell import cached_extractor, cached_stream
+    from bench.evaluation.cell import cache_dir, cached_extractor, cached_stream
+    from bench.evaluation.features import needs_training
     from bench.evaluation.device import DeviceUnavailableError, check_choice, resolve_device
     from bench.evaluation.fid import check_feasible
     from bench.execution.claims import live_claims
@@ -215,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                 resolve_device(args.device, profile.name)
             for stream in streams:  # validates the data now, and forked workers inherit it
                 loaded = cached_stream(stream, args.data_dir)
-                if profile.fid_features:  # trains the FID classifier once, here, not in every worker
-                    print(f"FID features for {stream}: {profile.fid_features} (a classifier is trained "
-                          "once per dataset, about a minute, then cached)", file=sys.stderr)
+                if profile.fid_features:  # trains a FID classifier once, here, not in every worker
+                    if needs_training(profile.fid_features, loaded, cache_dir(args.data_dir)):
+                        print(f"FID features for {stream}: training its classifier once (about 20 s on "
+                              "one core), then cached", file=sys.stderr)
                     extractor = cached_extractor(profile.fid_features, stream, args.data_dir)
                     check_feasible(extractor, profile.fid_samples,
                                    [len(loaded.test_images(t, profile.eval_test_per_task))

@@ -16,6 +16,8 @@ from methods import ocm  # noqa: F401
 from methods import lgm, curl, cndpm, limix  # noqa: F401
 # isort: on
 from methods.core.plugin import GenerativePlugin
-from methods.core.registry import METHODS, MethodRegistrationError, get_method, register_method
+from methods.core.registry import (METHODS, PRESETS, MethodRegistrationError, get_method, paper_name,
+                                   register_method, register_preset)
 
-__all__ = ["GenerativePlugin", "METHODS", "MethodRegistrationError", "get_method", "register_method"]
+__all__ = ["GenerativePlugin", "METHODS", "PRESETS", "MethodRegistrationError", "get_method", "register_method",
+           "paper_name", "register_preset"]

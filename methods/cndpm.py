@@ -1,54 +1,59 @@
 """CN-DPM: Continual Neural Dirichlet Process Mixture (Lee et al., ICLR 2020), task-free, as the
-authors' code runs it (soochan-lee/CN-DPM, MIT: ndpm/ndpm.py, ndpm/priors.py,
-configs/mnist_gen-cndpm.yaml).
+authors' code runs it (soochan-lee/CN-DPM, MIT: ndpm/ndpm.py, ndpm/priors.py, ndpm/expert.py,
+components/component.py, configs/mnist_gen-cndpm.yaml; every rule with its file and line, and the
+differences kept, in docs/methods.md#cn-dpm).
 
 Model: a Dirichlet-process mixture of VAE experts. Expert 0 is a placeholder: a randomly
 initialised (seeded), frozen VAE whose "count" is alpha; expert k >= 1 has count N_k.
 Each sample's score for expert k is NLL_k(x) - log N_k (NLL = negative ELBO: the reconstruction
-term averaged over `mc_samples` z ~ q(z|x) (the code: 1) plus the closed-form KL, as the code's
+term over `mc_samples` z ~ q(z|x) (the code's z_samples: 1) plus the closed-form KL, the code's
 `Vae.nll`); the placeholder's is NLL_0(x) - log_alpha.
 
-- Wake phase, per incoming batch (decided once, on one fresh binarization, no gradient): samples
-  whose best score is the placeholder's go to the short-term memory (STM) and train nothing; for
-  the others, responsibilities r_k = softmax over the real experts of -score; N_k += sum of r_k
-  over those samples (once per incoming sample, not per pass); an expert is updated only if that
-  sum exceeds `min_usage` (0.1, the code's `update_min_usage`). The experts then train on those
-  samples with the responsibility-weighted loss sum_k r_k NLL_k (`CNDPMModel.forward`), through the
-  strategy's optimizer; gradients clipped by value (`clip_value`, 0.5), as the code clips them.
-- Sleep phase, when |STM| >= `stm_capacity` (1,000), after the batch's wake steps: a new expert
-  with N = |STM| trains alone for `sleep_steps` (12,000) steps of `sleep_batch` (50) STM samples
-  drawn with replacement and freshly binarized, with its own Adam (`sleep_lr` 3e-4, betas
-  (0.9, 0.999)), L2 penalty `weight_decay` (1e-5) * sum ||param||^2, gradients clipped by value
-  (0.5); then the STM is emptied and the main optimizer refreshed.
+- Wake phase, per incoming batch, on one binarization of it (ndpm.py:44-143): samples whose best
+  score is the placeholder's go to the short-term memory (STM), stored as that binarization (the
+  code's STM holds the loader's binary tensors); responsibilities r_k = the softmax over the real
+  experts of -score, for every sample of the batch (STM-bound ones included, as the code's
+  `to_expert`); N_k += sum of r_k; an expert may be updated only if that sum exceeds `min_usage`
+  (0.1). How the experts learn (`wake`):
+  - "authors" (default): one step per incoming batch on the loss summed over the batch's
+    expert-bound samples and the experts, sum_k r_k NLL_k, computed on the routing binarization;
+    each expert steps its own Adam, the one it slept with, whose learning rate dropped to
+    `sleep_lr * wake_lr_factor` = 3e-4 * 0.003 = 9e-7 at the end of its sleep (the code's
+    MultiStepLR, milestone 1, gamma 0.003, stepped twice at the end of the sleep: ndpm.py:274-275);
+    gradients clipped by value (0.5). Experts are all but frozen after their sleep.
+  - "frozen": experts never change after their sleep (routing and counts as above).
+  - "harness" (the harness's earlier form): the strategy trains the expert-bound samples for the
+    profile's E passes with the responsibility-weighted loss through its own optimizer at the
+    profile's learning rate, each pass freshly binarized.
+- Sleep phase, when |STM| >= `stm_capacity` (1,000), after the batch's wake step: a new expert
+  with N = |STM| + 1 (the code's new prior entry starts at 1, then adds |STM|: priors.py:30-52)
+  trains alone for `sleep_steps` (12,000) steps of `sleep_batch` (50) STM samples drawn with
+  replacement, with its own Adam (`sleep_lr` 3e-4, betas (0.9, 0.999)), L2 penalty
+  `weight_decay` (1e-5) * sum ||param||^2, gradients clipped by value (0.5); then the STM is
+  emptied. `max_experts` caps the mixture (the code has no cap; the OCM paper's Table 1 ran
+  CN-DPM with 30): once it is reached the placeholder leaves the routing, so no sample goes to the
+  STM any more and every sample is explained by the existing experts.
 - The generative model is the count-weighted mixture of the real experts: w_k = N_k / sum N.
   Before the first sleep it is the placeholder alone (weight 1), so evaluation works. Samples
   draw an expert with w; the likelihood is log sum_k w_k p_k(x) with per-expert IWAE estimates
   (`component_log_weights` + `log_mixture_weights`); `reconstruct` goes through each image's
   best-scoring expert.
 
-Budget: the strategy's E passes over each incoming batch's expert-bound samples (none when all
-went to the STM), plus each sleep's steps (`extra_steps`/`extra_images`). Memory: the STM.
+Budget: the wake steps (one per incoming batch with an expert to update, "authors"; E passes,
+"harness") plus each sleep's steps (`extra_steps`/`extra_images`). Memory: the STM.
 
-Deliberate differences from the code, each for a reason:
+Deliberate differences from the code, each for a reason (docs/methods.md#cn-dpm has the table):
 - experts are independent copies of the paper's MLP VAE (784-200-200-50, `BernoulliVAE`), not the
   code's `mlp_sharing_vae` (z = 16, each new expert reading its predecessors' hidden features):
-  the harness compares methods on one architecture, and independent experts are the accepted
-  simplification;
-- wake updates use the strategy's optimizer at the profile's learning rate, like every method in
-  the harness. In the code each expert keeps its own Adam, whose MultiStepLR (milestone 1, gamma
-  0.003) is stepped twice at the end of its sleep, so its wake updates run at 3e-4 * 0.003 = 9e-7:
-  experts are nearly frozen after their sleep. `wake_training=False` freezes them entirely;
-- a sample routed to the STM adds nothing to the counts: the code adds every sample's
-  responsibilities to N_k, STM-bound ones included (which then count again, in the new expert's
-  N = |STM|); here each sample is counted once, by the experts that learn it (so sum N = the
-  samples seen - |STM|);
-- responsibilities in the loss are recomputed on each pass's fresh binarization (minibatches are
-  shuffled, so the routing pass's values cannot follow their images); the routing, the counts and
-  the usage mask are the routing pass's;
+  the harness compares methods on one architecture;
+- the online batch is the harness's 64, not the code's 10 (one protocol for every method); with
+  the wake learning rate at 9e-7 this changes only how finely routing and STM admission are cut;
 - the sleep's L2 term is added to the gradients (2 * weight_decay * p, before clipping) rather than
-  to the loss: the same update, 30% faster per step. The sleep's draws (STM indices, binarizations,
-  z) come from the method's seeded generator, and each new expert's initialisation from a seed
-  drawn from it, so runs repeat exactly.
+  to the loss: the same update, 30% faster per step. The draws (binarizations, STM indices, z)
+  come from the method's seeded generator and each new expert's initialisation from a seed drawn
+  from it, so runs repeat exactly;
+- evaluation is the harness's IWAE of the count-weighted mixture (the code reports a 16-sample
+  ELBO inside the mixture, in bits per dimension).
 
 `log_alpha` keeps the code's 410: our placeholder's NLL on MNIST digits (546 nats) is the code's
 (~784 log 2), and with 12,000-step sleeps the threshold it sets separates an expert's digits from
@@ -62,7 +67,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from methods.core import GenerativePlugin, refresh_optimizer, register_method
+from methods.core import GenerativePlugin, refresh_optimizer, register_method, register_preset
 from methods.core.strategy import NonFiniteLossError
 from methods.models.contract import draw_components, eval_mode
 from methods.models.gaussian import gaussian_kl
@@ -198,6 +203,9 @@ class CNDPMModel(nn.Module):
         return sum(r[k] * nll[k] for k, trainable in enumerate(mask) if trainable)
 
 
+WAKE_MODES = ("authors", "frozen", "harness")
+
+
 @dataclass(frozen=True)
 class CNDPMConfig:
     """Defaults: the authors' MNIST-generation config (configs/mnist_gen-cndpm.yaml)."""
@@ -217,7 +225,18 @@ class CNDPMConfig:
     weight_decay: float = 1e-5      # L2 coefficient on sum ||param||^2 during sleep (code)
     clip_value: float | None = 0.5  # gradient clipping by value, sleep and wake (code); None: off
     min_usage: float = 0.1          # an expert updates only if its summed responsibility exceeds this
-    wake_training: bool = True      # False: experts never update after their sleep (see docstring)
+    wake: str = "authors"           # "authors" | "frozen" | "harness": how experts learn after their
+                                    # sleep (module docstring)
+    wake_lr_factor: float = 0.003   # "authors": an expert's Adam lr after its sleep, times sleep_lr
+                                    # (the code's MultiStepLR gamma, reached at the sleep's end)
+    max_experts: int | None = None  # cap on the experts (the code: none; the OCM paper's Table 1: 30)
+    mc_samples: int | None = 1      # z samples in routing, wake and sleep (the code's 1); None: the profile's
+
+    def __post_init__(self):
+        if self.wake not in WAKE_MODES:
+            raise ValueError(f"cndpm.wake must be one of {', '.join(WAKE_MODES)}, not {self.wake!r}")
+        if self.max_experts is not None and self.max_experts < 1:
+            raise ValueError("cndpm.max_experts must be at least 1 (or none)")
 
 
 @register_method("cndpm", CNDPMConfig,
@@ -226,11 +245,14 @@ class CNDPMPlugin(GenerativePlugin):
     def __init__(self, config: CNDPMConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
         self.model: CNDPMModel | None = None   # set by build_model, or by the strategy's first train()
-        self.stm: torch.Tensor | None = None
+        self.stm: torch.Tensor | None = None   # binary images (their routing binarization)
         self.sleeps = 0
+        self.wake_steps = 0
+        self.expert_optimizers: list[torch.optim.Adam] = []   # "authors": each expert's own Adam
 
     def build_model(self, profile) -> CNDPMModel:
-        self.model = CNDPMModel(mc_samples=profile.mc_samples, placeholder_seed=self.seed)
+        self.model = CNDPMModel(mc_samples=self.config.mc_samples or profile.mc_samples,
+                                placeholder_seed=self.seed)
         return self.model
 
     def before_training(self, strategy, **kwargs):
@@ -244,36 +266,63 @@ class CNDPMPlugin(GenerativePlugin):
     def extra_stats(self) -> dict:
         model = self.model
         counts = [] if model is None else [round(float(c), 3) for c in model.counts]
-        return {"experts": len(counts), "counts": counts, "sleeps": self.sleeps, "stm_size": self.memory_size}
+        return {"experts": len(counts), "counts": counts, "sleeps": self.sleeps, "stm_size": self.memory_size,
+                "wake_steps": self.wake_steps}
+
+    def at_cap(self, model: CNDPMModel) -> bool:
+        cap = self.config.max_experts
+        return cap is not None and model.num_experts >= cap
 
     # ------------------------------------------------------------------------- wake
-    @torch.no_grad()
     def route(self, model: CNDPMModel, incoming: torch.Tensor) -> torch.Tensor:
-        """The wake phase's decisions for one incoming batch (one fresh binarization): the STM
-        admits the samples the placeholder scores best; the others' responsibilities add to the
-        counts and set the minimum-usage mask. Returns the boolean mask of expert-bound samples."""
+        """The wake phase for one incoming batch, on one binarization of it: the STM admits the
+        samples the placeholder scores best (none once `max_experts` is reached); every sample's
+        responsibilities add to the counts and set the minimum-usage mask; under wake="authors"
+        the experts take their step. Returns the boolean mask of expert-bound samples."""
         cfg = self.config
-        with eval_mode(model):
-            nll = model.nll_matrix(binarize(incoming, self.generator).flatten(1), self.generator)
-        log_counts = torch.cat([nll.new_tensor([cfg.log_alpha]), model.log_counts()])
-        scores = nll - log_counts[:, None]                       # [1+K, B]
+        x = binarize(incoming, self.generator)
+        learn = cfg.wake == "authors" and model.num_experts > 0
+        with eval_mode(model), torch.set_grad_enabled(learn):
+            nll = model.nll_matrix(x.flatten(1), self.generator)            # [1+K, B]
+        log_alpha = -math.inf if self.at_cap(model) else cfg.log_alpha
+        log_counts = torch.cat([nll.new_tensor([log_alpha]), model.log_counts()])
+        scores = nll.detach() - log_counts[:, None]
         to_stm = scores.argmin(0) == 0
-        found = incoming[to_stm]
+        found = x[to_stm]
         self.stm = found if self.stm is None else torch.cat([self.stm, found])
         keep = ~to_stm
-        if model.num_experts and keep.any():
-            usage = torch.softmax(-scores[1:, keep], 0).sum(1)    # [K]
-            model.counts += usage.to(model.counts.dtype)
-            model.update_mask = (usage > cfg.min_usage).tolist()
-        else:
-            model.update_mask = [False] * model.num_experts
+        if not model.num_experts:
+            model.update_mask = []
+            return keep
+        r = torch.softmax(-scores[1:], 0)                                   # [K, B], every sample
+        usage = r.sum(1)
+        model.counts += usage.to(model.counts.dtype)
+        model.update_mask = (usage > cfg.min_usage).tolist()
+        if learn and keep.any() and any(model.update_mask):
+            self.wake_step(model, (nll[1:, keep] * r[:, keep]).sum(), int(keep.sum()))
         return keep
 
+    def wake_step(self, model: CNDPMModel, loss: torch.Tensor, images: int) -> None:
+        """The authors' wake update: the summed loss, one step of each expert's own Adam (if its
+        usage allows), gradients clipped by value."""
+        if not math.isfinite(loss.item()):
+            raise NonFiniteLossError(f"{self.name}: the wake phase's loss became NaN or infinite")
+        loss.backward()
+        for expert, optimizer, allowed in zip(model.experts, self.expert_optimizers, model.update_mask):
+            if allowed:
+                if self.config.clip_value is not None:
+                    nn.utils.clip_grad_value_(expert.parameters(), self.config.clip_value)
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        self.wake_steps += 1
+        self.extra_steps += 1
+        self.extra_images += images
+
     def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
-        """The expert-bound samples of the batch; none if every sample went to the STM or no
-        expert may update."""
+        """What the strategy trains on: under wake="harness" the expert-bound samples when an
+        expert may update; otherwise nothing (the wake step is the method's own)."""
         keep = self.route(self.model, incoming)
-        if not self.config.wake_training or not any(self.model.update_mask):
+        if self.config.wake != "harness" or not any(self.model.update_mask):
             return incoming[:0]
         return incoming[keep]
 
@@ -288,17 +337,17 @@ class CNDPMPlugin(GenerativePlugin):
             self.sleep(strategy.model if strategy is not None else self.model, strategy)
 
     def sleep(self, model: CNDPMModel, strategy=None) -> BernoulliVAE:
-        """A new expert (N = |STM|) trained alone on the STM; then the STM empties."""
+        """A new expert (N = |STM| + 1) trained alone on the STM; then the STM empties."""
         cfg = self.config
         stm, size = self.stm, self.memory_size
         seed = int(torch.randint(2 ** 62, (1,), generator=self.generator, device=self.generator.device))
-        expert = model.add_expert(size, seed)
+        expert = model.add_expert(size + 1, seed)
         params = list(expert.parameters())
         optimizer = torch.optim.Adam(params, lr=cfg.sleep_lr)
         with torch.enable_grad():
             for _ in range(cfg.sleep_steps):
                 which = torch.randint(size, (cfg.sleep_batch,), generator=self.generator, device=stm.device)
-                x = binarize(stm[which], self.generator).flatten(1)
+                x = stm[which].flatten(1)      # binary already: the STM keeps its routing binarization
                 loss = expert_nll(expert, x, model.mc_samples, self.generator).mean()
                 optimizer.zero_grad()
                 loss.backward()
@@ -312,6 +361,9 @@ class CNDPMPlugin(GenerativePlugin):
             p.grad = None
         if cfg.sleep_steps and not math.isfinite(loss.item()):   # once per sleep: a CPU/GPU sync
             raise NonFiniteLossError(f"{self.name}: the sleep phase's training loss became NaN or infinite")
+        for group in optimizer.param_groups:   # the code's MultiStepLR after the sleep: 3e-4 -> 9e-7
+            group["lr"] = cfg.sleep_lr * cfg.wake_lr_factor
+        self.expert_optimizers.append(optimizer)
         self.extra_steps += cfg.sleep_steps
         self.extra_images += cfg.sleep_steps * cfg.sleep_batch
         self.sleeps += 1
@@ -322,5 +374,14 @@ class CNDPMPlugin(GenerativePlugin):
             "components": model.num_components, "stm": size,
             "buffer": size,   # what bench/reporting/figures.py plots for a method without an LTM
             "expanded": True})
-        refresh_optimizer(strategy)   # the new expert's parameters join the main optimizer
+        if cfg.wake == "harness":
+            refresh_optimizer(strategy)   # the new expert's parameters join the main optimizer
+        else:
+            for p in params:   # only its own optimizer changes it: none of the strategy's steps
+                p.requires_grad_(cfg.wake == "authors")
         return expert
+
+
+# The OCM paper's Table 1 lists CN-DPM with memory 2.0K and N = 30 components on every binary stream.
+register_preset("cndpm-paper", "cndpm", {"stm_capacity": 2000, "max_experts": 30},
+                "CN-DPM as the OCM paper lists it: a 2,000-sample STM, at most 30 experts", paper_name="CNDPM")

@@ -5,22 +5,33 @@ latent heads q(z|x, y) and learned priors p(z|y) = N(mu_y, sigma_y^2); a shared 
 (the same layer sizes as the paper's MLP VAE). Loss: the mixture ELBO, exact over y,
   E_q(y|x)[ E_q(z|x,y) log p(x|z) - KL(q(z|x,y) || p(z|y)) ] - KL(q(y|x) || uniform).
 Expansion, as the authors' code runs it (deepmind-research curl/training.py, section "5) DYNAMIC
-EXPANSION"): the model is eligible once `burn_in` (100) steps have passed and `spacing` (100)
-steps since the last expansion, below 30 components; only while eligible, real samples (first pass
-over each incoming batch) whose ELBO is below `threshold` (-200 nats) join a buffer (none are
-collected during the wait after an expansion). When it holds `buffer_size` (100), it is cut to a
-multiple of the minibatch (64, keeping the latest samples), a new component copies the most
-probable one (the largest summed q(y|x) over the buffer) and is trained alone (its head, prior
-and q(y) logit; y fixed) for `expansion_passes` (10) passes over the buffer.
+EXPANSION"; file and line for each rule in docs/methods.md#curl): the model is eligible once
+`burn_in` (100) real steps have passed and `spacing` (100) since the last expansion, below 30
+components; only while eligible, real samples (first pass over each incoming batch) whose ELBO is
+below `threshold` (-200 nats) join a buffer (none are collected during the wait after an
+expansion). When it holds `buffer_size` (100), it is cut to a multiple of `expansion_batch` (100,
+the authors' batch; keeping the latest samples), a new component copies the most probable one (the
+largest summed q(y|x) over the buffer) and `expansion_passes` (10) passes over the buffer train the
+ELBO with y fixed to it, stepping the whole q(y|x) logit layer, the latent heads and the priors
+with the main optimizer (the shared encoder and decoder stay fixed).
 Mixture generative replay from a frozen snapshot (training.py, "1) PERIODICALLY TAKE SNAPSHOTS"
 and `get_generated_data`): the components' use is counted (the summed q(y|x) of the real images
 of every step); a snapshot is taken every `refresh_images` incoming images (the authors' 'fixed'
-mode: one task's length, per stream in bench/planning/defaults.py), or at each expansion
-(`replay_refresh="expansion"`, their 'dynamic' mode); its samples pick y in proportion to the use
-counted up to the snapshot (`replay_components="uniform"`: uniformly), z ~ p(z|y), decoder means,
-binarized. Difference kept from the code: the authors replace every second real minibatch by a
-generated one; here every minibatch after the first snapshot is joined by `replay_per_batch` (64)
-snapshot samples, so no real image goes untrained (the same one-to-one share of replay).
+mode: one task's length, resolved per cell from the stream that runs), or at each expansion,
+before the new component is made (`replay_refresh="expansion"`, their 'dynamic' mode); its samples
+pick y in proportion to the use counted up to the snapshot (`replay_components="uniform"`:
+uniformly), z ~ p(z|y), decoder means thresholded at 0.5 (the authors' `binarize_fn`;
+`replay_binarization="bernoulli"` draws). After each real step the main optimizer takes one step on
+a whole generated batch of `replay_per_batch` (64) images (the authors' `gen_every_n = 2`: every
+second batch is generated); `replay_mix="join"` joins them to the real minibatch instead (the
+harness's earlier form).
+
+Differences kept (the shared protocol: docs/methods.md#curl): the paper's MLP sizes and z = 50
+instead of the authors' [1200, 600, 300, 150] encoder and z = 32; minibatches of 64, Adam betas
+(0.5, 0.999) and freshly drawn binarizations of the real data (the authors: 100, beta1 0.9, a
+0.5 threshold); the new component's Adam state starts fresh (TF1's shared Adam moments let the
+authors' first expansion steps move 3-6x further); per-component priors (the authors' prior is a
+linear map of one-hot y with a shared bias).
 
 Likelihood: log p(x) = log (1/C) sum_y p(x|y) (p(y) uniform over active components, the model's
 own prior), with p(x|y) estimated by importance sampling over z with q(z|x,y) as proposal: the
@@ -39,6 +50,8 @@ from torch import nn
 
 from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, refresh_optimizer, register_method
 from methods.core.minibatches import TensorMinibatches
+from methods.core.strategy import NonFiniteLossError
+from methods.core.task_length import require_count, task_length_field
 from methods.models.contract import draw_components, uniform_log_weights
 from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
 from methods.models.vae import mlp_decoder_log_likelihood
@@ -173,6 +186,10 @@ class CURLModel(nn.Module):
                 self.prior_mu[c], self.prior_log_sigma[c]]
 
 
+REPLAY_MIXES = ("alternate", "join")
+REPLAY_BINARIZATIONS = ("threshold", "bernoulli")
+
+
 @dataclass(frozen=True)
 class CURLConfig:
     threshold: float = -200.0      # ELBO (nats) below which a sample is poorly explained
@@ -180,17 +197,24 @@ class CURLConfig:
     burn_in: int = 100             # training steps before the first expansion can happen
     spacing: int = 100             # training steps between expansions
     expansion_passes: int = 10
+    expansion_batch: int = 100     # minibatch of the expansion step; the buffer is cut to multiples
     max_components: int = 30
-    replay_per_batch: int = 64     # snapshot samples added to each minibatch once there is a snapshot
-    expansion_lr: float = 1e-3
     replay_refresh: str = "period"     # "period": a snapshot every `refresh_images` (authors' 'fixed');
                                        # "expansion": at each expansion (their 'dynamic')
-    refresh_images: int = 12000        # incoming images between snapshots (one task's length)
+    refresh_images: int | str = task_length_field()   # incoming images between snapshots: one
+                                       # task's length (the authors' data_period), resolved per cell
     replay_components: str = "usage"   # y of replayed samples: "usage" (authors) or "uniform"
+    replay_mix: str = "alternate"      # "alternate": after each real step a step on a generated batch
+                                       # (authors' gen_every_n = 2); "join": generated images joined
+                                       # to each real minibatch (the earlier form)
+    replay_per_batch: int = 64         # generated images per replay batch (per real minibatch)
+    replay_binarization: str = "threshold"   # replayed decoder means: "threshold" at 0.5 (authors'
+                                       # binarize_fn) or a "bernoulli" draw
 
     def __post_init__(self):
         for key, allowed in (("replay_refresh", ("period", "expansion")),
-                             ("replay_components", ("usage", "uniform"))):
+                             ("replay_components", ("usage", "uniform")),
+                             ("replay_mix", REPLAY_MIXES), ("replay_binarization", REPLAY_BINARIZATIONS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"curl: {key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
 
@@ -220,12 +244,36 @@ class CURLPlugin(GenerativePlugin):
         return {"expansion_steps": [e["step"] for e in self.expansions], "snapshots": self.snapshots,
                 "usage": None if self.usage is None else [round(float(u), 3) for u in self.usage]}
 
+    def replay_batch(self) -> torch.Tensor:
+        """`replay_per_batch` images of the snapshot: y by the components' use, z ~ p(z|y), the
+        decoder's means binarized (at 0.5 as the authors', or drawn)."""
+        means = self.snapshot.sample(self.config.replay_per_batch, self.generator, self.replay_log_weights)
+        if self.config.replay_binarization == "threshold":
+            return (means > 0.5).to(means.dtype)
+        return binarize(means, self.generator)
+
+    def replaying(self) -> bool:
+        return self.snapshot is not None and self.config.replay_per_batch > 0
+
     def before_forward(self, strategy, **kwargs):
         self._real = len(strategy.mbatch[0])
-        if self.snapshot is not None and self.config.replay_per_batch:
-            samples = self.snapshot.sample(self.config.replay_per_batch, self.generator,
-                                           self.replay_log_weights)
-            extend_minibatch(strategy, binarize(samples, self.generator))
+        if self.replaying() and self.config.replay_mix == "join":
+            extend_minibatch(strategy, self.replay_batch())
+
+    def replay_step(self, strategy) -> None:
+        """The authors' alternation: after a real step, one step of the main optimizer on a whole
+        generated batch (counted in `extra_steps`; it adds nothing to the use counts or the buffer)."""
+        model = strategy.model
+        x = self.replay_batch()
+        loss = model(x.view(len(x), -1)).mean()
+        if not math.isfinite(loss.item()):
+            raise NonFiniteLossError(f"{self.name}: the replay step's loss became NaN or infinite")
+        strategy.optimizer.zero_grad()
+        loss.backward()
+        strategy.optimizer.step()
+        strategy.optimizer.zero_grad()
+        self.extra_steps += 1
+        self.extra_images += len(x)
 
     def count_use(self, model: CURLModel) -> None:
         """Add the real images' q(y|x) of this step to each component's use."""
@@ -248,6 +296,8 @@ class CURLPlugin(GenerativePlugin):
         model = strategy.model
         self.count_use(model)
         cfg = self.config
+        if self.replaying() and cfg.replay_mix == "alternate":
+            self.replay_step(strategy)
         if strategy.clock.train_exp_epochs > 0 or not self.eligible(model):
             return
         poor = (-strategy.mb_output[:self._real].detach()) < cfg.threshold
@@ -261,7 +311,7 @@ class CURLPlugin(GenerativePlugin):
         """The authors' 'fixed' replay: a new snapshot each time the stream passes another
         `refresh_images` images."""
         cfg = self.config
-        if cfg.replay_refresh == "period" and self.stream_position // cfg.refresh_images > self.snapshots:
+        if cfg.replay_refresh == "period" and self.stream_position // require_count(cfg, "refresh_images") > self.snapshots:
             self.take_snapshot(strategy.model)
 
     def take_snapshot(self, model: CURLModel) -> None:
@@ -279,19 +329,30 @@ class CURLPlugin(GenerativePlugin):
             return int(model.log_q_y(model.hidden_features(images.flatten(1))).exp().sum(0).argmax())
 
     def expand(self, model: CURLModel, strategy=None) -> int:
-        """Add a component copied from the most probable one and train it alone on the buffer."""
+        """Add a component copied from the most probable one and train it on the buffer, as the
+        authors' expansion step does (training.py:753-765, 1061-1103): the buffer cut to whole
+        minibatches of `expansion_batch` (keeping the latest samples); the loss is the ELBO with y
+        fixed to the new component; the trained variables are the whole q(y|x) logit layer, the
+        latent heads and the priors (only the new component's and the logit layer get gradients),
+        stepped by the main optimizer; the shared encoder and decoder stay as they are."""
         cfg = self.config
-        batches = len(self.buffer) // 64
-        if batches:   # the authors cut the buffer to whole minibatches, keeping the latest samples
-            self.buffer = self.buffer[-batches * 64:]
+        if cfg.replay_refresh == "expansion":   # the authors' 'dynamic' mode refreshes first
+            self.take_snapshot(model)
+        batches = len(self.buffer) // cfg.expansion_batch
+        if batches:
+            self.buffer = self.buffer[-batches * cfg.expansion_batch:]
         parent = self.most_probable_component(model, self.buffer)
         new = model.add_component(parent)
-        logit_rows = torch.zeros(model.max_components, 1, device=model.cluster_logits.weight.device)
-        logit_rows[new] = 1.0
-        params = model.component_parameters(new) + [model.cluster_logits.weight, model.cluster_logits.bias]
-        optimizer = torch.optim.Adam(params, lr=cfg.expansion_lr)
+        trained = {id(p) for p in [*model.cluster_logits.parameters(), *model.heads_mu.parameters(),
+                                   *model.heads_log_sigma.parameters(), *model.prior_mu, *model.prior_log_sigma]}
+        if strategy is not None:
+            refresh_optimizer(strategy)   # the new component joins the main optimizer, which trains it
+            optimizer = strategy.optimizer
+        else:   # a model used on its own: an Adam of the same variables at the authors' lr
+            optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) in trained], lr=1e-3)
         for _ in range(cfg.expansion_passes):
-            for x, *_ in TensorMinibatches(self.buffer, 64, self.generator, dynamic_binarization=False):
+            for x, *_ in TensorMinibatches(self.buffer, cfg.expansion_batch, self.generator,
+                                           dynamic_binarization=False):
                 x = x.flatten(1)
                 self.extra_steps += 1
                 self.extra_images += len(x)
@@ -300,8 +361,9 @@ class CURLPlugin(GenerativePlugin):
                     h = model.hidden_features(x)   # shared layers are not trained here
                 loss = -(model.component_elbo(x, h, new) + model.log_q_y(h)[:, new]).mean()
                 loss.backward()
-                model.cluster_logits.weight.grad *= logit_rows   # only the new component's logit
-                model.cluster_logits.bias.grad *= logit_rows[:, 0]
+                for p in model.parameters():
+                    if id(p) not in trained:
+                        p.grad = None   # the decoder: not in the authors' variable list
                 optimizer.step()
         for p in model.parameters():
             p.grad = None
@@ -311,7 +373,4 @@ class CURLPlugin(GenerativePlugin):
                               "expanded": True})
         self.buffer = None
         self.last_expansion = self.steps
-        if cfg.replay_refresh == "expansion":
-            self.take_snapshot(model)
-        refresh_optimizer(strategy)   # the new component's parameters join the main optimizer
         return new

@@ -16,9 +16,14 @@ boundary-aware method, joint).
 64 * t binarized teacher samples are appended (the batch grows with t; about t+1 times the
 compute of the authors' form).
 
-Left out: the paper's discrete latent variable and its growth with tasks; this is the continuous-
-latent LGM on the same Bernoulli MLP VAE as every other method, so the comparison is like for like.
-Stores no samples (memory 0).
+At each fork the authors build a new optimizer (main.py:470-475): here the Adam state is reset
+at each task boundary (`fresh_optimizer`), with the profile's learning rate and betas.
+
+Left out (docs/methods.md#lgm has the table with the authors' file and line): the paper's discrete
+latent variable and its growth with tasks (their headline runs regularise only that categorical
+latent); this is the continuous-latent LGM on the same Bernoulli MLP VAE as every other method, so
+the comparison is like for like, with the exact Gaussian KL (their Gaussian path passes a
+log-variance where `Normal` expects a scale). Stores no samples (memory 0).
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ class LGMConfig:
     epochs: int | None = None   # passes per task; None: the profile's task_epochs
     mix: str = "split"          # "split": the authors' B/(t+1) real + B*t/(t+1) teacher means;
                                 # "append": all B real + B*t binarized teacher samples (earlier form)
+    fresh_optimizer: bool = True   # a fresh Adam state for each new student (the authors' main.py
+                                   # builds a new optimizer after every fork)
 
     def __post_init__(self):
         if self.mix not in MIXES:
@@ -98,3 +105,5 @@ class LGMPlugin(GenerativePlugin):
         """At the task's end the student becomes the frozen teacher (LGM stores no images)."""
         self.teacher = frozen_copy(strategy.model)
         self.tasks_done += 1
+        if self.config.fresh_optimizer and hasattr(strategy, "make_optimizer"):
+            strategy.make_optimizer(reset_optimizer_state=True)

@@ -65,7 +65,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from methods.core import GenerativePlugin, refresh_optimizer, register_method
+from methods.core import GenerativePlugin, refresh_optimizer, register_method, register_preset
+from methods.core.task_length import require_count, task_length_field
 from methods.models.contract import eval_mode, uniform_log_weights
 from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
 from methods.models.vae import BernoulliVAE, Component, bernoulli_log_likelihood
@@ -81,11 +82,14 @@ class LIMixConfig:
     gate_samples: int = 1000           # real and generated images per component in the gate
     gate_generated: str = "mode"       # generated images in the gate: the decoder's "mode"
                                        # (p > 0.5) or a Bernoulli "sample" of its probabilities
-    replay_samples: int = 50_000       # images the reused component generates for its replay
+    replay_samples: int | str = task_length_field()   # images the reused component generates for
+                                       # its replay: one task's length, resolved per cell (the code: 50,000)
     epochs: int | None = None          # passes per task; None: the profile's task_epochs
     student: bool = True               # train the Student as the code does (not evaluated)
     max_components: int | None = None  # None: no cap (the code's)
     weights: str = "uniform"           # mixture weights: "uniform" or "tasks" (tasks learned)
+    fresh_optimizer: bool = True       # a fresh Adam state at every activation (the code's new Adam)
+    buffer_size: int = 2000            # limix-taskfree only: the real images that make one "task"
 
     def __post_init__(self):
         if self.gate_generated not in GATE_GENERATED:
@@ -93,8 +97,12 @@ class LIMixConfig:
                              f"not {self.gate_generated!r}")
         if self.weights not in WEIGHTS:
             raise ValueError(f"limix.weights must be one of {', '.join(WEIGHTS)}, not {self.weights!r}")
-        if self.gate_samples < 1 or self.replay_samples < 0 or self.threshold < 0:
-            raise ValueError("limix: gate_samples must be >= 1, replay_samples and threshold >= 0")
+        if isinstance(self.replay_samples, int) and self.replay_samples < 0:
+            raise ValueError("limix: replay_samples must be >= 0")
+        if self.buffer_size < 1:
+            raise ValueError("limix.buffer_size must be at least 1")
+        if self.gate_samples < 1 or self.threshold < 0:
+            raise ValueError("limix: gate_samples must be >= 1 and threshold >= 0")
         if self.max_components is not None and self.max_components < 1:
             raise ValueError("limix.max_components must be at least 1 (or none)")
 
@@ -188,13 +196,22 @@ class LIMixModel(BernoulliVAE):
         return -(bernoulli_log_likelihood(logits, x) + log_pz - log_qz_x)
 
 
+def gate_images(images: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n images of the task drawn at random (the code's data is shuffled once, so its first 1,000
+    are a random mix of the task's classes; a task presented class by class would otherwise give
+    the gate one class only), binarized: [n, D]."""
+    pick = torch.randperm(len(images), generator=generator, device=images.device)[:n]
+    return binarize(images[pick].flatten(1), generator)
+
+
 @torch.no_grad()
 def discrepancies(model: LIMixModel, images: torch.Tensor, n: int,
                   generator: torch.Generator | None = None, mode: bool = True) -> list[float]:
-    """The gate's K_k for every component k (nats): |mean -ELBO_k of n real images (binarized) -
+    """The gate's K_k for every component k (nats): |mean -ELBO_k of n real images (a random
+    subset of `images`, binarized; the code's data is shuffled once, so its first 1,000 are random) -
     mean -ELBO_k of n images component k generates|, one-sample ELBOs as in training. Generated
     images are the decoder's mode (pixel probability > 0.5; `mode=False`: a Bernoulli draw)."""
-    real = binarize(images[:n].flatten(1), generator)
+    real = gate_images(images, n, generator)
     out = []
     with eval_mode(model):
         for c in range(model.num_components):
@@ -257,27 +274,35 @@ class LIMixPlugin(GenerativePlugin):
     def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
         """The gate (from the second task on) chooses the component that learns this task and
         what it trains on: the task alone (a new component) or the task + its own samples."""
-        model = self._model()
+        self.begin_task(self._model(), incoming)
+        return super().training_images(incoming)
+
+    def begin_task(self, model: LIMixModel, images: torch.Tensor) -> None:
+        """A task's images arrived (a task, or a full buffer in `limix-taskfree`): the first trains
+        component 0 and the shared layers, later ones go through the gate. The code builds a new
+        Adam at every activation (L1:376-383), so the optimizer's state starts afresh."""
         self.replay = None
         if self.tasks_done == 0:
             model.activate(0, train_shared=True)
             model.tasks_learned[0] += 1
         else:
-            self.gate(model, incoming)
+            self.gate(model, images)
+        if self.config.fresh_optimizer and hasattr(self._strategy, "make_optimizer"):
+            self._strategy.make_optimizer(reset_optimizer_state=True)
         self.tasks_done += 1
         self.student_steps_task, self._student_loss_sum = 0, 0.0
-        return super().training_images(incoming)
 
     def gate(self, model: LIMixModel, incoming: torch.Tensor) -> None:
         cfg = self.config
         k = discrepancies(model, incoming, cfg.gate_samples, self.generator,
-                          mode=cfg.gate_generated == "mode")
+                          mode=cfg.gate_generated == "mode")   # random images of the task (L1:135-139)
         closest = min(range(len(k)), key=k.__getitem__)
         room = cfg.max_components is None or model.num_components < cfg.max_components
         if k[closest] > cfg.threshold and room:
             component = model.add_component()
             decision = "expand"
             refresh_optimizer(self._strategy)   # the new heads join the strategy's optimizer
+
         else:
             component = closest
             decision = f"reuse {closest}"
@@ -292,7 +317,7 @@ class LIMixPlugin(GenerativePlugin):
 
     @torch.no_grad()
     def generate_replay(self, model: LIMixModel, c: int, shape) -> torch.Tensor | None:
-        n = self.config.replay_samples
+        n = require_count(self.config, "replay_samples")
         if n == 0:
             return None
         chunks = [model.sample_component(min(4096, n - done), c, self.generator)
@@ -338,3 +363,47 @@ class LIMixPlugin(GenerativePlugin):
         self.extra_images += len(batch)
         self.student_steps_task += 1
         self._student_loss_sum = self._student_loss_sum + loss.detach()   # read once per task
+
+
+@register_method("limix-taskfree", LIMixConfig,
+                 "LIMix without task boundaries (our reconstruction): a buffer of real images is the "
+                 "task; the gate runs each time it fills, the chosen component trains on it, it empties")
+class LIMixTaskFreePlugin(LIMixPlugin):
+    """The OCM paper lists LIMix on task-free streams with 2.0K memory and up to 30 components but
+    does not say how it ran it; the authors' code has boundaries only. This is the natural
+    adaptation: incoming batches fill a buffer of `buffer_size` real images (nothing is trained
+    meanwhile); when it is full it is treated as one task of the boundary form (the gate on it,
+    then the chosen component's `epochs` passes over it plus, on reuse, its own replay, the Student
+    alongside) and emptied. Memory = the buffer. Images still in the buffer when the stream ends are
+    never trained on (a task-free method gets no end-of-stream signal)."""
+
+    needs_task_boundaries = False
+
+    def __init__(self, config: LIMixConfig | None = None, seed: int = 0):
+        super().__init__(config, seed)
+        self.buffer: torch.Tensor | None = None
+        self._training_buffer = False
+
+    @property
+    def memory_size(self) -> int:
+        return 0 if self.buffer is None else len(self.buffer)
+
+    def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
+        self.buffer = incoming if self.buffer is None else torch.cat([self.buffer, incoming])
+        if len(self.buffer) < self.config.buffer_size:
+            return incoming[:0]
+        self._training_buffer = True
+        self.begin_task(self._model(), self.buffer)
+        return self.buffer if self.replay is None else torch.cat([self.buffer, self.replay])
+
+    def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
+        if self._training_buffer:   # the buffer was this experience's task: it empties
+            super().update_memory(incoming, strategy)
+            self.buffer, self._training_buffer = self.buffer[:0], False
+
+
+# The OCM paper's Table 1 lists LIMix with memory 2.0K and N = 30 components on every binary
+# (task-free) stream; how it ran it is not given: this is our reconstruction (limix-taskfree).
+register_preset("limix-paper", "limix-taskfree", {"buffer_size": 2000, "max_components": 30, "replay_samples": 2000},
+                "LIMix as the OCM paper lists it, task-free (our reconstruction): a 2,000-image buffer "
+                "is each task, replay of as many generated images, at most 30 components", paper_name="LIMix")

@@ -144,28 +144,37 @@ def test_curl_new_component_copies_the_most_probable_parent():
     assert new == 3 and model.num_components == 4 and plugin.expansions[0]["parent"] == 1
     assert torch.equal(model.heads_mu[3].weight, model.heads_mu[1].weight)
     assert torch.equal(model.prior_mu[3], model.prior_mu[1])
-    assert plugin.buffer is None and plugin.snapshot.num_components == 4
+    # the 'dynamic' snapshot is taken before the new component exists (training.py:1048-1059)
+    assert plugin.buffer is None and plugin.snapshot.num_components == 3
 
 
-def test_curl_expansion_training_changes_only_the_new_component():
+def test_curl_expansion_trains_the_new_component_and_the_whole_logit_layer_on_batches_of_100():
+    """The authors' expansion step: the buffer cut to whole batches of 100 (the latest kept), the
+    ELBO with y = new; the q(y|x) logit layer trains in full (every active row moves, the earlier
+    rule moved only the new one), the new head and prior train, everything else stays."""
     model = curl_model(components=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     plugin = CURLPlugin(CURLConfig(expansion_passes=2), seed=0)
-    plugin.buffer = torch.bernoulli(torch.rand(100, 784))
+    buffer = torch.bernoulli(torch.rand(150, 784))
+    plugin.buffer = buffer
+    sizes = []
+    original = model.component_elbo
+    model.component_elbo = lambda x, h, c: (sizes.append(len(x)), original(x, h, c))[1]
     new = plugin.expand(model)
+    assert sizes == [100, 100] and plugin.extra_steps == 2 and plugin.timeline[0]["buffer"] == 100
     for name, param in model.named_parameters():
-        if name in before and name != "cluster_logits.weight" and name != "cluster_logits.bias":
+        if name in before and not name.startswith("cluster_logits"):
             assert torch.equal(before[name], param), name
     assert not torch.equal(model.heads_mu[new].weight, model.heads_mu[0].weight)
     changed_rows = (model.cluster_logits.weight != before["cluster_logits.weight"]).any(1)
-    assert changed_rows.nonzero().flatten().tolist() == [new]
+    assert changed_rows.nonzero().flatten().tolist() == [0, 1, new]   # inactive rows get no gradient
 
 
 def test_curl_expands_when_the_buffer_fills_and_collects_nothing_while_it_waits():
     torch.manual_seed(0)
     model = CURLModel()
     config = CURLConfig(threshold=1e9, buffer_size=100, burn_in=3, spacing=4, expansion_passes=1,
-                        replay_refresh="expansion")
+                        replay_refresh="expansion", replay_per_batch=0)
     plugin = CURLPlugin(config, seed=0)   # threshold 1e9: every real sample is poorly explained
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
                                   plugins=[plugin])
@@ -175,14 +184,14 @@ def test_curl_expands_when_the_buffer_fills_and_collects_nothing_while_it_waits(
         strategy.train(experience)
         history[plugin.steps] = (model.num_components, plugin.memory_size)
     # steps 1-3 burn-in (nothing collected); step 4 is still within `spacing` of step 0; step 5:
-    # 64 in the buffer; step 6: 128 >= 100 (two whole minibatches, kept), expansion; steps 7-10
+    # 64 in the buffer; step 6: 128 >= 100 (cut to the latest 100), expansion; steps 7-10
     # wait (nothing collected); step 11: 64; step 12: expansion
     assert [history[s] for s in (3, 4, 5, 6)] == [(1, 0), (1, 0), (1, 64), (2, 0)]
     assert all(history[s] == (2, 0) for s in (7, 8, 9, 10))
     assert history[11] == (2, 64) and history[12] == (3, 0)
     assert [e["step"] for e in plugin.expansions] == [6, 12]
-    # the new component trained `expansion_passes` (1) pass over the buffer: two minibatches
-    assert plugin.extra_steps == 4 and plugin.extra_images == 256
+    # the new component trained `expansion_passes` (1) pass over the buffer: one minibatch of 100
+    assert plugin.extra_steps == 2 and plugin.extra_images == 200
     assert plugin.snapshots == 2   # "expansion" mode: a snapshot at each expansion
 
 
@@ -204,7 +213,8 @@ def test_curl_replays_components_in_proportion_to_their_use():
 def test_curl_counts_use_from_the_real_images_and_refreshes_the_snapshot_on_its_period():
     torch.manual_seed(0)
     model = CURLModel()
-    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, refresh_images=128, replay_per_batch=16), seed=0)
+    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, refresh_images=128, replay_per_batch=16,
+                                   replay_mix="join"), seed=0)
     spy = BatchSpy(model)
     strategy = GenerativeStrategy(model=spy, optimizer=torch.optim.Adam(spy.parameters(), 1e-3),
                                   plugins=[plugin])
@@ -252,3 +262,56 @@ def test_curl_on_a_plain_avalanche_strategy():
     for experience in online_experiences(task_benchmark([data], [data[:4]]).train_stream[0]):
         strategy.train(experience)
     assert model.num_components >= 2 and plugin.snapshot is not None
+
+
+def test_curl_replays_a_whole_thresholded_batch_after_each_real_step():
+    """The authors' replay: every second batch is generated (gen_every_n = 2), made of decoder
+    means thresholded at 0.5; the earlier rule joined Bernoulli draws to the real minibatch."""
+    torch.manual_seed(0)
+    model = CURLModel()
+    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, refresh_images=128, replay_per_batch=16), seed=0)
+    spy = BatchSpy(model)
+    strategy = GenerativeStrategy(model=spy, optimizer=torch.optim.Adam(spy.parameters(), 1e-3),
+                                  plugins=[plugin])
+    data = torch.rand(64 * 4, 1, 28, 28)
+    for experience in online_experiences(task_benchmark([data], [data[:4]]).train_stream[0]):
+        strategy.train(experience)
+    # a snapshot after 128 images: from the third real step on, each is followed by a replay step
+    assert spy.sizes == [64, 64, 64, 16, 64, 16]
+    replayed = [b for b in spy.batches if len(b) == 16]
+    assert all(((b == 0) | (b == 1)).all() for b in replayed)
+    assert plugin.extra_steps == 2 and plugin.extra_images == 32 and strategy.clock.train_iterations == 4
+    # the replayed pixels are the snapshot's decoder means cut at 0.5
+    generator = torch.Generator().manual_seed(5)
+    plugin.generator = generator
+    state = generator.get_state()
+    batch = plugin.replay_batch()
+    generator.set_state(state)
+    means = plugin.snapshot.sample(16, generator, plugin.replay_log_weights)
+    assert torch.equal(batch, (means > 0.5).float())
+
+
+def adam_steps_per_task(config: LGMConfig) -> list[list[int]]:
+    """Adam's step count after each training step of LGM over three tasks of two minibatches."""
+    from avalanche.core import SupervisedPlugin
+
+    class Spy(SupervisedPlugin):
+        def after_update(self, strategy, **kwargs):
+            counts[-1].append(int(next(iter(strategy.optimizer.state.values()))["step"]))
+
+    torch.manual_seed(0)
+    model = BernoulliVAE()
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                                  train_epochs=1, plugins=[LGMPlugin(config, seed=0), Spy()])
+    counts = []
+    for task in tasks().train_stream:
+        counts.append([])
+        strategy.train(task)
+    return counts
+
+
+def test_lgm_starts_each_new_student_with_a_fresh_adam_state():
+    """The authors build a new optimizer after every fork (main.py:470-475): Adam's moments and
+    step count start again at each task boundary (one Adam throughout was the earlier rule)."""
+    assert adam_steps_per_task(LGMConfig()) == [[1, 2], [1, 2], [1, 2]]
+    assert adam_steps_per_task(LGMConfig(fresh_optimizer=False)) == [[1, 2], [3, 4], [5, 6]]

@@ -69,12 +69,13 @@ def test_a_sample_no_expert_explains_goes_to_the_stm_and_one_an_expert_explains_
     x = torch.stack([HALF, 1 - HALF])             # 0/1 images: every binarization is the image
     nll0, nll1 = bce(torch.zeros(D), HALF[None]).item(), bce(logits, HALF[None]).item()
     assert nll0 == pytest.approx(D * math.log(2)) and nll1 == pytest.approx(D * F.softplus(torch.tensor(-8.)).item())
-    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=400.0), seed=0)
+    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=400.0, wake="harness"), seed=0)
     plugin.model = model
     trained = plugin.training_images(x)
     # HALF: 0.26 - log 100 < 543.4 - 400; its complement: 6272 - log 100 > 543.4 - 400
     assert torch.equal(trained, x[:1]) and torch.equal(plugin.stm, x[1:])
-    assert model.counts.tolist() == [101.0]      # the expert-bound sample counts once, r = 1
+    # as the code's `to_expert`: every sample's responsibilities count, the STM-bound one's too
+    assert model.counts.tolist() == [102.0]
     # the STM takes HALF exactly when NLL_0 - log alpha < NLL_1 - log N_1
     boundary = nll0 - nll1 + math.log(100)
     for log_alpha, to_stm in ((boundary - 0.05, False), (boundary + 0.05, True)):
@@ -99,7 +100,7 @@ def test_the_sleep_fires_exactly_when_the_stm_fills_and_counts_add_responsibilit
     model = CNDPMModel(placeholder_seed=0)
     placeholder = parameters(model.placeholder)
     # log_alpha -1e4: once an expert exists no sample goes to the STM
-    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=-1e4, stm_capacity=128, sleep_steps=3), seed=0)
+    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=-1e4, stm_capacity=128, sleep_steps=3, wake="harness"), seed=0)
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
                                   train_epochs=2, plugins=[plugin])
     history = []
@@ -111,11 +112,13 @@ def test_the_sleep_fires_exactly_when_the_stm_fills_and_counts_add_responsibilit
     assert history == [(0, 64, 0), (1, 0, 0), (1, 0, 2), (1, 0, 4), (1, 0, 6)]
     assert plugin.timeline == [{"step": 0, "position": 128, "experts": 1, "components": 1, "stm": 128,
                                 "buffer": 128, "expanded": True}]
-    # N = |STM| at the sleep, then r = 1 per incoming sample, once (not once per pass)
-    assert model.counts.tolist() == [128.0 + 3 * 64]
+    # N = |STM| + 1 at the sleep (the code's prior entry starts at 1), then r = 1 per incoming
+    # sample, once (not once per pass)
+    assert model.counts.tolist() == [129.0 + 3 * 64]
     assert plugin.memory_peak == 128 and plugin.extra_steps == 3 and plugin.extra_images == 3 * 50
     assert same(model.placeholder, placeholder)
-    assert plugin.extra_stats() == {"experts": 1, "counts": [320.0], "sleeps": 1, "stm_size": 0}
+    assert plugin.extra_stats() == {"experts": 1, "counts": [321.0], "sleeps": 1, "stm_size": 0,
+                                    "wake_steps": 0}
 
 
 def test_the_sleep_trains_one_new_expert_on_the_stm_alone():
@@ -126,7 +129,7 @@ def test_the_sleep_trains_one_new_expert_on_the_stm_alone():
     plugin.stm = pattern.expand(120, D).clone()   # 0/1 grey levels: the STM's binarizations are it
     new = plugin.sleep(model)
     assert model.num_experts == 2 and model.experts[1] is new
-    assert model.counts.tolist() == [50.0, 120.0] and plugin.memory_size == 0
+    assert model.counts.tolist() == [50.0, 121.0] and plugin.memory_size == 0
     assert same(model.placeholder, placeholder) and same(model.experts[0], expert1)
     assert all(p.grad is None for p in model.parameters())
     with torch.no_grad():
@@ -135,7 +138,7 @@ def test_the_sleep_trains_one_new_expert_on_the_stm_alone():
     # a random VAE gives ~545 nats; 40 steps on the STM's image bring it far lower, not its opposite
     assert untrained.item() > 500 and learnt[0] < 250 and learnt[1] > 600
     assert plugin.extra_steps == 40 and plugin.extra_images == 40 * 50
-    assert model.log_mixture_weights().exp().tolist() == pytest.approx([50 / 170, 120 / 170])
+    assert model.log_mixture_weights().exp().tolist() == pytest.approx([50 / 171, 121 / 171])
 
 
 def test_counts_grow_by_the_responsibilities():
@@ -173,7 +176,7 @@ def test_an_expert_with_usage_at_most_min_usage_gets_no_gradient():
         m = model(n2)
         experts = [parameters(e) for e in m.experts]
         strategy = GenerativeStrategy(model=m, optimizer=torch.optim.Adam(m.parameters(), 1e-3),
-                                      plugins=[CNDPMPlugin(seed=0)])
+                                      plugins=[CNDPMPlugin(CNDPMConfig(wake="harness"), seed=0)])
         strategy.train(next(iter(online(x.view(4, 1, 28, 28)))))
         assert strategy.clock.train_iterations == 1 and m.update_mask == [True, updated]
         assert not same(m.experts[0], experts[0])
@@ -220,7 +223,7 @@ def test_no_images_make_no_minibatch():
 def test_cndpm_on_a_plain_avalanche_strategy():
     torch.manual_seed(0)
     model = CNDPMPlugin(seed=0).build_model(types.SimpleNamespace(mc_samples=1))
-    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=-1e4, stm_capacity=100, sleep_steps=2), seed=0)
+    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=-1e4, stm_capacity=100, sleep_steps=2, wake="harness"), seed=0)
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
                      criterion=GenerativeLoss(), train_mb_size=64, plugins=[plugin], evaluator=None)
     after_sleep = None
@@ -231,7 +234,7 @@ def test_cndpm_on_a_plain_avalanche_strategy():
     assert plugin.model is model and model.num_experts == 1 and plugin.sleeps == 1
     assert strategy.clock.train_iterations == 3      # batches 3-5, one wake step each
     assert not same(model.experts[0], after_sleep)   # the main optimizer took the new expert in
-    assert model.counts.tolist() == [128.0 + 3 * 64]
+    assert model.counts.tolist() == [129.0 + 3 * 64]
 
 
 def test_cndpm_runs_through_the_harness(tmp_path):
@@ -245,7 +248,70 @@ def test_cndpm_runs_through_the_harness(tmp_path):
     assert record["status"] == "done" and record["sleeps"] >= 2 and math.isfinite(record["nll"])
     assert record["experts"] == record["components"] == len(record["counts"]) == record["sleeps"]
     assert len(record["timeline"]) == record["sleeps"] and record["memory_peak"] >= 256
-    # every sample counted once: in an expert's count (at its sleep, or routed to it) or in the STM
-    assert sum(record["counts"]) == pytest.approx(record["stream_length"] - record["memory"], rel=1e-4)
-    assert sum(record["counts"]) > sum(e["stm"] for e in record["timeline"])   # the wake routed some
+    # the code's accounting: each sleep adds |STM| + 1, and every sample after the first expert
+    # exists adds its responsibilities (summing to 1), STM-bound samples included
+    after_first = record["stream_length"] - record["timeline"][0]["position"]
+    expected = sum(e["stm"] + 1 for e in record["timeline"]) + after_first
+    assert sum(record["counts"]) == pytest.approx(expected, rel=1e-5)
+    assert record["wake_steps"] > 0 and record["wake_steps"] <= after_first / 64
     assert record["gradient_steps"] >= 100 * record["sleeps"]
+
+
+def slept_expert(config: CNDPMConfig):
+    """A model with one expert that slept 30 steps on HALF, its plugin, and HALF batches to route."""
+    torch.manual_seed(0)
+    model = CNDPMModel(placeholder_seed=0)
+    plugin = CNDPMPlugin(config, seed=0)
+    plugin.model = model
+    plugin.stm = HALF.expand(100, D).clone().view(100, 1, 28, 28)
+    plugin.sleep(model)
+    return model, plugin, HALF.expand(64, D).clone().view(64, 1, 28, 28)
+
+
+def test_the_authors_wake_step_moves_an_expert_by_what_its_learning_rate_allows():
+    """wake="authors": after its sleep an expert's own Adam runs at 3e-4 * 0.003 = 9e-7 (the
+    code's MultiStepLR), one step per incoming batch: the expert barely moves. The earlier
+    default trained it at the profile's rate (1e-3 here) through the strategy."""
+    model, plugin, batch = slept_expert(CNDPMConfig(sleep_steps=30, log_alpha=-1e4))
+    assert plugin.expert_optimizers[0].param_groups[0]["lr"] == pytest.approx(9e-7)
+    before = parameters(model.experts[0])
+    assert len(plugin.training_images(batch)) == 0 and plugin.wake_steps == 1
+    moved = max((a - b).abs().max().item() for a, b in zip(model.experts[0].parameters(), before))
+    assert 0 < moved <= 5 * 9e-7
+    assert all(p.grad is None for p in model.parameters())
+
+    model, plugin, batch = slept_expert(CNDPMConfig(sleep_steps=30, log_alpha=-1e4, wake="frozen"))
+    before = parameters(model.experts[0])
+    assert len(plugin.training_images(batch)) == 0 and plugin.wake_steps == 0 and same(model.experts[0], before)
+
+    model, plugin, batch = slept_expert(CNDPMConfig(sleep_steps=30, log_alpha=-1e4, wake="harness"))
+    before = parameters(model.experts[0])
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                                  plugins=[plugin])
+    strategy.train(next(iter(online(batch))))
+    moved = max((a - b).abs().max().item() for a, b in zip(model.experts[0].parameters(), before))
+    assert moved > 100 * 9e-7
+
+
+def test_the_stm_keeps_the_routing_binarization_and_the_sleep_does_not_redraw_it():
+    plugin = CNDPMPlugin(seed=0)
+    plugin.model = known_model()
+    grey = torch.full((20, D), 0.5)
+    plugin.training_images(grey)
+    assert ((plugin.stm == 0) | (plugin.stm == 1)).all()
+    reference = torch.Generator().manual_seed(0)
+    assert torch.equal(plugin.stm, torch.bernoulli(grey, generator=reference))
+
+
+def test_no_expert_beyond_the_cap_and_nothing_goes_to_the_stm_at_it():
+    torch.manual_seed(0)
+    model = CNDPMModel(placeholder_seed=0)
+    plugin = CNDPMPlugin(CNDPMConfig(log_alpha=1e4, stm_capacity=64, sleep_steps=1, max_experts=2), seed=0)
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                                  plugins=[plugin])
+    # log_alpha 1e4: without a cap every sample would go to the STM and every batch make an expert
+    for experience in online(torch.rand(64 * 5, 1, 28, 28)):
+        strategy.train(experience)
+    assert model.num_experts == 2 and plugin.sleeps == 2 and plugin.memory_size == 0
+    # two sleeps of |STM| + 1; batch 2 went to the STM but counted for expert 1 too; batches 3-5
+    assert sum(model.counts.tolist()) == pytest.approx(2 * 65 + 4 * 64, rel=1e-6)

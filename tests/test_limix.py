@@ -239,3 +239,64 @@ def test_limix_smoke_run_through_the_harness(tmp_path):
     # the Student's steps are counted: one per component step
     assert record["gradient_steps"] == 2 * record["iterations"]
     assert 100 < record["nll"] < 550
+
+
+def test_the_gate_scores_a_random_subset_of_the_task():
+    """The code's data is shuffled once, so its 1,000 gate images mix the task's classes; the
+    earlier rule took the first n, i.e. one class on a stream presented class by class."""
+    from methods.limix import gate_images
+
+    task = torch.cat([torch.zeros(500, 1, 28, 28), torch.ones(500, 1, 28, 28)])   # sorted by "class"
+    real = gate_images(task, 200, torch.Generator().manual_seed(0))
+    ones = int(real.mean(1).eq(1).sum())
+    assert real.shape == (200, 784) and 70 < ones < 130          # about half from each class
+    assert gate_images(task, 200, torch.Generator().manual_seed(0)).equal(real)   # seeded
+
+
+def test_each_task_starts_with_a_fresh_adam_state():
+    """The code builds a new Adam at every activation (L1:376-383); keeping the state gave a reused
+    component stale moments."""
+    a = digits()
+    model, plugin, strategy = limix_strategy(LIMixConfig(threshold=1e9, replay_samples=64, gate_samples=64), epochs=1)
+    steps = []
+    tasks = benchmark([a[:128], a[128:256]]).train_stream
+    for task in tasks:
+        strategy.train(task)
+        steps.append(sorted({int(s["step"]) for s in strategy.optimizer.state.values()}))
+    # task 1: 2 steps; task 2 (reuse: 128 real + 64 replayed = 3 minibatches) counts from 1 again
+    assert steps == [[2], [3]]
+    kept = limix_strategy(LIMixConfig(threshold=1e9, replay_samples=64, gate_samples=64, fresh_optimizer=False),
+                          epochs=1)[2]
+    for task in tasks:
+        kept.train(task)
+    # the reused component's moments carried on (5 steps), the shared layers kept task 1's (2)
+    assert sorted({int(s["step"]) for s in kept.optimizer.state.values()}) == [2, 5]
+
+
+def test_taskfree_limix_gates_each_full_buffer_and_never_grows_past_its_cap():
+    from methods.limix import LIMixTaskFreePlugin
+    from streams.benchmark import online_experiences
+
+    a = digits()
+    torch.manual_seed(0)
+    model = LIMixModel()
+    plugin = LIMixTaskFreePlugin(LIMixConfig(threshold=0.0, max_components=3, buffer_size=128,
+                                             replay_samples=64, gate_samples=64), seed=0)
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                                  train_epochs=1, plugins=[plugin])
+    stream = torch.cat([a[:320], 1 - a[:320]])     # 640 images: 5 buffers of 128
+    sizes = []
+    for experience in online_experiences(task_benchmark([stream], [stream[:8]]).train_stream[0]):
+        before = strategy.clock.train_iterations
+        strategy.train(experience)
+        sizes.append((plugin.memory_size, strategy.clock.train_iterations - before))
+    # nothing trains while the buffer fills; a full buffer (plus replay on reuse) trains, then empties
+    assert [s for s, _ in sizes] == [64, 0] * 5
+    assert [n for _, n in sizes] == [0, 2, 0, 2, 0, 2, 0, 3, 0, 3]
+    decisions = [e["decision"] for e in plugin.timeline]
+    # threshold 0: every gate wants to expand; the cap (3) turns the last two into reuses
+    assert decisions[:2] == ["expand", "expand"] and all(d.startswith("reuse") for d in decisions[2:])
+    assert len(decisions) == 4
+    assert model.num_components == 3 and plugin.tasks_done == 5 and plugin.memory_peak == 128
+    assert all(e.get("capped") for e in plugin.timeline[2:])
+    assert plugin.replay_generated == 2 * 64

@@ -27,6 +27,7 @@ from bench.evaluation.nll import nll_row
 from bench.planning.grid import Cell
 from methods import get_method
 from methods.core.strategy import GenerativeStrategy
+from methods.core.task_length import resolve_task_lengths, task_length_fields
 from methods.models.native import decoder as decoder_inference
 from streams.benchmark import online_experiences, task_benchmark
 from streams.datasets import resolve_data_dir
@@ -80,7 +81,11 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         torch.cuda.set_device(where)
     stream = cached_stream(cell.stream, data_dir)
     spec = get_method(cell.method)
-    plugin = spec.plugin_class(spec.config_class(**cell.method_config), seed=cell.seed)
+    n_tasks = len(stream.tasks)
+    train_sets = [stream.train_images(t, cell.seed, profile.max_train_per_task) for t in range(n_tasks)]
+    task_length = round(sum(map(len, train_sets)) / n_tasks)   # what "one task's length" means here
+    config = resolve_task_lengths(spec.config_class(**cell.method_config), task_length)
+    plugin = spec.plugin_class(config, seed=cell.seed)
     model = plugin.build_model(profile).to(where)
     optimizer = training_optimizer(model, profile, where)
     # The schedule: E passes over what the method trains on (the paper's), or matched compute
@@ -90,8 +95,6 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
                                   device=where, steps_per_batch=profile.steps_per_batch, step=step)
 
-    n_tasks = len(stream.tasks)
-    train_sets = [stream.train_images(t, cell.seed, profile.max_train_per_task) for t in range(n_tasks)]
     test_sets = [stream.test_images(t, profile.eval_test_per_task) for t in range(n_tasks)]
     benchmark = task_benchmark(train_sets, test_sets)
     test_sets = [x.to(where) for x in test_sets]
@@ -140,6 +143,8 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "bwt_nll": backward_transfer(matrix),
         "test_sizes": [len(x) for x in test_sets],
         "train_sizes": [len(x) for x in train_sets],
+        # task-length settings ("task", "task*X") as the image counts this cell ran with
+        "resolved_settings": {name: getattr(config, name) for name in task_length_fields(type(config))},
         "memory": plugin.memory_size,
         "memory_peak": plugin.memory_peak,
         "gradient_steps": strategy.clock.train_iterations + plugin.extra_steps,

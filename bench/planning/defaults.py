@@ -31,21 +31,9 @@ STREAM_METHOD_SETTINGS = {
         "mnist-fashion": {"lambda2": 10.0, "max_components": 10},
         "cross-domain": {"lambda2": 0.5, "max_components": 10},   # the paper's; no such stream here yet
     },
-    # curl: the authors' 'fixed' replay takes a snapshot once per task's length (their
-    # `data_period`); here in incoming images: 800 per task on mini, about 12,000 on the MNIST
-    # and Fashion splits (11,263-12,665 on Split-MNIST, 12,000 on Split-Fashion).
-    "curl": {
-        "mini": {"refresh_images": 800},
-        "*": {"refresh_images": 12000},
-    },
-    # limix: generated samples replayed with a task when a component is reused. The authors' code
-    # replays 50,000 (about 4x a split task's images); on a CPU one task's length: 800 on mini,
-    # 12,000 elsewhere (docs/methods.md#limix; 50,000 made a mini cell take 560 s and swamped the
-    # real images).
-    "limix": {
-        "mini": {"replay_samples": 800},
-        "*": {"replay_samples": 12000},
-    },
+    # curl's snapshot period and limix's replay size are one task's length ("task", declared in
+    # their configs and resolved per cell from the stream that runs, max_train_per_task included:
+    # methods/core/task_length.py), not a per-stream number here.
 }
 
 # ------------------------------------------------------------------------------- devices

@@ -16,6 +16,7 @@ from bench.planning.defaults import STREAM_METHOD_SETTINGS
 from bench.planning.profiles import Profile
 from bench.planning.validate import MATCH_PREFIX
 from methods import METHODS, get_method
+from methods.core.registry import expand_preset
 from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError, base_stream
 
@@ -104,7 +105,7 @@ def parse_names(text: str, valid: dict, kind: str) -> list[str]:
         raise UnknownNameError(f"no {kind} given; valid {kind}: {', '.join(valid)}")
     for name in names:
         if kind == "methods":
-            get_method(parse_variant(name)[0])
+            get_method(expand_preset(*parse_variant(name))[0])
         else:
             get_stream_spec(name)
     return list(dict.fromkeys(names))
@@ -136,13 +137,13 @@ def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profil
     cells = []
     for stream in streams:
         for text in methods:
-            name, own = parse_variant(text)
+            given, written = parse_variant(text)
+            name, own = expand_preset(given, written)   # a preset is its method with its settings
             spec = get_method(name)
             overrides = {**profile.methods.get(name, {}), **parse_method_settings(spec, own)}
             config = method_config(spec, stream, overrides)
-            label = variant_label(name, own)
-            cells += [Cell(name, stream, seed, profile, config, variant=label if own else "")
-                      for seed in seeds]
+            label = variant_label(given, written) if given != name or written else ""
+            cells += [Cell(name, stream, seed, profile, config, variant=label) for seed in seeds]
     return cells
 
 

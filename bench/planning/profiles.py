@@ -3,10 +3,10 @@
 - smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples,
   no FID and no pictures
   (OCM's STM holds 128 so that selections happen; OCM-IW50 uses 5 samples; OCM-dynamic
-  lambda2 = 2 and CURL burn-in/spacing 10 steps so that they expand in a short run; CURL's
-  replay snapshot once per (truncated) task of 256 images; CN-DPM sleeps when its STM holds 256,
-  for 100 steps; LIMix gates on 256 images, replays 256, threshold 30 nats so that a smoke run
-  both reuses and expands).
+  lambda2 = 2 and CURL burn-in/spacing 10 steps so that they expand in a short run; CN-DPM sleeps
+  when its STM holds 256, for 100 steps; LIMix gates on 256 images, threshold 30 nats so that a
+  smoke run both reuses and expands). CURL's snapshot period and LIMix's replay size are one
+  (truncated) task's length in every profile (methods/core/task_length.py).
 - quick: the 2-core CPU default. E = 1 pass over (batch + memory) per incoming batch, 1 MC sample,
   and lr 1e-3 instead of the paper's 1e-4 because it trains 100x fewer steps than the paper's E=100.
   NLL with K = 100 importance samples on up to 500 test images per task; OCM's expansion
@@ -59,9 +59,9 @@ PROFILES: dict[str, Profile] = {
                 methods={"reservoir": {"budget": 256}, "first-k": {"budget": 256}, "ocm": {"stm_capacity": 128},
                          "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
                          "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
-                         "curl": {"burn_in": 10, "spacing": 10, "refresh_images": 256},
+                         "curl": {"burn_in": 10, "spacing": 10},
                          "cndpm": {"stm_capacity": 256, "sleep_steps": 100},
-                         "limix": {"replay_samples": 256, "gate_samples": 256, "threshold": 30.0}}),
+                         "limix": {"gate_samples": 256, "threshold": 30.0}}),
         Profile("quick", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
                 fid_features="classifier", fid_samples=1000,

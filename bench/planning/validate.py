@@ -18,12 +18,13 @@ MINIMUM = {
     "expansion_k": 1, "max_components": 1, "buffer_size": 1, "burn_in": 0, "spacing": 0,
     "expansion_passes": 0, "replay_per_batch": 0, "gamma": 0.0, "refresh_images": 1,
     "sleep_steps": 0, "sleep_batch": 1, "min_usage": 0.0, "weight_decay": 0.0,
-    "gate_samples": 1, "replay_samples": 0,
+    "gate_samples": 1, "replay_samples": 0, "expansion_batch": 1, "max_experts": 1,
 }
-POSITIVE = {"lr", "kernel_sigma", "expansion_lr", "sleep_lr"}           # must be > 0
+POSITIVE = {"lr", "kernel_sigma", "sleep_lr", "wake_lr_factor"}           # must be > 0
 CHOICES = {"loss": ("elbo", "iwae"), "fid_features": ("classifier", "inception", None)}
 MATCHABLE = {"budget"}                                      # may be 'match:METHOD'
 MATCH_PREFIX = "match:"
+TASK_LENGTH_HINT = int | str   # a task-length setting (methods/core/task_length.py): a count or task[*X]
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -46,6 +47,8 @@ def _optional(hint) -> tuple[typing.Any, bool]:
 
 def describe(hint) -> str:
     inner, optional = _optional(hint)
+    if inner == TASK_LENGTH_HINT:
+        return "an image count or 'task' / 'task*X' (one / X tasks' length)" + (" or none" if optional else "")
     name = {int: "an integer", float: "a number", bool: "true or false", str: "a word"}.get(inner)
     if name is None and typing.get_origin(inner) is tuple:
         name = "numbers separated by ':' (e.g. 0.5:0.999)"
@@ -65,6 +68,14 @@ def parse_setting(key: str, text: str, hint):
         get_method(text[len(MATCH_PREFIX):])   # an unknown method name lists the valid ones
         return text
     try:
+        if inner == TASK_LENGTH_HINT:
+            from methods.core.task_length import task_multiple
+
+            try:
+                return int(text)
+            except ValueError:
+                task_multiple(text)   # raises on anything but task / task*X
+                return text.strip().lower()
         if inner is bool:
             if text.lower() not in TRUE + FALSE:
                 raise ValueError
@@ -88,6 +99,8 @@ def parse_setting(key: str, text: str, hint):
 def check_value(key: str, value) -> None:
     """Range and choices of a parsed (or default) value."""
     name = key.rpartition(".")[2]
+    if isinstance(value, str) and value.startswith("task"):
+        return   # one task's length, resolved per cell (methods/core/task_length.py)
     if value is None or (isinstance(value, str) and value.startswith(MATCH_PREFIX)):
         if name in CHOICES and value not in CHOICES[name]:
             raise SettingError(f"{key} must be one of {', '.join(map(str, CHOICES[name]))}, not '{value}'")

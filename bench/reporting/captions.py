@@ -55,10 +55,10 @@ def fid_protocol(cells: pd.DataFrame) -> str:
 
 def paper_names(methods) -> str:
     """'first-k = VAE-ELBO-Random, ...' for the methods that have a name in the OCM paper."""
-    from methods import METHODS
+    from methods import paper_name
 
     names = dict.fromkeys(m.partition("[")[0] for m in methods)
-    pairs = [f"{m} = {METHODS[m].paper_name}" for m in names if m in METHODS and METHODS[m].paper_name]
+    pairs = [f"{m} = {paper_name(m)}" for m in names if paper_name(m)]
     return ", ".join(pairs)
 
 

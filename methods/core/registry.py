@@ -84,6 +84,49 @@ def register_method(name: str, config_class: type, description: str, paper_name:
     return decorate
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named method variant: `method` with `settings` (as the CLI would write them), e.g. the
+    setting a paper ran a baseline with. Its name is its label in tables."""
+    name: str
+    method: str
+    settings: dict
+    description: str
+    paper_name: str | None = None
+
+    @property
+    def expansion(self) -> str:
+        return f"{self.method}[{','.join(f'{k}={v}' for k, v in self.settings.items())}]"
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(name: str, method: str, settings: dict, description: str,
+                    paper_name: str | None = None) -> Preset:
+    """Register `name` as `method[settings]` (`--methods NAME`, `NAME[more=settings]`)."""
+    if name in METHODS:
+        raise MethodRegistrationError(f"preset '{name}' would hide the method of that name")
+    PRESETS[name] = Preset(name, method, {k: str(v) for k, v in settings.items()}, description, paper_name)
+    return PRESETS[name]
+
+
+def expand_preset(name: str, settings: dict) -> tuple[str, dict]:
+    """(method, settings) of `name[settings]`: a preset's own settings, then the given ones."""
+    preset = PRESETS.get(name)
+    if preset is None:
+        return name, settings
+    return preset.method, {**preset.settings, **settings}
+
+
+def paper_name(label: str) -> str | None:
+    """The OCM paper's name for a method or preset label ('cndpm-paper' -> 'CNDPM')."""
+    name = label.partition("[")[0]
+    if name in PRESETS:
+        return PRESETS[name].paper_name
+    return METHODS[name].paper_name if name in METHODS else None
+
+
 def get_method(name: str) -> MethodSpec:
     """The method registered as `name`. An unknown name first loads the methods of installed
     packages (entry points) and of $OCM_BENCH_IMPORTS, each once, then is looked up again."""
@@ -92,7 +135,8 @@ def get_method(name: str) -> MethodSpec:
 
         problems = load_all()
         if name not in METHODS:
-            message = f"unknown method '{name}'; valid methods: {', '.join(METHODS)}"
+            message = f"unknown method '{name}'; valid methods: {', '.join(METHODS)}" + (
+                f"; presets: {', '.join(PRESETS)}" if PRESETS else "")
             if problems:
                 message += "\n  (not loaded: " + "; ".join(problems) + ")"
             raise UnknownNameError(message)

@@ -1,0 +1,65 @@
+"""Settings that mean "one task's length" resolve from the stream that actually runs."""
+import dataclasses
+
+import pytest
+
+from bench.evaluation.cell import run_cell
+from bench.planning.grid import expand_grid
+from bench.planning.profiles import resolve_profile
+from bench.planning.validate import SettingError
+from methods.core.task_length import require_count, resolve_task_lengths, task_length_fields, task_multiple
+from methods.curl import CURLConfig
+from methods.limix import LIMixConfig
+
+
+def test_task_length_fields_are_declared_by_the_configs():
+    assert task_length_fields(CURLConfig) == ("refresh_images",)
+    assert task_length_fields(LIMixConfig) == ("replay_samples",)
+    assert CURLConfig().refresh_images == "task" and LIMixConfig().replay_samples == "task"
+
+
+def test_resolution_of_task_and_multiples():
+    assert task_multiple("task") == 1.0 and task_multiple("task*2.5") == 2.5 and task_multiple(300) is None
+    for bad in ("tasks", "task*0", "task*-1", "task*x", "12k", True):
+        with pytest.raises(ValueError):
+            task_multiple(bad)
+    config = resolve_task_lengths(CURLConfig(refresh_images="task*1.5"), 4000)
+    assert config.refresh_images == 6000
+    assert resolve_task_lengths(CURLConfig(refresh_images=700), 4000).refresh_images == 700
+    assert resolve_task_lengths(LIMixConfig(), 800).replay_samples == 800
+    with pytest.raises(ValueError, match="one task's length"):
+        require_count(CURLConfig(), "refresh_images")
+
+
+def test_task_length_settings_parse_from_the_command_line():
+    profile = resolve_profile("quick", ["curl.refresh_images=task*2", "limix.replay_samples=500"])
+    assert profile.methods["curl"]["refresh_images"] == "task*2"
+    assert profile.methods["limix"]["replay_samples"] == 500
+    with pytest.raises(SettingError, match="image count or 'task'"):
+        resolve_profile("quick", ["curl.refresh_images=often"])
+
+
+def subsampled(method: str, per_task: int):
+    profile = dataclasses.replace(resolve_profile("smoke"), max_train_per_task=per_task)
+    return expand_grid([method], ["mini"], [0], profile)[0]
+
+
+@pytest.mark.parametrize("per_task", [128, 192])
+def test_curl_takes_one_snapshot_per_subsampled_task(per_task):
+    """On `mini` cut to `per_task` images per task, CURL's period is that length: one snapshot at
+    the end of each of the 5 tasks. A fixed 12,000 (the old per-stream number) would take none."""
+    cell = subsampled("curl", per_task)
+    assert cell.method_config["refresh_images"] == "task"
+    record = run_cell(cell)
+    assert record["status"] == "done", record.get("traceback")
+    assert record["train_sizes"] == [per_task] * 5
+    assert record["resolved_settings"] == {"refresh_images": per_task}
+    assert record["snapshots"] == 5
+
+
+def test_limix_replays_one_subsampled_task_of_samples():
+    record = run_cell(subsampled("limix[threshold=1e9]", 128))
+    assert record["status"] == "done", record.get("traceback")
+    assert record["resolved_settings"] == {"replay_samples": 128}
+    # threshold 1e9: every task after the first reuses component 0 and replays 128 of its samples
+    assert record["replay_generated"] == 4 * 128
