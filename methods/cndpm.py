@@ -1,7 +1,7 @@
 """CN-DPM: Continual Neural Dirichlet Process Mixture (Lee et al., ICLR 2020), task-free, as the
 authors' code runs it (soochan-lee/CN-DPM, MIT: ndpm/ndpm.py, ndpm/priors.py, ndpm/expert.py,
 components/component.py, configs/mnist_gen-cndpm.yaml; every rule with its file and line, and the
-differences kept, in docs/methods.md#cn-dpm).
+differences kept, in docs/methods.md#cndpm).
 
 Model: a Dirichlet-process mixture of VAE experts. Expert 0 is a placeholder: a randomly
 initialised (seeded), frozen VAE whose "count" is alpha; expert k >= 1 has count N_k.
@@ -42,7 +42,7 @@ term over `mc_samples` z ~ q(z|x) (the code's z_samples: 1) plus the closed-form
 Budget: the wake steps (one per incoming batch with an expert to update, "authors"; E passes,
 "harness") plus each sleep's steps (`extra_steps`/`extra_images`). Memory: the STM.
 
-Deliberate differences from the code, each for a reason (docs/methods.md#cn-dpm has the table):
+Deliberate differences from the code, each for a reason (docs/methods.md#cndpm has the table):
 - experts are independent copies of the paper's MLP VAE (784-200-200-50, `BernoulliVAE`), not the
   code's `mlp_sharing_vae` (z = 16, each new expert reading its predecessors' hidden features):
   the harness compares methods on one architecture;

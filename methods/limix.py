@@ -37,7 +37,7 @@ In this harness (each difference deliberate):
 - The threshold is a setting (`threshold`, nats). The code hard-codes it, scale-dependent, and
   changes it between scripts: 2000 (Loglikelihood_1.py:1066), 1000 (_3:1054), 400 (_2:1057),
   200 (_4:1061) for its unsupervised cross-domain stream (MNIST, SVHN, Fashion, inverted Fashion,
-  inverted MNIST); 10-100 in the supervised variants (e.g. _Supervised_MNIST_Specific_1.py:1030: 30,
+  MNIST flipped left-right, L1:973); 10-100 in the supervised variants (e.g. _Supervised_MNIST_Specific_1.py:1030: 30,
   RandomMNIST_NoShare_threshold80.py:1012: 85). The default, 160 nats, was measured with this
   method (always expanding, 10 passes per task of 400-800 images, 8 seeds and task pairs): a task
   of the same classes as a component gave K <= 50 (MNIST digits, `mini`) and <= 136 (Fashion);
@@ -45,9 +45,11 @@ In this harness (each difference deliberate):
   digit pairs of the same dataset gave 2-129 on `mini`, overlapping same-class tasks, so no
   threshold separates them: like the code's unsupervised experiments, the gate separates domains,
   and on a single-dataset split stream LIMix mostly reuses one component with its own replay.
-- `replay_samples` is the code's 50,000 by default; it is an absolute count as in the code. The
-  harness uses one task's length per stream (bench/planning/defaults.py: 800 on `mini`, 12,000
-  elsewhere; smoke 256): on `mini`, 50,000 took 560 s a cell and swamped the 800 real images.
+- `replay_samples` is one task's length by default ("task", resolved per cell from the stream
+  that runs: methods/core/task_length.py); the code replays 50,000 (about 4 Split-MNIST tasks,
+  `task*4`): on `mini`, 50,000 took 560 s a cell and swamped the 800 real images.
+- The gate scores a random subset of the task (the code's data is shuffled once), and each
+  activation starts a fresh Adam state (`fresh_optimizer`; the code builds a new Adam, L1:376-383).
 - Evaluated model: the mixture of the components (the Student is not a component), with uniform
   weights by default (`weights="tasks"`: w_k proportional to the tasks component k learned, the
   Dirichlet-process prior's counts). The code's per-test-set choice of the lowest-loss component

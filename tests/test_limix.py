@@ -300,3 +300,20 @@ def test_taskfree_limix_gates_each_full_buffer_and_never_grows_past_its_cap():
     assert model.num_components == 3 and plugin.tasks_done == 5 and plugin.memory_peak == 128
     assert all(e.get("capped") for e in plugin.timeline[2:])
     assert plugin.replay_generated == 2 * 64
+
+
+def test_taskfree_limix_with_a_buffer_of_one_task_is_the_boundary_form():
+    """When the buffer holds exactly one task, every fill is a task boundary: limix-taskfree must
+    train and score exactly as limix (same gate decisions, same numbers)."""
+    from bench.evaluation.cell import run_cell
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
+
+    profile = resolve_profile("smoke")   # tasks of 256 images
+    settings = "gate_samples=256,threshold=30.0,replay_samples=256"
+    boundary, taskfree = (run_cell(expand_grid([method], ["mini"], [0], profile)[0])
+                          for method in (f"limix[{settings}]", f"limix-taskfree[buffer_size=256,{settings}]"))
+    assert boundary["status"] == taskfree["status"] == "done"
+    assert taskfree["nll"] == boundary["nll"] and taskfree["nll_matrix"] == boundary["nll_matrix"]
+    assert [e["decision"] for e in taskfree["timeline"]] == [e["decision"] for e in boundary["timeline"]]
+    assert taskfree["memory_peak"] == 256 and boundary["memory_peak"] == 0

@@ -212,3 +212,19 @@ def test_a_cell_with_fid_records_kid_prdc_intervals_and_provenance(tmp_path, mon
     spent = record["sample_quality_seconds"]
     assert set(spent) == {"fid", "kid", "prdc", "bootstrap"} and sum(spent.values()) < seconds
     print("sample-quality seconds:", spent, "cell:", round(seconds, 1))
+
+
+def test_the_bootstrap_interval_has_the_level_it_reports():
+    """A 95% percentile interval cuts 2.5% off each tail: on the values 0..1000 it is [25, 975]
+    (a 90% one, [50, 950], passes the coverage tests above within their noise)."""
+    assert sq.BOOTSTRAP_LEVEL == 0.95
+    assert sq.percentile_interval(np.arange(1001)) == pytest.approx([25.0, 975.0])
+    assert sq.percentile_interval(np.arange(1001), level=0.9) == pytest.approx([50.0, 950.0])
+    # the cell's intervals are these percentiles of its replicates, at the level its record states
+    rng = np.random.default_rng(11)
+    real, fake = rng.normal(size=(300, 4)), rng.normal(0.2, 1.0, size=(200, 4))
+    got = sq.bootstrap_intervals(real, fake, seed=5, reps=50)
+    counts_rng = np.random.default_rng(5)
+    counts = sq.resample_counts(300, 50, counts_rng), sq.resample_counts(200, 50, counts_rng)
+    replicates = sq.fid_replicates(real, fake, *counts)
+    assert got["fid_ci"] == pytest.approx(np.percentile(replicates, [2.5, 97.5]).tolist())

@@ -18,7 +18,7 @@ import torch
 
 from bench import HARNESS_VERSION
 from bench.evaluation.allocator import keep_freed_memory
-from bench.evaluation.device import describe, resolve_device
+from bench.evaluation.device import cpu_kernels, describe, resolve_device
 from bench.evaluation.features import get_extractor
 from bench.evaluation.fid import FIDEvaluator
 from bench.evaluation.images import save_grids
@@ -157,6 +157,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
         "device": describe(where),
+        "cpu_kernels": cpu_kernels(),
         "training_step": strategy.step_mode,
         **strategy.step_stats(),
         "nll_decoder_form": decoder_inference.form(where),

@@ -64,3 +64,11 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def cpu_kernels() -> str:
+    """The CPU kernels this process computes with (bench/__init__.py pins them): ATen's level and
+    MKL's reproducibility mode, e.g. 'AVX2, MKL_CBWR=AVX2,STRICT'."""
+    import os
+
+    return f"{torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={os.environ.get('MKL_CBWR', 'unset')}"

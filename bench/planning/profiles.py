@@ -13,7 +13,8 @@
   criterion R with 10 importance samples per component instead of 1000 (R is compared with its
   previous value, so the bound's looseness largely cancels; 1000 would dominate the run time).
   FID with the classifier features and 1,000 samples. CN-DPM sleeps when its STM holds 500, for
-  2,000 steps (the authors' 1,000 and 12,000 leave most of `mini` in the STM: 2 experts, 238 s).
+  2,000 steps (with the authors' 1,000 and 12,000, harness 0.6 left most of `mini` in the STM: 2
+  experts, 238 s). LIMix's task-free form gates a buffer of 256 in smoke (2,000 by default).
 - paper: the paper's schedule (E = 100, 50 MC samples, Adam lr 1e-4, betas (0.5, 0.999)) and
   IWAE-1000 on the full test sets. Days of CPU per cell: a GPU or cluster profile.
 """
@@ -61,7 +62,8 @@ PROFILES: dict[str, Profile] = {
                          "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
                          "curl": {"burn_in": 10, "spacing": 10},
                          "cndpm": {"stm_capacity": 256, "sleep_steps": 100},
-                         "limix": {"gate_samples": 256, "threshold": 30.0}}),
+                         "limix": {"gate_samples": 256, "threshold": 30.0},
+                         "limix-taskfree": {"buffer_size": 256, "gate_samples": 256, "threshold": 30.0}}),
         Profile("quick", epochs=1, mc_samples=1, lr=1e-3, betas=(0.5, 0.999), batch_size=64,
                 task_epochs=10, eval_k=100, eval_test_per_task=500, max_train_per_task=None,
                 fid_features="classifier", fid_samples=1000,
