@@ -1,19 +1,27 @@
 """Claims: at most one worker runs a cell at a time, on any executor, on a shared filesystem.
 
 A claim is a file `<out>/claims/<record name>.claim` created atomically (O_CREAT | O_EXCL), holding
-its owner's host and pid. The worker holding it touches it every `HEARTBEAT_SECONDS`. A claim is a
-dead worker's, and may be taken over (renamed away atomically, so that of several runners seeing
-it dead only one takes it), when its owner ran on this host and that process no longer exists (at
-once), or when it was not touched for `STALE_SECONDS` (a worker on another host).
+its owner's host and pid. The worker holding it touches it every `HEARTBEAT_SECONDS`. A claim of
+a dead worker may be taken over: its owner ran on this host and that process no longer exists (at
+once; a zombie counts as gone), or it was not touched for `STALE_SECONDS` (a worker on another
+host).
+
+Takeover is atomic: a runner that judged claim X dead first creates `.takeover-<digest of X>`
+(O_EXCL: one runner per dead claim), then checks that the claim file still holds X before removing
+it. A runner that read X and was overtaken finds either the marker (someone is taking X over) or,
+once the marker is gone, another claim in X's place, and leaves it alone: the claim cannot change
+under a marker's holder, since nobody else may remove X and nobody can create a claim where X is.
+A marker left by a runner killed in that instant is itself taken as abandoned after
+`STALE_SECONDS`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 HEARTBEAT_SECONDS = 10.0
@@ -105,19 +113,43 @@ def try_claim(root: Path, stem: str, stale_after: float | None = None) -> Claim 
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            if not is_dead(path, stale_after):
+            content = read_bytes(path)
+            if content is None:
+                continue   # removed meanwhile: try to create it again
+            if not is_dead(path, stale_after) or not remove_dead_claim(path, content):
                 return None
-            stale = path.with_name(f".stale-{uuid.uuid4().hex}-{path.name}")
-            try:  # take over a dead worker's claim: only one renamer succeeds
-                os.rename(path, stale)
-                stale.unlink()
-            except FileNotFoundError:
-                pass
             continue
         with os.fdopen(fd, "w") as f:
             f.write(me)
         return Claim(path)
     return None
+
+
+def read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def remove_dead_claim(path: Path, content: bytes) -> bool:
+    """Remove the claim at `path` if it still holds `content` (the one judged dead), under its
+    takeover marker; False if another runner is taking it over or it was already replaced."""
+    digest = hashlib.sha256(path.name.encode() + b"\0" + content).hexdigest()[:20]
+    marker = path.with_name(f".takeover-{digest}-{path.name}")
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        if is_stale(marker):   # its runner died mid-takeover: the next attempt may take X over
+            marker.unlink(missing_ok=True)
+        return False
+    try:
+        if read_bytes(path) != content:
+            return False   # replaced by a live claim since it was judged dead
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 def live_claims(root: Path, stale_after: float | None = None) -> dict[str, dict]:
