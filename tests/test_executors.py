@@ -109,3 +109,17 @@ def test_two_runners_on_one_directory_run_every_cell_exactly_once(tmp_path):
     runs = Counter(line.split()[0] for line in store.executions() if line.endswith("started"))
     assert sorted(runs.values()) == [1] * 6
     assert len({line.split()[3] for line in store.executions()}) == 2   # both runners did work
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
+def test_a_ray_runner_killed_by_sigkill_leaves_no_ray_process(tmp_path):
+    """bench.faults' Ray trial: each `kill -9` of a Ray-executor runner left Ray's two agents
+    running (about 90 MB each); the runner's watchdog now ends them, and a local rerun finishes."""
+    from bench.faults import ray_kill_trial
+
+    grid = ["--methods", "reservoir,ocm", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+            "--no-progress", "--workers", "1"]
+    trial = ray_kill_trial(tmp_path, 0, 1.0, reference={}, grid=grid, cells=2)
+    assert trial["killed_mid_grid"] and trial["ray_processes_at_kill"] > 0
+    assert trial["ray_processes_left"] == 0
+    assert trial["rerun_status"] == 0 and trial["lost"] == trial["duplicated"] == trial["corrupt"] == 0

@@ -22,6 +22,8 @@ from tqdm import tqdm
 from bench.evaluation.cell import record_header, run_cell
 from bench.evaluation.device import prefers_gpu
 from bench.execution.claims import claim_path, release_if_owned_by, try_claim
+from bench.execution.reaper import start_reaper
+from bench.execution.reaper import stop as stop_reaper
 from bench.execution.store import ResultStore
 from bench.planning.grid import Cell
 from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
@@ -230,6 +232,8 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
     if os.environ.get(USER_METHODS_VARIABLE):   # users' methods (--import), loaded by the workers on demand
         env["env_vars"][USER_METHODS_VARIABLE] = os.environ[USER_METHODS_VARIABLE]
+    # a local Ray's processes outlive a runner killed by SIGKILL: a watchdog ends them then
+    reaper = start_reaper() if address is None else None
     ray.init(address=address, num_cpus=None if address else workers, runtime_env=env,
              include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     try:
@@ -250,6 +254,7 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
     finally:
         if address is None:
             ray.shutdown()
+            stop_reaper(reaper)
 
 
 def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = None,
