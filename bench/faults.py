@@ -399,6 +399,15 @@ def ray_section(rays: list[dict]) -> list[str]:
             tabulate([list(r.values()) for r in rays], headers=list(rays[0]), tablefmt="github"), ""]
 
 
+def write_keeping_reproducibility(path: Path, text: str) -> None:
+    """The report, keeping the section `python -m bench.reproduce` wrote into it."""
+    from bench.reproduce import END, START
+
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(START):old.index(END) + len(END)] if START in old and END in old else ""
+    path.write_text(text.rstrip("\n") + ("\n\n" + kept + "\n" if kept else "\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -410,11 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.render:
         results = json.loads(Path(args.render).read_text())
-        Path(args.out).write_text(markdown(results, len(results["kill_trials"])))
+        write_keeping_reproducibility(Path(args.out), markdown(results, len(results["kill_trials"])))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
         results = run_all(args.trials, Path(folder), args.seed)
-    Path(args.out).write_text(markdown(results, args.trials))
+    write_keeping_reproducibility(Path(args.out), markdown(results, args.trials))
     Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {args.out}", file=sys.stderr)
     trials_run = results["kill_trials"] + results["two_runner_trials"] + results["ray_kill_trials"]
