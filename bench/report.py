@@ -2,7 +2,9 @@
 
 Layouts (`--metric`): nll / nll_best_component / fid (the paper's Table 1: rows = methods, columns
 = streams, "metric / memory / components"), forgetting (NLL forgetting and BWT per stream), matrix
-(the per-task NLL[t, j] matrix per stream and method); `--sweep KEY` lays out a sweep over KEY.
+(the per-task NLL[t, j] matrix per stream and method), claims (the OCM paper's claims per stream,
+tested over seeds); `--paper` sets the paper's Table-1 numbers beside ours; `--sweep KEY` lays
+out a sweep over KEY.
 `--figures` also draws heatmaps, curves, timelines and the methods' ranks per stream into
 DIR/figures/. Formats: text, markdown, csv, latex (booktabs; compiles standalone with
 \\usepackage{booktabs}). Records of different profiles or harness versions are never averaged
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["text", "markdown", "csv", "latex"], default="text")
     p.add_argument("--metric", choices=LAYOUTS, default="nll")
     p.add_argument("--profile", default=None, help="only records of this profile")
+    p.add_argument("--paper", action="store_true",
+                   help="nll layouts: the OCM paper's Table-1 number beside each stream's column")
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
     p.add_argument("--figures", action="store_true",
                    help="also draw NLL heatmaps, NLL/FID curves and memory/component timelines per "
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sweep:
             text = sweep_report(records, args.sweep, args.metric, args.format)
         else:
-            text = build_report(records, args.metric, args.format, args.profile)
+            text = build_report(records, args.metric, args.format, args.profile, args.paper)
         if args.figures:
             draw(records, Path(args.results) / "figures", args.profile, args.sweep, args.metric)
     except ReportError as err:

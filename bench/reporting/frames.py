@@ -107,13 +107,15 @@ def provenance_conflicts(values) -> dict[str, list]:
 def registry_rank(name):
     """Streams and methods sort in registry order, a variant right after its method (unknown
     names after all, as they are)."""
-    from methods import METHODS
+    from methods import METHODS, PRESETS
     from streams import STREAMS
 
     order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
     if not isinstance(name, str):
         return name
     base = name.partition("[")[0]
+    if base in PRESETS:   # a preset sorts as a variant of its method
+        return order.get(PRESETS[base].method, len(order)) + 0.5
     return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
 
 

@@ -9,6 +9,10 @@ Report layouts (`--metric`):
   "avg rank" column (rank per stream by mean, averaged) once some method is on 2+ streams.
 - forgetting: NLL forgetting and BWT per stream.
 - matrix: the per-task NLL[t, j] matrix (mean over seeds), one table per stream and method.
+- claims: the OCM paper's claims per stream (claims.py): holds / fails / cannot tell, with the
+  mean paired difference and the paired t-test's p over seeds.
+- `paper=True` (bench.report --paper): the nll layouts show the paper's Table-1 number beside
+  each stream's column (paper.py).
 - a sweep: rows = methods, columns = the swept setting's values.
 Formats: text, markdown, csv (numbers, long form), latex (booktabs).
 """
@@ -19,6 +23,7 @@ import math
 import pandas as pd
 
 from bench.reporting.captions import caption, ranks_note, significance_note
+from bench.reporting.claims import claims_frame, claims_table
 from bench.reporting.frames import (
     METRICS,
     Metric,
@@ -29,6 +34,7 @@ from bench.reporting.frames import (
     select_cells,
     summary_frame,
 )
+from bench.reporting.paper import paper_text
 from bench.reporting.render import budget_text, emphasise, mark_same, mean_std, method_label, plain, render
 from bench.reporting.significance import (
     ALPHA,
@@ -41,7 +47,8 @@ from bench.reporting.significance import (
 from bench.reporting.sweep import sweep_frame, sweep_summary, sweep_table
 
 SAMPLE_QUALITY = ["fid", "kid", "precision", "recall", "density", "coverage"]
-LAYOUTS = ["nll", "nll_best_component", *SAMPLE_QUALITY, "forgetting", "matrix"]
+LAYOUTS = ["nll", "nll_best_component", *SAMPLE_QUALITY, "forgetting", "matrix", "claims"]
+PAPER_METRICS = ("nll", "nll_best_component")   # the paper's Table 1 is in log-likelihoods
 
 
 def with_budget(row) -> str:
@@ -88,9 +95,11 @@ def run_table(cells: pd.DataFrame) -> str:
 
 
 def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, str],
-               same: set[tuple[str, str]] = frozenset(), extra: dict[str, dict[str, str]] | None = None):
+               same: set[tuple[str, str]] = frozenset(), extra: dict[str, dict[str, str]] | None = None,
+               beside=None):
     """Rows = methods, columns = streams, cells from `cell_text(row)`; best cells emphasised,
-    (stream, method) in `same` marked ≈; `extra` = {header: {method: text}} adds columns."""
+    (stream, method) in `same` marked ≈; `extra` = {header: {method: text}} adds columns;
+    `beside(method, stream)` (e.g. the paper's number) adds a column after each stream's."""
     streams = list(dict.fromkeys(summary["stream"]))
     methods = sorted(dict.fromkeys(summary["method"]), key=registry_rank)
     extra = extra or {}
@@ -102,15 +111,18 @@ def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, 
         for stream in streams:
             if stream not in entries.index:
                 row.append("-")
-                continue
-            text = cell_text(entries.loc[stream])
-            if best.get(stream) == method:
-                row.append(emphasise(text, fmt_name))
             else:
-                row.append(plain(mark_same(text) if (stream, method) in same else text, fmt_name))
+                text = cell_text(entries.loc[stream])
+                if best.get(stream) == method:
+                    row.append(emphasise(text, fmt_name))
+                else:
+                    row.append(plain(mark_same(text) if (stream, method) in same else text, fmt_name))
+            if beside is not None:
+                row.append(plain(beside(method, stream), fmt_name))
         row += [plain(column.get(method, "-"), fmt_name) for column in extra.values()]
         rows.append(row)
-    return [plain(h, fmt_name) for h in ("method", *streams, *extra)], rows
+    columns = [c for s in streams for c in ((s, "paper") if beside is not None else (s,))]
+    return [plain(h, fmt_name) for h in ("method", *columns, *extra)], rows
 
 
 def rank_column(ranks: pd.DataFrame) -> dict[str, str]:
@@ -133,7 +145,7 @@ def decimals_for(value: float, digits: int | None) -> int:
     return max(0, 3 - math.floor(math.log10(abs(value))))
 
 
-def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
+def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str, paper: bool = False) -> str:
     summary = summary_frame(cells)
     n_values = set(summary["n"])
 
@@ -148,9 +160,13 @@ def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str) -> str:
     tests = paired_tests(cells, metric, ALPHA)
     ranks = average_ranks(cells, metric)
     extra = {"avg rank": rank_column(ranks)} if shows_ranks(ranks) else {}
+    beside = paper_text if paper and metric.column in PAPER_METRICS else None
     headers, rows = grid_table(summary, text, fmt_name, best_methods(summary, metric),
-                               indistinguishable_pairs(tests), extra)
+                               indistinguishable_pairs(tests), extra, beside)
     notes = significance_note(tests, TEST_NAME, ALPHA)
+    if beside is not None:
+        notes += ("; paper: the OCM paper's Table 1 for the method's paper row (NLL = minus its "
+                  "IWAE-1000 log-likelihood, E = 100, all training data; memory / components as printed)")
     if metric.interval and summary[metric.interval + "_mean"].notna().any():
         notes += (f" [CI ±h]: the mean over seeds of the half-width of each seed's 95% bootstrap "
                   f"interval for {metric.label} (generated and real features resampled).")
@@ -194,15 +210,18 @@ def matrix_tables(cells: pd.DataFrame, fmt_name: str) -> str:
 
 
 def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text",
-                 profile: str | None = None) -> str:
+                 profile: str | None = None, paper: bool = False) -> str:
+    """`paper`: the nll layouts get the OCM paper's Table-1 numbers beside each stream's column."""
     cells = select_cells(records, profile)
+    if layout == "claims":
+        return claims_frame(cells).to_csv(index=False) if fmt_name == "csv" else claims_table(cells, fmt_name)
     if fmt_name == "csv":
         return summary_frame(cells).to_csv(index=False)
     if layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
         if layout in SAMPLE_QUALITY and cells[layout].isna().all():
             raise ReportError(f"these records have no {layout.upper() if layout in ('fid', 'kid') else layout} "
                               "(run with --fid-features classifier|inception)")
-        return table_one(cells, METRICS[layout], fmt_name)
+        return table_one(cells, METRICS[layout], fmt_name, paper)
     if layout == "forgetting":
         return forgetting_table(cells, fmt_name)
     return matrix_tables(cells, fmt_name)
