@@ -58,9 +58,14 @@ METRICS = {
 NLL_METRICS = {"nll", "nll_best_component", "forgetting_nll", "bwt_nll", "nll_se"}
 
 
-NLL_PROVENANCE = ("estimator", "test_images", "binarization_seed", "dtype")
-SAMPLE_PROVENANCE = ("extractor", "dataset", "weights_sha256", "samples", "real", "dtype", "kid", "prdc",
-                     "bootstrap", "binarization_seed")
+# Provenance is every key the evaluation writes in `nll_info` / `fid_info` (bench/evaluation/cell.py,
+# fid.py), seeds aside, except these, which do not change the numbers: the evaluator's decoder form
+# (the C kernel and the torch form agree to float rounding), where a classifier's weights came from
+# and its accuracy (its weights' hash is compared). Compared by construction: a key the evaluation
+# starts writing is compared from then on (it named `real`, `dtype` and `binarization_seed` here
+# while fid.py wrote `real_per_task`, `frechet_dtype`, `test_binarization_seed`: never compared).
+NLL_INFORMATIONAL = ("decoder_form",)
+SAMPLE_INFORMATIONAL = ("source", "test_accuracy")
 
 
 def nll_provenance(record: dict) -> str:
@@ -73,7 +78,7 @@ def nll_provenance(record: dict) -> str:
         "estimator": f"IWAE-{(record.get('profile') or {}).get('eval_k')}",
         "test_images": record.get("test_sizes"), "dtype": "float32",
         "binarization_seed": getattr(STREAMS.get(record.get("stream")), "test_binarization_seed", None)}
-    return json.dumps({k: info.get(k) for k in NLL_PROVENANCE}, sort_keys=True)
+    return json.dumps({k: v for k, v in info.items() if k not in NLL_INFORMATIONAL}, sort_keys=True)
 
 
 def sample_provenance(record: dict) -> str | None:
@@ -82,7 +87,7 @@ def sample_provenance(record: dict) -> str | None:
     info = record.get("sample_quality_info") or record.get("fid_info")
     if not info:
         return None
-    return json.dumps({k: without_seeds(info[k]) for k in SAMPLE_PROVENANCE if k in info},
+    return json.dumps({k: without_seeds(v) for k, v in info.items() if k not in SAMPLE_INFORMATIONAL},
                       sort_keys=True, default=str)
 
 
