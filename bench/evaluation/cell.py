@@ -67,11 +67,13 @@ def training_optimizer(model: torch.nn.Module, profile, device: torch.device) ->
 
 
 def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
-                       device: str = "auto", step: str = "auto") -> dict:
+                       device: str = "auto", step: str = "auto", on_trained=None) -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
 
     The model, the memories, the test sets and every random draw live on `device` (bench.evaluation.device);
-    the streams stay on the CPU and each incoming batch is moved when it arrives."""
+    the streams stay on the CPU and each incoming batch is moved when it arrives. `on_trained(model,
+    stream)`, if given, is called with the final model after the record's numbers are computed
+    (studies that score one trained model in other ways: reports/table1/estimator.py)."""
     torch.set_num_threads(1)
     keep_freed_memory()
     seed_everything(cell.seed)
@@ -130,6 +132,8 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         if profile.sample_grids and artifact_dir is not None:
             pictures += save_grids(model, test_sets, artifact_dir, len(matrix) - 1, eval_generator)
 
+    if on_trained is not None:
+        on_trained(model, stream)
     return {
         "nll": float(torch.cat(last_row.mixture).mean()),
         "nll_best_component": float(torch.cat(last_row.best_component).mean()),
