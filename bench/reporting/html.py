@@ -46,7 +46,7 @@ FIGURE_CAPTIONS = {   # file name ending -> what the figure shows (figures.py's 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
        color: #1d1d1f; background: #fff; margin: 0; }
-main { max-width: 1500px; margin: 0 auto; padding: 1.2rem 2rem 4rem; }
+main { max-width: 1800px; margin: 0 auto; padding: 1.2rem 2rem 4rem; }
 h1 { font-size: 1.6rem; margin: .4rem 0 .2rem; }
 h2 { font-size: 1.3rem; margin: 2.4rem 0 .4rem; padding-top: .8rem; border-top: 3px solid #2c5d8f; }
 h3 { font-size: 1.08rem; margin: 1.6rem 0 .4rem; color: #2c5d8f; }
@@ -74,6 +74,9 @@ figcaption { font-size: 12.5px; color: #555; max-width: 75rem; margin-top: .3rem
 .layouts > .layout { flex: 1 1 auto; max-width: 100%; min-width: min(560px, 100%); }
 .layouts figcaption { contain: inline-size; }   /* a caption as wide as its table, not wider */
 [data-layout=run] td:nth-child(-n+2) { text-align: left; }
+[data-layout=run] th { white-space: normal; }
+[data-layout=run] td, [data-layout=run] th { padding: .22rem .4rem; }
+[data-layout=run] td:nth-child(2) { white-space: normal; min-width: 11em; }
 .figures figure { flex: 1 1 520px; max-width: fit-content; }
 .figures figure.wide { flex-basis: 100%; }
 .figures img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
