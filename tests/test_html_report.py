@@ -101,7 +101,7 @@ def test_the_page_holds_every_piece_and_says_what_is_missing(tmp_path, capsys):
     page = (folder / "report.html").read_text()
     for layout in ("run", "nll", "fid", "kid", "precision", "recall", "density", "coverage", "forgetting", "matrix"):
         assert f'id="p1-{layout}"' in page, layout
-    assert "Best-component NLL: no mixture in these records" in page
+    assert "No best-component NLL table: no mixture in these records" in page
     assert 'id="p1-samples-mini"' in page and "real test images of mini" in page
     assert page.count('alt="finetune, seed 0, after task 2"') == 2          # samples and reconstructions
     assert "No sample grid on disk for reservoir[budget=500] on mini." in page

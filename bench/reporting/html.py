@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.reporting.frames import METRICS, ReportError, select_cells
+from bench.reporting.frames import METRICS, ReportError, nll_provenance, select_cells
 from bench.reporting.tables import SAMPLE_QUALITY, build_report, run_table, sweep_report
 
 GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
@@ -73,7 +73,7 @@ figcaption { font-size: 12.5px; color: #555; max-width: 75rem; margin-top: .3rem
 .layouts, .figures { display: flex; flex-wrap: wrap; gap: .4rem 2.2rem; align-items: flex-start; }
 .layouts > .layout { flex: 1 1 auto; max-width: 100%; min-width: min(560px, 100%); }
 .layouts figcaption { contain: inline-size; }   /* a caption as wide as its table, not wider */
-[data-layout=run] td:nth-child(-n+2) { text-align: left; }
+[data-layout=run] td:nth-child(-n+2), [id^=sweep-] td:nth-child(-n+2) { text-align: left; }
 [data-layout=run] th { white-space: normal; }
 [data-layout=run] td, [data-layout=run] th { padding: .22rem .4rem; }
 [data-layout=run] td:nth-child(2) { white-space: normal; min-width: 11em; }
@@ -147,12 +147,12 @@ def run_section(anchor: str, cells: pd.DataFrame) -> str:
 def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str:
     """The Table-1 layout of every metric the records have, forgetting and the matrices: all from
     tables.py, as bench.report prints them."""
-    out = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n']
+    out, notes = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n'], []
     mixtures = bool((cells["components"] > 1).any())
     for layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
         if layout == "nll_best_component" and not mixtures:
-            out.append(note("Best-component NLL: no mixture in these records (every model has one "
-                            "component), so it equals the NLL."))
+            notes.append(note("No best-component NLL table: no mixture in these records (every model has "
+                              "one component), so it equals the NLL."))
             continue
         if layout in SAMPLE_QUALITY and cells[layout].isna().all():
             continue   # said once below
@@ -162,10 +162,13 @@ def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str
                             build_report(records, "forgetting", "html")))
     out.append("</div>\n")
     missing = [METRIC_NAMES[m] for m in SAMPLE_QUALITY if cells[m].isna().all()]
-    if missing:
-        out.append(note(f"No {', '.join(missing)} in these records: they were run without sample-quality "
-                        "metrics (profile setting fid_features = none); bench.run --fid-features "
-                        "classifier|inception computes them."))
+    if "FID" in missing:
+        notes.append(note(f"No {', '.join(missing)} in these records: they were run without sample-quality "
+                          "metrics (profile setting fid_features = none); bench.run --fid-features "
+                          "classifier|inception computes them."))
+    elif missing:
+        notes.append(note(f"No {', '.join(missing)} in these records (recorded before the harness computed them)."))
+    out += notes
     matrices = build_report(records, "matrix", "html")
     count = matrices.count("<table>")
     out.append(f'<div class="layout" id="{anchor}-matrix" data-layout="matrix"><details>'
@@ -183,6 +186,9 @@ def figure_caption(name: str) -> str:
         return ("memory (LTM, and STM + LTM before each selection; CURL: its buffer) and the number of "
                 "components against the stream position, per method with a timeline and seed; "
                 "▼ = an expansion")
+    if name.startswith("sweep-"):
+        return (f"{name.removesuffix('.png')}: the metric (mean over seeds, bars: std) against the swept "
+                "setting, one line per method (markers and dashes: other settings that vary)")
     if name.startswith("ranks-"):
         return ("each method's rank per stream by its mean (1 = best, ties averaged) and its average rank "
                 "over the streams it has")
@@ -322,14 +328,15 @@ def provenance_section(records: list[dict], version: str) -> str:
     """What the numbers were computed with, as the records say it."""
     done = [r for r in records if r.get("status") == "done"]
     profile = [{k: v for k, v in (r.get("profile") or {}).items() if k != "name"} for r in done]
-    nll = [r.get("nll_info") for r in done]
+    nll = [r.get("nll_info") or {**json.loads(nll_provenance(r)), "source": "implied by the profile and harness version (records older than nll_info)"}
+           for r in done]
     features = [{k: (r.get("fid_info") or {})[k] for k in FEATURE_KEYS if k in (r.get("fid_info") or {})}
                 or None for r in done]
     rows = [("harness version", version),
             ("profile", distinct([r.get("profile_name") for r in done])),
             ("resolved profile", distinct(profile)),
             ("seeds", ", ".join(str(s) for s in sorted({r["seed"] for r in done}))),
-            ("NLL estimator", distinct(nll) if any(nll) else "not recorded (records older than nll_info)"),
+            ("NLL estimator", distinct(nll)),
             ("feature extractor (FID/KID/PRDC)",
              distinct(features) if any(features) else "none: no sample-quality metrics in these records"),
             ("torch", distinct([r.get("torch_version") for r in done])),
