@@ -21,7 +21,7 @@ import json
 import os
 import queue
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import threading
@@ -81,22 +81,25 @@ class Chromium:
         self.timeout = timeout
         self.profile = tempfile.TemporaryDirectory(prefix="bench-chromium-")
         self.log = open(Path(self.profile.name) / "stderr.log", "w+b")
+        self.returncode: int | None = None
         to_chrome_r, self.to_chrome = os.pipe()
         self.from_chrome, from_chrome_w = os.pipe()
-
-        def on_fds_3_and_4():   # in the child: the protocol's pipe ends where Chromium expects them
-            high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
-            high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
-        self.process = subprocess.Popen(
-            [self.binary, *FLAGS, f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, close_fds=False,
-            preexec_fn=on_fds_3_and_4, start_new_session=True)
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
+        # Chromium reads the protocol on fd 3 and writes on fd 4: the pipe ends are moved there by
+        # posix_spawn (no code runs in the child); copies above 9 first, so that no dup2 overwrites
+        # the other end. Its own session, so that closing it can stop all its processes at once.
+        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_chrome_r, from_chrome_w)]
+        try:
+            self.pid = os.posix_spawn(
+                self.binary, [self.binary, *FLAGS, f"--user-data-dir={self.profile.name}",
+                              f"--window-size={width},{height}", "about:blank"], os.environ,
+                file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                              (os.POSIX_SPAWN_DUP2, self.log.fileno(), 1),
+                              (os.POSIX_SPAWN_DUP2, self.log.fileno(), 2),
+                              (os.POSIX_SPAWN_DUP2, ends[0], 3), (os.POSIX_SPAWN_DUP2, ends[1], 4)],
+                setsid=True)
+        finally:
+            for fd in (to_chrome_r, from_chrome_w, *ends):
+                os.close(fd)
         self.messages: queue.Queue = queue.Queue()
         self.events: list[dict] = []
         self.next_id = 0
@@ -174,19 +177,34 @@ class Chromium:
         page = next((t["targetId"] for t in targets if t["type"] == "page"), None)
         if page is None:
             page = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        return self.send("Target.attachToTarget", {"targetId": page, "flatten": True}, session=False)["sessionId"]
+        attached = self.send("Target.attachToTarget", {"targetId": page, "flatten": True}, session=False)
+        return attached["sessionId"]
+
+    def running(self) -> bool:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode is None
 
     def close(self) -> None:
+        """Browser.close, then (after 15 s) SIGKILL to the session Chromium leads; its temporary
+        profile removed."""
         try:
-            if self.process.poll() is None:
+            if self.running():
                 self.send("Browser.close", session=False)
         except (BrowserError, OSError):
             pass
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        deadline = time.monotonic() + 15
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.running():
+            try:
+                os.killpg(self.pid, signal.SIGKILL)   # the group is Chromium's own (setsid)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.returncode = -signal.SIGKILL
         for fd in (self.to_chrome, self.from_chrome):
             try:
                 os.close(fd)
@@ -213,7 +231,8 @@ def console_errors(events: list[dict]) -> list[str]:
     for event in events:
         params = event.get("params", {})
         if event["method"] == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            args = params.get("args", [])
+            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
         elif event["method"] == "Runtime.exceptionThrown":
             errors.append(str(params.get("exceptionDetails", {}).get("text")))
         elif event["method"] == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":

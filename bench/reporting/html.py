@@ -137,7 +137,8 @@ def profile_groups(records: list[dict]) -> list[tuple[tuple[str, str], list[dict
 
 
 def layout_block(anchor: str, layout: str, heading: str, body: str) -> str:
-    return f'<div class="layout" id="{anchor}-{layout}" data-layout="{layout}">\n<h4>{esc(heading)}</h4>\n{body}</div>\n'
+    return (f'<div class="layout" id="{anchor}-{layout}" data-layout="{layout}">\n<h4>{esc(heading)}</h4>\n'
+            f"{body}</div>\n")
 
 
 def run_section(anchor: str, cells: pd.DataFrame) -> str:
@@ -167,7 +168,8 @@ def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str
                           "metrics (profile setting fid_features = none); bench.run --fid-features "
                           "classifier|inception computes them."))
     elif missing:
-        notes.append(note(f"No {', '.join(missing)} in these records (recorded before the harness computed them)."))
+        notes.append(note(f"No {', '.join(missing)} in these records (recorded before the harness "
+                          "computed them)."))
     out += notes
     matrices = build_report(records, "matrix", "html")
     count = matrices.count("<table>")
@@ -251,8 +253,9 @@ def real_test_grid(stream: str, data_dir=None) -> tuple[bytes | None, str]:
         save_image(grid, buffer, format="png", **GRID_STYLE)
     except Exception as err:   # a missing dataset: the page still says everything else
         return None, f"real test images of {stream} not shown: {err}"
-    return buffer.getvalue(), (f"{len(grid)} real test images of {stream}, binary as the evaluator scores them "
-                               "(the stream's fixed binarization), taken in turn from each task's test set")
+    what = (f"{len(grid)} real test images of {stream}, binary as the evaluator scores them (the stream's "
+            "fixed binarization), taken in turn from each task's test set")
+    return buffer.getvalue(), what
 
 
 def samples_section(anchor: str, cells: pd.DataFrame, records: list[dict], root: Path,
@@ -276,13 +279,14 @@ def samples_section(anchor: str, cells: pd.DataFrame, records: list[dict], root:
         for method in dict.fromkeys(cells.loc[cells["stream"] == stream, "method"]):
             mine = sorted((r for r in done if r["stream"] == stream
                            and (r.get("method_label") or r["method"]) == method), key=lambda r: r["seed"])
-            found = next(((r, last_grid(r, root, "samples")) for r in mine if last_grid(r, root, "samples")), None)
+            found = next(((r, grid) for r in mine if (grid := last_grid(r, root, "samples"))), None)
             if found is None:
                 missing.append(method)
                 continue
             record, (path, task) = found
             label = f"{method}, seed {record['seed']}, after task {task}"
-            cards.append(f"<figure>{image(path.read_bytes(), label)}<figcaption>{esc(label)}</figcaption></figure>")
+            cards.append(f"<figure>{image(path.read_bytes(), label)}<figcaption>{esc(label)}</figcaption>"
+                         "</figure>")
             pair = last_grid(record, root, "reconstructions")
             if pair:
                 recon.append(f"<figure>{image(pair[0].read_bytes(), label)}<figcaption>{esc(label)}"
@@ -328,8 +332,8 @@ def provenance_section(records: list[dict], version: str) -> str:
     """What the numbers were computed with, as the records say it."""
     done = [r for r in records if r.get("status") == "done"]
     profile = [{k: v for k, v in (r.get("profile") or {}).items() if k != "name"} for r in done]
-    nll = [r.get("nll_info") or {**json.loads(nll_provenance(r)), "source": "implied by the profile and harness version (records older than nll_info)"}
-           for r in done]
+    implied = "implied by the profile and harness version (records older than nll_info)"
+    nll = [r.get("nll_info") or {**json.loads(nll_provenance(r)), "source": implied} for r in done]
     features = [{k: (r.get("fid_info") or {})[k] for k in FEATURE_KEYS if k in (r.get("fid_info") or {})}
                 or None for r in done]
     rows = [("harness version", version),
@@ -341,8 +345,8 @@ def provenance_section(records: list[dict], version: str) -> str:
              distinct(features) if any(features) else "none: no sample-quality metrics in these records"),
             ("torch", distinct([r.get("torch_version") for r in done])),
             ("device", distinct([r.get("device") for r in done])),
-            ("CPU kernels", distinct([r.get("cpu_kernels") for r in done]) if any(r.get("cpu_kernels") for r in done)
-             else "not recorded"),
+            ("CPU kernels", distinct([r.get("cpu_kernels") for r in done])
+             if any(r.get("cpu_kernels") for r in done) else "not recorded"),
             ("training step", distinct([r.get("training_step") for r in done])),
             ("NLL decoder form", distinct([r.get("nll_decoder_form") for r in done]))]
     body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>\n" for k, v in rows)
@@ -357,8 +361,8 @@ def failed_section(records: list[dict]) -> str:
     items = "".join(f"<li>{esc(r.get('method_label') or r.get('method'))} on {esc(r.get('stream'))}, seed "
                     f"{esc(r.get('seed'))}: {esc(str(r.get('error') or 'no reason recorded'))}</li>\n"
                     for r in failed)
-    return (f"<h3>Failed cells</h3>\n{note(f'{len(failed)} cell(s) failed: not in the tables (bench.run reruns them).', 'note error')}"
-            f"<ul>{items}</ul>\n")
+    said = note(f"{len(failed)} cell(s) failed: not in the tables (bench.run reruns them).", "note error")
+    return f"<h3>Failed cells</h3>\n{said}<ul>{items}</ul>\n"
 
 
 def group_section(index: int, profile: str, version: str, records: list[dict], root: Path,
@@ -430,7 +434,8 @@ def sweeps_section(records: list[dict], folder: Path) -> tuple[str, str]:
         except ReportError as err:
             out.append(note(f"The records over {key} make no sweep: {err}", "note error"))
     out.append("</section>\n")
-    return "".join(out), '<li><a href="#sweeps">Sweeps</a>' + (f" ({esc(', '.join(keys))})" if keys else "") + "</li>"
+    entry = '<li><a href="#sweeps">Sweeps</a>' + (f" ({esc(', '.join(keys))})" if keys else "") + "</li>"
+    return "".join(out), entry
 
 
 def build_page(root: str | Path, records: list[dict], command: str, data_dir=None) -> str:
@@ -459,7 +464,8 @@ def build_page(root: str | Path, records: list[dict], command: str, data_dir=Non
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>ocm-bench report: {esc(root)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n")
     intro = (f"<h1>ocm-bench report: {esc(root)}</h1>\n"
-             f"<p>{done} finished cell(s){f', {failed} failed' if failed else ''} in {len(groups)} profile(s) "
+             f"<p>{done} finished cell(s){f', {failed} failed' if failed else ''} in {len(groups)} "
+             "profile(s) "
              f"on {esc(', '.join(streams))}. Page written {esc(time.strftime('%Y-%m-%d %H:%M'))} by harness "
              f"{esc(HARNESS_VERSION)}; regenerate it with</p>\n<pre>{esc(command)}</pre>\n"
              "<p>Tables, captions and figures are bench.report's own (the same code and text as "
