@@ -1,13 +1,14 @@
 """A page opened in a real browser: headless Chromium driven over the DevTools protocol.
 
 `inspect_page(path)` loads an HTML file from disk in headless Chromium and says what a reader's
-browser saw: every request it made (URL), every console message and uncaught error, every image
+browser saw: every request it made (URL), every console error and uncaught exception, every image
 with its decoded (natural) size, every table with its rows, and (optionally) a screenshot of the
 whole page. The protocol runs over a pipe (`--remote-debugging-pipe`: JSON messages separated by
 NUL bytes on file descriptors 3 and 4), so no driver package and no port are needed; Chromium is
 started with networking features off and a fresh profile, and is stopped afterwards.
 
-    python -m bench.reporting.browser results/report.html --screenshot reports/report-mini.png
+    python -m bench.reporting.browser results/report.html --width 1800 --max-height 2000 \
+        --screenshot reports/report-mini.png
 
 prints the summary as JSON (tests/test_html_report.py checks the pages with it). Chromium:
 Debian's `chromium` package (`apt-get install chromium`; .ci/run installs it), or $BENCH_CHROMIUM.
@@ -63,7 +64,7 @@ class BrowserError(RuntimeError):
 def find_chromium() -> str | None:
     """$BENCH_CHROMIUM, else chromium / chromium-browser / google-chrome on PATH."""
     if os.environ.get(CHROMIUM_ENV):
-        return os.environ[CHROMIUM_ENV]
+        return shutil.which(os.environ[CHROMIUM_ENV]) or os.environ[CHROMIUM_ENV]
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         if shutil.which(name):
             return shutil.which(name)
@@ -97,6 +98,12 @@ class Chromium:
                               (os.POSIX_SPAWN_DUP2, self.log.fileno(), 2),
                               (os.POSIX_SPAWN_DUP2, ends[0], 3), (os.POSIX_SPAWN_DUP2, ends[1], 4)],
                 setsid=True)
+        except OSError as err:
+            os.close(self.to_chrome)
+            os.close(self.from_chrome)
+            self.log.close()
+            self.profile.cleanup()
+            raise BrowserError(f"cannot start {self.binary}: {err}") from err
         finally:
             for fd in (to_chrome_r, from_chrome_w, *ends):
                 os.close(fd)
