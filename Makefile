@@ -16,9 +16,10 @@ $(VENV)/.installed: requirements.lock Makefile
 
 # The main job: the default grid (finetune, first-k and reservoir at OCM's peak memory, ocm,
 # ocm-dynamic, joint on the embedded `mini` stream, seeds 0,1,2, quick profile) -> results/ and
-# the table on stdout.
+# the table on stdout; then the page of results/ (tables, figures, sample grids), its path printed.
 run: setup
 	$(PY) -m bench.run
+	$(PY) -m bench.report results --html results/report.html
 
 test: setup
 	$(PY) -m pytest -q

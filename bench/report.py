@@ -6,7 +6,8 @@ Layouts (`--metric`): nll / nll_best_component / fid (the paper's Table 1: rows 
 tested over seeds); `--paper` sets the paper's Table-1 numbers beside ours; `--sweep KEY` lays
 out a sweep over KEY.
 `--figures` also draws heatmaps, curves, timelines and the methods' ranks per stream into
-DIR/figures/. Formats: text, markdown, csv, latex (booktabs; compiles standalone with
+DIR/figures/; `--html [OUT]` writes all of it, sample grids included, as one page that opens offline
+(default DIR/report.html). Formats: text, markdown, csv, latex (booktabs; compiles standalone with
 \\usepackage{booktabs}). Records of different profiles or harness versions are never averaged
 together: pick one with --profile, or the report refuses. What the numbers are: docs/metrics.md.
 """
@@ -38,6 +39,21 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
         print(f"wrote {path}", file=sys.stderr)
 
 
+def write_html(results: str, records: list[dict], out: str, profile: str | None) -> int:
+    """`--html`: the page (bench/reporting/html.py), its path, size and build time said."""
+    from bench.reporting.html import regenerate_command, write_page
+
+    if profile is not None:
+        records = [r for r in records if r.get("profile_name") == profile]
+    try:
+        size, seconds = write_page(results, records, out, regenerate_command(results, out, profile))
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({size / 1e6:.2f} MB, {seconds:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,8 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep", default=None, metavar="KEY",
                    help="lay out the records of a sweep over KEY (bench.run --sweep KEY=...): rows = "
                         "methods (and other settings that vary), columns = KEY's values")
+    p.add_argument("--html", nargs="?", const="", default=None, metavar="OUT",
+                   help="write one self-contained HTML page of the directory instead (every profile's "
+                        "tables, figures, sample grids beside real test images, provenance; opens offline) "
+                        "to OUT (default DIR/report.html) and print its path; --profile restricts it")
     args = p.parse_args(argv)
     records = ResultStore(args.results).records()
+    if args.html is not None:
+        return write_html(args.results, records, args.html or str(Path(args.results) / "report.html"),
+                          args.profile)
     try:
         if args.sweep:
             text = sweep_report(records, args.sweep, args.metric, args.format)

@@ -21,6 +21,18 @@ from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
 
 
+HEATMAPS_PER_ROW = 6   # a stream's NLL[t, j] heatmaps wrap onto more rows beyond this many methods
+
+
+def wrapped(label: str) -> str:
+    """A method's label broken before its settings ('reservoir\\n[budget=match:ocm]'), and long
+    settings one a line, so that the titles of side-by-side heatmaps do not run into each other."""
+    base, bracket, rest = label.partition("[")
+    if len(rest) > 30:   # several settings: one a line
+        rest = rest.replace(",", ",\n")
+    return f"{base}\n{bracket}{rest}" if bracket else label
+
+
 def seen_average(matrix: np.ndarray) -> np.ndarray:
     return np.array([matrix[t, :t + 1].mean() for t in range(len(matrix))])
 
@@ -30,19 +42,23 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
     written = []
     for stream, stream_cells in cells.groupby("stream", sort=False):
         groups = list(stream_cells.groupby("method", sort=False))
-        fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.2), squeeze=False)
+        columns = min(len(groups), HEATMAPS_PER_ROW)
+        rows = -(-len(groups) // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.4 * rows), squeeze=False)
         matrices = [mean_matrix(g, "nll_matrix") for _, g in groups]
         vmin, vmax = min(m.min() for m in matrices), max(m.max() for m in matrices)
-        for ax, (method, group), matrix in zip(axes[0], groups, matrices):
+        for ax in axes.flat[len(groups):]:
+            ax.set_axis_off()
+        for ax, (method, group), matrix in zip(axes.flat, groups, matrices):
             image = ax.imshow(matrix, cmap="viridis_r", vmin=vmin, vmax=vmax)
-            ax.set_title(f"{method} (n={len(group)})", fontsize=9)
+            ax.set_title(f"{wrapped(method)} (n={len(group)})", fontsize=9)
             ax.set_xlabel("test task j")
-            if ax is axes[0][0]:
+            if ax in axes[:, 0]:
                 ax.set_ylabel("after task t")
             ticks = range(len(matrix))
             ax.set_xticks(ticks, [str(i + 1) for i in ticks])
             ax.set_yticks(ticks, [str(i + 1) for i in ticks])
-        fig.colorbar(image, ax=axes[0].tolist(), label="NLL (nats)", shrink=0.8)
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="NLL (nats)", shrink=0.8 if rows == 1 else 0.5)
         fig.suptitle(f"NLL[t, j] on {stream}")
         written.append(folder / f"{stream}-nll-matrix.png")
         fig.savefig(written[-1], dpi=110, bbox_inches="tight")
@@ -57,10 +73,11 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
             fig, ax = plt.subplots(figsize=(5, 3.5))
             for method, matrix in curves:
                 ax.plot(range(1, len(matrix) + 1), seen_average(matrix), marker="o", label=method)
+            ax.set_xticks(range(1, len(curves[0][1]) + 1))   # task segments are whole numbers
             ax.set_xlabel("after task segment")
             ax.set_ylabel(label)
             ax.set_title(stream)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # off the curves
             written.append(folder / f"{stream}-{column.split('_')[0]}-curve.png")
             fig.savefig(written[-1], dpi=110, bbox_inches="tight")
             plt.close(fig)
@@ -130,7 +147,7 @@ def draw_timelines(records: list[dict], folder: Path) -> list[Path]:
             comp_ax.plot([e["position"] for e in expanded], [e["components"] for e in expanded], "v",
                          color=line.get_color())
         mem_ax.set_ylabel("samples stored")
-        mem_ax.legend(fontsize=6)
+        mem_ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # off the lines
         comp_ax.set_ylabel("components")
         comp_ax.set_xlabel("stream position (images seen); ▼ = expansion")
         mem_ax.set_title(f"{stream}, {profile}", fontsize=8)

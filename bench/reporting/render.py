@@ -1,17 +1,19 @@
-"""The one renderer: headers and rows of text -> a text, Markdown or LaTeX table with its caption.
+"""The one renderer: headers and rows of text -> a text, Markdown, LaTeX or HTML table with its caption.
 
 Cells are formatted here too (mean ± std, budgets, the best-per-column mark), so that every table
 of the harness, the run's and the report's, looks the same.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from tabulate import tabulate
 
 BOUNDARY_MARK = "†"   # the method needs task boundaries
-BEST_MARK = "*"       # the best per column in text tables (bold in Markdown and LaTeX)
+BEST_MARK = "*"       # the best per column in text tables (bold in Markdown, LaTeX and HTML)
 SAME_MARK = "≈"       # not distinguishable from the column's best (significance.py); $\approx$ in LaTeX
-FORMATS = ("text", "markdown", "latex")
+FORMATS = ("text", "markdown", "latex", "html")
 
 
 def mean_std(mean: float, std: float, digits: int = 2) -> str:
@@ -43,6 +45,8 @@ def emphasise(text: str, fmt_name: str) -> str:
     """The cell's text escaped for the format, and marked as best."""
     if fmt_name == "latex":
         return f"\\textbf{{{latex_escape(text)}}}"
+    if fmt_name == "html":
+        return f"<strong>{html.escape(text)}</strong>"
     return f"**{text}**" if fmt_name == "markdown" else f"{text} {BEST_MARK}"
 
 
@@ -52,6 +56,8 @@ def mark_same(text: str) -> str:
 
 
 def plain(text: str, fmt_name: str) -> str:
+    if fmt_name == "html":
+        return html.escape(text)
     return latex_escape(text) if fmt_name == "latex" else text
 
 
@@ -66,6 +72,11 @@ def render(headers, rows, fmt_name: str, title: str) -> str:
             lines.append(" & ".join(row) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(lines) + "\n"
+    if fmt_name == "html":   # a <table> with its caption (a page's fragment: bench/reporting/html.py)
+        head = "".join(f"<th>{h}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
+        return (f'<figure class="table"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>'
+                f"</table>\n<figcaption>{html.escape(title)}</figcaption></figure>\n")
     table = tabulate(rows, headers=headers, tablefmt="github" if fmt_name == "markdown" else "simple",
                      disable_numparse=True)
     return f"{table}\n\n{title}\n"

@@ -57,11 +57,11 @@ def with_budget(row) -> str:
     return label + (f" = {row['matched_budget']}" if isinstance(row.get("matched_budget"), str) else "")
 
 
-def run_table(cells: pd.DataFrame) -> str:
+def run_table(cells: pd.DataFrame, fmt_name: str = "text") -> str:
     """The run's table, one row per (profile, stream, method) in grid order: NLL, FID, forgetting,
     and the budgets (memory at the end and at its peak, gradient steps, images trained on).
     Mixtures (more than one component) also get the paper's best-component NLL, labelled; the
-    primary NLL is always the proper mixture likelihood."""
+    primary NLL is always the proper mixture likelihood. `fmt_name`: text (bench.run) or html."""
     summary = summary_frame(cells)
     mixtures = bool((summary["components_mean"] > 1).any())
     has_fid = bool(summary["fid_mean"].notna().any())
@@ -91,7 +91,8 @@ def run_table(cells: pd.DataFrame) -> str:
             "error over the test images, std/sqrt(images), mean over seeds); forgetting/BWT on the NLL[t, j] "
             "matrix; memory = samples stored at the end / at most; steps = gradient steps; images "
             "trained = rows in all training minibatches (replayed and generated included)")
-    return render(headers, rows, "text", caption(cells, what, best_marked=False))
+    return render([plain(h, fmt_name) for h in headers], [[plain(c, fmt_name) for c in row] for row in rows],
+                  fmt_name, caption(cells, what, best_marked=False))
 
 
 def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, str],

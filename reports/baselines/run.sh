@@ -3,7 +3,8 @@
 # (lr 1e-3), each task subsampled to 4,000 training images (20,000 in all: a 2-core CPU budget),
 # FID off. The same profile label as the fidelity study's E = 1 cells, whose records are reused
 # (copied, same keys) rather than rerun. Records land in reports/baselines/records/ (committed);
-# rerunning skips finished cells, so this resumes.
+# rerunning skips finished cells, so this resumes. The last line writes the study's page,
+# reports/baselines/report.html (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -21,3 +22,4 @@ for path in pathlib.Path("reports/fidelity/records").glob("*.json"):
 PY
 $PY -m bench.run --methods "${METHODS:-all}" --streams split-mnist --seeds 0 --profile quick --sweep epochs=1 \
     --set max_train_per_task=4000 --set sample_grids=false --fid-features none --out "$OUT" --no-progress
+$PY -m bench.report "$OUT" --html "$OUT/report.html"

@@ -2,7 +2,8 @@
 # The fidelity study (reports/fidelity.md): Split-MNIST, seed 0, quick profile, each task subsampled
 # to 4,000 training images (20,000 in all: a 2-core CPU budget), FID off. Records land in
 # reports/fidelity/records/ (committed); rerunning skips finished cells, so this resumes.
-# Then: python -m bench.report reports/fidelity --sweep epochs ... (see reports/fidelity.md).
+# Then: python -m bench.report reports/fidelity --sweep epochs ... (see reports/fidelity.md); the
+# last line writes the study's page, reports/fidelity/report.html (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -21,3 +22,5 @@ $PY -m bench.run --methods "$METHODS" --streams split-mnist-sorted --set epochs=
 $PY -m bench.run --methods "$METHODS" --streams split-mnist --sweep steps_per_batch=10,30 "${COMMON[@]}"
 # 5. The IWAE-50 variant at E = 1 (50 samples per image: about 20x an ELBO step).
 $PY -m bench.run --methods ocm-iw50 --streams split-mnist --sweep epochs=1 "${COMMON[@]}"
+# The study's page: every profile's tables and figures, the sweeps over epochs and steps_per_batch.
+$PY -m bench.report "$OUT" --html "$OUT/report.html"

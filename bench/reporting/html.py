@@ -1,0 +1,492 @@
+"""One page a person can read: a results directory as one self-contained HTML file
+(`python -m bench.report DIR --html [OUT]`).
+
+The page works offline, opened from disk: inline CSS, every image embedded as a data: URI, no
+script, and a Content-Security-Policy that lets the browser load nothing else. Nothing here formats
+a number of the harness: the tables are bench.report's own (tables.py, through the one renderer's
+HTML format, captions from captions.py), the figures figures.py's (drawn into a temporary folder
+and embedded), the sample grids the PNGs the cells wrote.
+
+Per profile (and harness version) of the records: the run's table; the Table-1 layout of every
+metric the records have, forgetting, the per-task matrices; the figures (NLL[t, j] heatmaps, the
+curves over task segments, timelines, ranks); per stream a grid of samples per method after the
+last task (one seed) beside real test images; failed cells; the provenance. Then the sweeps the
+profile labels form. What a directory lacks (FID, a second seed, sample grids) is said where it
+would be.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import shlex
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench.reporting.frames import METRICS, ReportError, nll_provenance, select_cells
+from bench.reporting.tables import SAMPLE_QUALITY, build_report, run_table, sweep_report
+
+GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
+GRID_STYLE = {"nrow": 8, "padding": 1, "pad_value": 0.5}   # draws its grids (same torchvision call)
+METRIC_NAMES = {"nll": "NLL", "nll_best_component": "best-component NLL", "fid": "FID", "kid": "KID",
+                "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage"}
+FIGURE_CAPTIONS = {   # file name ending -> what the figure shows (figures.py's figures)
+    "-nll-matrix.png": "NLL[t, j] per method (mean over seeds): row t = after task t, column j = test "
+                       "task j; one colour scale for all methods (nats)",
+    "-nll-curve.png": "average NLL over the tasks seen so far, mean_{j<=t} NLL[t, j], after each task "
+                      "segment (mean over seeds): forgetting shows as a rise",
+    "-fid-curve.png": "average FID over the tasks seen so far, mean_{j<=t} FID[t, j], after each task "
+                      "segment (mean over seeds)",
+}
+
+CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       color: #1d1d1f; background: #fff; margin: 0; }
+main { max-width: 1800px; margin: 0 auto; padding: 1.2rem 2rem 4rem; }
+h1 { font-size: 1.6rem; margin: .4rem 0 .2rem; }
+h2 { font-size: 1.3rem; margin: 2.4rem 0 .4rem; padding-top: .8rem; border-top: 3px solid #2c5d8f; }
+h3 { font-size: 1.08rem; margin: 1.6rem 0 .4rem; color: #2c5d8f; }
+h4 { font-size: .98rem; margin: 1.1rem 0 .3rem; }
+p, li { max-width: 75rem; }
+code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; background: #f3f4f6;
+            border-radius: 3px; }
+code { padding: 0 .25em; }
+pre { padding: .5rem .7rem; white-space: pre-wrap; word-break: break-all; }
+nav { background: #f6f8fa; border: 1px solid #d8dee4; border-radius: 6px; padding: .4rem 1rem; }
+nav ul { margin: .2rem 0; padding-left: 1.2rem; }
+figure { margin: .6rem 0 1.2rem; }
+figure.table { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13.5px; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d0d7de; padding: .22rem .55rem; text-align: center; white-space: nowrap; }
+th { background: #eef2f6; }
+td:first-child, th:first-child { text-align: left; }
+tbody tr:nth-child(even) { background: #f8fafc; }
+td strong { color: #0b5d1e; }
+figcaption { font-size: 12.5px; color: #555; max-width: 75rem; margin-top: .3rem; }
+.note { background: #fff8e1; border-left: 4px solid #e0a800; padding: .35rem .8rem; max-width: 75rem;
+        font-size: 14px; }
+.error { background: #fdecea; border-left: 4px solid #c62828; }
+.layouts, .figures { display: flex; flex-wrap: wrap; gap: .4rem 2.2rem; align-items: flex-start; }
+.layouts > .layout { flex: 1 1 auto; max-width: 100%; min-width: min(560px, 100%); }
+.layouts figcaption { contain: inline-size; }   /* a caption as wide as its table, not wider */
+[data-layout=run] td:nth-child(-n+2), [id^=sweep-] td:nth-child(-n+2) { text-align: left; }
+[data-layout=run] th { white-space: normal; }
+[data-layout=run] td, [data-layout=run] th { padding: .22rem .4rem; }
+[data-layout=run] td:nth-child(2) { white-space: normal; min-width: 11em; }
+.figures figure { flex: 1 1 520px; max-width: fit-content; }
+.figures figure.wide { flex-basis: 100%; }
+.figures img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
+.figures figcaption { contain: inline-size; }
+.grids { display: flex; flex-wrap: wrap; gap: 14px; }
+.grids figure { margin: 0; width: 235px; }
+.grids figcaption { font-size: 12.5px; }
+.grids img { width: 233px; image-rendering: pixelated; border: 1px solid #ccc; }
+.grids figure.real figcaption { font-weight: 600; color: #2c5d8f; }
+details { margin: .6rem 0; }
+summary { cursor: pointer; color: #2c5d8f; font-weight: 600; }
+dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; font-size: 13.5px; }
+dl.provenance dt { font-weight: 600; }
+dl.provenance dd { margin: 0; word-break: break-word; }
+"""
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def esc(text) -> str:
+    return html.escape(str(text))
+
+
+def note(text: str, kind: str = "note") -> str:
+    """What a directory lacks, said where it would be."""
+    return f'<p class="{kind}">{esc(text)}</p>\n'
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def image(png: bytes, alt: str) -> str:
+    return f'<img src="{data_uri(png)}" alt="{esc(alt)}">'
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
+def label_order(label: str):
+    """Profile labels sorted by their settings' values, numbers as numbers (epochs=3 before 10)."""
+    from bench.planning.profiles import split_label
+    from bench.reporting.sweep import sweep_value
+
+    base, settings = split_label(label)
+    return base, tuple((k, *((0, v) if not isinstance(v, str) else (1, v)))
+                       for k, v in sorted((k, sweep_value(v)) for k, v in settings.items()))
+
+
+def profile_groups(records: list[dict]) -> list[tuple[tuple[str, str], list[dict]]]:
+    """Records by (profile label, harness version): one table each (frames.select_cells refuses
+    mixes), finished and failed, in label order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if r.get("status") in ("done", "failed"):
+            groups.setdefault((str(r.get("profile_name")), str(r.get("harness_version"))), []).append(r)
+    return sorted(groups.items(), key=lambda kv: (label_order(kv[0][0]), kv[0][1]))
+
+
+def layout_block(anchor: str, layout: str, heading: str, body: str) -> str:
+    return (f'<div class="layout" id="{anchor}-{layout}" data-layout="{layout}">\n<h4>{esc(heading)}</h4>\n'
+            f"{body}</div>\n")
+
+
+def run_section(anchor: str, cells: pd.DataFrame) -> str:
+    return layout_block(anchor, "run", "The run's table (as bench.run prints it)", run_table(cells, "html"))
+
+
+def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str:
+    """The Table-1 layout of every metric the records have, forgetting and the matrices: all from
+    tables.py, as bench.report prints them."""
+    out, notes = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n'], []
+    mixtures = bool((cells["components"] > 1).any())
+    for layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
+        if layout == "nll_best_component" and not mixtures:
+            notes.append(note("No best-component NLL table: no mixture in these records (every model has "
+                              "one component), so it equals the NLL."))
+            continue
+        if layout in SAMPLE_QUALITY and cells[layout].isna().all():
+            continue   # said once below
+        heading = METRIC_NAMES[layout]
+        out.append(layout_block(anchor, layout, heading, build_report(records, layout, "html")))
+    out.append(layout_block(anchor, "forgetting", "Forgetting and backward transfer",
+                            build_report(records, "forgetting", "html")))
+    out.append("</div>\n")
+    missing = [METRIC_NAMES[m] for m in SAMPLE_QUALITY if cells[m].isna().all()]
+    if "FID" in missing:
+        notes.append(note(f"No {', '.join(missing)} in these records: they were run without sample-quality "
+                          "metrics (profile setting fid_features = none); bench.run --fid-features "
+                          "classifier|inception computes them."))
+    elif missing:
+        notes.append(note(f"No {', '.join(missing)} in these records (recorded before the harness "
+                          "computed them)."))
+    out += notes
+    matrices = build_report(records, "matrix", "html")
+    count = matrices.count("<table>")
+    out.append(f'<div class="layout" id="{anchor}-matrix" data-layout="matrix"><details>'
+               f"<summary>Per-task matrices: {count} tables (NLL[t, j]"
+               f"{' and FID[t, j]' if cells['fid'].notna().any() else ''} per stream and method, mean over "
+               f"seeds)</summary>\n{matrices}</details></div>\n")
+    return "".join(out)
+
+
+def figure_caption(name: str) -> str:
+    for ending, text in FIGURE_CAPTIONS.items():
+        if name.endswith(ending):
+            return f"{name.removesuffix(ending)}: {text}"
+    if name.startswith("timeline-"):
+        return ("memory (LTM, and STM + LTM before each selection; CURL: its buffer) and the number of "
+                "components against the stream position, per method with a timeline and seed; "
+                "▼ = an expansion")
+    if name.startswith("sweep-"):
+        return (f"{name.removesuffix('.png')}: the metric (mean over seeds, bars: std) against the swept "
+                "setting, one line per method (markers and dashes: other settings that vary)")
+    if name.startswith("ranks-"):
+        return ("each method's rank per stream by its mean (1 = best, ties averaged) and its average rank "
+                "over the streams it has")
+    return name
+
+
+def figures_html(paths: list[Path]) -> str:
+    """The figures, the heatmaps (one panel per method) on rows of their own."""
+    return "".join(f'<figure{" class=wide" if p.name.endswith("-nll-matrix.png") else ""}>'
+                   f"{image(p.read_bytes(), p.stem)}<figcaption>{esc(figure_caption(p.name))}"
+                   f"</figcaption></figure>\n" for p in paths)
+
+
+def figures_section(cells: pd.DataFrame, records: list[dict], folder: Path) -> str:
+    """figures.py's figures of this group: heatmaps and curves per stream, timelines, ranks."""
+    from bench.reporting.figures import draw_figures, draw_ranks, draw_timelines
+
+    paths = draw_figures(cells, folder)
+    paths += draw_timelines([r for r in records if r.get("status") == "done"], folder)
+    notes = []
+    if not any(r.get("timeline") for r in records if r.get("status") == "done"):
+        notes.append(note("No timeline: no method of these records keeps one (OCM variants record their "
+                          "selections, CURL its expansions)."))
+    if cells["stream"].nunique() > 1:
+        paths += draw_ranks(cells, folder, METRICS["nll"])
+        if cells["fid"].notna().any():
+            paths += draw_ranks(cells, folder, METRICS["fid"])
+    else:
+        notes.append(note("No rank figure: one stream (the ranks are the table's order)."))
+    return ("<h3>Figures</h3>\n" + "".join(notes) + '<div class="figures">\n' + figures_html(paths)
+            + "</div>\n")
+
+
+def last_grid(record: dict, root: Path, kind: str) -> tuple[Path, int] | None:
+    """The record's `kind` grid (samples, reconstructions) after its last task, if on disk."""
+    tasks = len(record.get("nll_matrix") or [])
+    for picture in record.get("pictures") or []:
+        if Path(picture).name == f"{kind}-after-task{tasks}.png":
+            path = root / "images" / picture
+            return (path, tasks) if path.is_file() else None
+    return None
+
+
+def real_test_grid(stream: str, data_dir=None) -> tuple[bytes | None, str]:
+    """(PNG of GRID_IMAGES binarized test images, taken in turn from each task's fixed test set, in
+    the sample grids' layout; what they are) or (None, why not)."""
+    try:
+        import torch
+        from torchvision.utils import save_image
+
+        from streams.stream import load_stream
+
+        torch.set_num_threads(1)
+        tasks = load_stream(stream, data_dir).tasks
+        per_task = -(-GRID_IMAGES // len(tasks))
+        images = [t.test_images[:per_task] for t in tasks]
+        order = [(i % len(tasks), i // len(tasks)) for i in range(GRID_IMAGES)]
+        grid = torch.stack([images[t][k] for t, k in order if k < len(images[t])])
+        buffer = io.BytesIO()
+        save_image(grid, buffer, format="png", **GRID_STYLE)
+    except Exception as err:   # a missing dataset: the page still says everything else
+        return None, f"real test images of {stream} not shown: {err}"
+    what = (f"{len(grid)} real test images of {stream}, binary as the evaluator scores them (the stream's "
+            "fixed binarization), taken in turn from each task's test set")
+    return buffer.getvalue(), what
+
+
+def samples_section(anchor: str, cells: pd.DataFrame, records: list[dict], root: Path,
+                    real_grids: dict, data_dir=None) -> str:
+    """Per stream: each method's samples after the last task (its lowest seed with a grid) beside
+    real test images; the same cells' reconstructions, folded."""
+    out = ["<h3>Samples</h3>\n"]
+    done = [r for r in records if r.get("status") == "done"]
+    if not any(r.get("pictures") for r in done):
+        drawn = {bool((r.get("profile") or {}).get("sample_grids")) for r in done}
+        why = ("the profile does not draw them (sample_grids = false; --set sample_grids=true draws them)"
+               if drawn == {False} else "the records name no pictures")
+        return out[0] + note(f"No sample grids: {why}.")
+    for stream in dict.fromkeys(cells["stream"]):
+        if stream not in real_grids:
+            real_grids[stream] = real_test_grid(stream, data_dir)
+        png, what = real_grids[stream]
+        cards = [f'<figure class="real">{image(png, what)}<figcaption>real test images</figcaption></figure>'
+                 if png else f"<figure>{note(what)}</figure>"]
+        recon, missing = [], []
+        for method in dict.fromkeys(cells.loc[cells["stream"] == stream, "method"]):
+            mine = sorted((r for r in done if r["stream"] == stream
+                           and (r.get("method_label") or r["method"]) == method), key=lambda r: r["seed"])
+            found = next(((r, grid) for r in mine if (grid := last_grid(r, root, "samples"))), None)
+            if found is None:
+                missing.append(method)
+                continue
+            record, (path, task) = found
+            label = f"{method}, seed {record['seed']}, after task {task}"
+            cards.append(f"<figure>{image(path.read_bytes(), label)}<figcaption>{esc(label)}</figcaption>"
+                         "</figure>")
+            pair = last_grid(record, root, "reconstructions")
+            if pair:
+                recon.append(f"<figure>{image(pair[0].read_bytes(), label)}<figcaption>{esc(label)}"
+                             "</figcaption></figure>")
+        out.append(f"<h4>{esc(stream)}</h4>\n")
+        out.append(f'<figure class="samples"><div class="grids" id="{anchor}-samples-{slug(stream)}">'
+                   + "\n".join(cards) + "</div>\n"
+                   "<figcaption>Each method's 64 unconditional samples after the last task (pixel "
+                   "probabilities, components drawn with the model's weights), from its lowest seed with a "
+                   f"grid; first, {esc(what) if png else 'no real test images'}.</figcaption></figure>\n")
+        if missing:
+            out.append(note(f"No sample grid on disk for {', '.join(missing)} on {stream}."))
+        if recon:
+            out.append("<details><summary>Reconstructions (the same cells: 8 test images per task, each "
+                       "row of originals followed by its reconstructions)</summary>\n"
+                       f'<div class="grids">{"".join(recon)}</div></details>\n')
+    return "".join(out)
+
+
+def setting_text(value) -> str:
+    """A recorded setting as a reader wants it: 'key = value; ...' for a mapping, '[200, 200]' for a
+    list, JSON's spelling of true, false and null (as none)."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k} = {setting_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(setting_text(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return json.dumps(value)
+    return "none" if value is None else str(value)
+
+
+def distinct(values) -> str:
+    """The different values (records that differ are joined with ' | ')."""
+    texts = [setting_text(v) for v in values if v is not None]
+    return " | ".join(dict.fromkeys(texts)) or "-"
+
+
+FEATURE_KEYS = ("extractor", "weights_sha256", "source", "dataset", "dim", "test_accuracy", "samples",
+                "real_per_task", "real_overall")
+
+
+def provenance_section(records: list[dict], version: str) -> str:
+    """What the numbers were computed with, as the records say it."""
+    done = [r for r in records if r.get("status") == "done"]
+    profile = [{k: v for k, v in (r.get("profile") or {}).items() if k != "name"} for r in done]
+    implied = "implied by the profile and harness version (records older than nll_info)"
+    nll = [r.get("nll_info") or {**json.loads(nll_provenance(r)), "source": implied} for r in done]
+    features = [{k: (r.get("fid_info") or {})[k] for k in FEATURE_KEYS if k in (r.get("fid_info") or {})}
+                or None for r in done]
+    rows = [("harness version", version),
+            ("profile", distinct([r.get("profile_name") for r in done])),
+            ("resolved profile", distinct(profile)),
+            ("seeds", ", ".join(str(s) for s in sorted({r["seed"] for r in done}))),
+            ("NLL estimator", distinct(nll)),
+            ("feature extractor (FID/KID/PRDC)",
+             distinct(features) if any(features) else "none: no sample-quality metrics in these records"),
+            ("torch", distinct([r.get("torch_version") for r in done])),
+            ("device", distinct([r.get("device") for r in done])),
+            ("CPU kernels", distinct([r.get("cpu_kernels") for r in done])
+             if any(r.get("cpu_kernels") for r in done) else "not recorded"),
+            ("training step", distinct([r.get("training_step") for r in done])),
+            ("NLL decoder form", distinct([r.get("nll_decoder_form") for r in done]))]
+    body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>\n" for k, v in rows)
+    return ('<h3>Provenance</h3>\n<p>What these records say they were computed with (records that differ: '
+            f'values joined with " | ").</p>\n<dl class="provenance">\n{body}</dl>\n')
+
+
+def failed_section(records: list[dict]) -> str:
+    failed = [r for r in records if r.get("status") == "failed"]
+    if not failed:
+        return ""
+    items = "".join(f"<li>{esc(r.get('method_label') or r.get('method'))} on {esc(r.get('stream'))}, seed "
+                    f"{esc(r.get('seed'))}: {esc(str(r.get('error') or 'no reason recorded'))}</li>\n"
+                    for r in failed)
+    said = note(f"{len(failed)} cell(s) failed: not in the tables (bench.run reruns them).", "note error")
+    return f"<h3>Failed cells</h3>\n{said}<ul>{items}</ul>\n"
+
+
+def group_section(index: int, profile: str, version: str, records: list[dict], root: Path,
+                  folder: Path, real_grids: dict, data_dir=None) -> tuple[str, str]:
+    """(the section of one profile and harness version, its table-of-contents entry)."""
+    anchor = f"p{index}"
+    done = [r for r in records if r.get("status") == "done"]
+    title = f"Profile {profile} (harness {version})"
+    out = [f'<section class="group" id="{anchor}">\n<h2>{esc(title)}</h2>\n']
+    streams = list(dict.fromkeys(r["stream"] for r in done))
+    seeds = sorted({r["seed"] for r in done})
+    out.append(f"<p>{len(done)} finished cell(s) on {esc(', '.join(streams) or 'no stream')}; "
+               f"seeds {esc(', '.join(map(str, seeds)) or '-')}.</p>\n")
+    if len(seeds) == 1:
+        out.append(note("One seed: no ± std over seeds and no significance marks (≈ needs 2 seeds in "
+                        "common with the column's best); bench.run --seeds 0,1,2 gives them."))
+    if done:
+        try:
+            cells = select_cells(records, None)
+        except ReportError as err:
+            out.append(note(f"These records make no table: {err}", "note error"))
+        else:
+            out.append(run_section(anchor, cells))
+            out.append(samples_section(anchor, cells, records, root, real_grids, data_dir))
+            out.append(tables_section(anchor, records, cells))
+            out.append(figures_section(cells, records, folder))
+    else:
+        out.append(note("No finished cell of this profile.", "note error"))
+    out.append(failed_section(records))
+    out.append(provenance_section(records, version))
+    out.append("</section>\n")
+    return "".join(out), f'<li><a href="#{anchor}">{esc(title)}</a></li>'
+
+
+def sweep_keys(records: list[dict]) -> list[str]:
+    """Settings that take two or more values across the profile labels of one base profile."""
+    from bench.planning.profiles import split_label
+
+    values: dict[str, set] = {}
+    for label in {r.get("profile_name") for r in records if r.get("status") == "done"}:
+        _, settings = split_label(str(label))
+        for key, value in settings.items():
+            values.setdefault(key, set()).add(value)
+    return [key for key, seen in sorted(values.items()) if len(seen) > 1]
+
+
+def sweeps_section(records: list[dict], folder: Path) -> tuple[str, str]:
+    """Each sweep the labels form: its table (tables.sweep_report) and figure (figures.draw_sweep),
+    for NLL and, when recorded, FID."""
+    from bench.reporting.figures import draw_sweep
+    from bench.reporting.sweep import sweep_frame
+
+    keys = sweep_keys(records)
+    out = ['<section class="group" id="sweeps">\n<h2>Sweeps</h2>\n']
+    if not keys:
+        out.append(note("No sweep: no setting takes two values across these records' profile labels "
+                        "(bench.run --sweep KEY=V1,V2 runs one)."))
+    for key in keys:
+        out.append(f"<h3>{esc(key)}</h3>\n")
+        try:
+            cells = sweep_frame(records, key)
+            for metric in ("nll", "fid"):
+                if cells[metric].isna().all():
+                    continue
+                out.append(layout_block(f"sweep-{slug(key)}", metric, f"{METRIC_NAMES[metric]} against {key}",
+                                        sweep_report(records, key, metric, "html")))
+                paths = draw_sweep(cells, key, folder / f"{slug(key)}-{metric}", metric)
+                out.append('<div class="figures">' + figures_html(paths) + "</div>\n")
+        except ReportError as err:
+            out.append(note(f"The records over {key} make no sweep: {err}", "note error"))
+    out.append("</section>\n")
+    entry = '<li><a href="#sweeps">Sweeps</a>' + (f" ({esc(', '.join(keys))})" if keys else "") + "</li>"
+    return "".join(out), entry
+
+
+def build_page(root: str | Path, records: list[dict], command: str, data_dir=None) -> str:
+    """The page of `records` (read from results directory `root`, where the sample grids are)."""
+    from bench import HARNESS_VERSION
+
+    root = Path(root)
+    groups = profile_groups(records)
+    if not any(r.get("status") == "done" for _, rs in groups for r in rs):
+        raise ReportError("no finished records in this directory")
+    sections, toc, real_grids = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="bench-html-") as tmp:
+        for index, ((profile, version), group) in enumerate(groups, 1):
+            section, entry = group_section(index, profile, version, group, root, Path(tmp) / str(index),
+                                           real_grids, data_dir)
+            sections.append(section)
+            toc.append(entry)
+        section, entry = sweeps_section(records, Path(tmp) / "sweeps")
+        sections.append(section)
+        toc.append(entry)
+    done = sum(r.get("status") == "done" for r in records)
+    failed = sum(r.get("status") == "failed" for r in records)
+    streams = sorted({r["stream"] for r in records if r.get("status") == "done"})
+    head = (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>ocm-bench report: {esc(root)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n")
+    intro = (f"<h1>ocm-bench report: {esc(root)}</h1>\n"
+             f"<p>{done} finished cell(s){f', {failed} failed' if failed else ''} in {len(groups)} "
+             "profile(s) "
+             f"on {esc(', '.join(streams))}. Page written {esc(time.strftime('%Y-%m-%d %H:%M'))} by harness "
+             f"{esc(HARNESS_VERSION)}; regenerate it with</p>\n<pre>{esc(command)}</pre>\n"
+             "<p>Tables, captions and figures are bench.report's own (the same code and text as "
+             "<code>python -m bench.report DIR</code>); what the numbers are: docs/metrics.md. "
+             "Records of different profiles or harness versions are never averaged together: each has "
+             "its own section.</p>\n"
+             f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>\n")
+    return head + intro + "".join(sections) + "</main>\n</body>\n</html>\n"
+
+
+def regenerate_command(results: str, out: str, profile: str | None = None) -> str:
+    return " ".join(["python -m bench.report", shlex.quote(str(results)), "--html", shlex.quote(str(out)),
+                     *(["--profile", shlex.quote(profile)] if profile else [])])
+
+
+def write_page(root: str | Path, records: list[dict], out: str | Path, command: str,
+               data_dir=None) -> tuple[int, float]:
+    """Build the page and write it to `out`; (its size in bytes, seconds taken)."""
+    start = time.perf_counter()
+    page = build_page(root, records, command, data_dir).encode("utf-8")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(page)
+    return len(page), time.perf_counter() - start
