@@ -223,18 +223,22 @@ def main(argv: list[str] | None = None) -> int:
         refs = reference.set_index(["stream", "method", "metric"])
         cells_missing = dict.fromkeys((r["stream"], r["method"]) for _, r in unchecked.iterrows())
         print(f"\n{len(cells_missing)} cell(s) of the reference not checked:", file=sys.stderr)
+        absent = fewer = 0
         for stream, method in cells_missing:
             rows = unchecked[(unchecked["stream"] == stream) & (unchecked["method"] == method)]
             if (rows["status"] == "MISSING").all():
                 detail = "missing from the results"
+                absent += 1
             else:
+                fewer += 1
                 detail = missing_seeds_text(refs.loc[(stream, method, rows["metric"].iloc[0])]
                                             .to_dict() | {"stream": stream, "method": method}, seeds)
             print(f"  {method} on {stream}: {detail}", file=sys.stderr)
         if not len(regressed):
-            print(f"error: the results lack {len(cells_missing)} cell(s) or seed(s) of the reference (listed "
-                  "above): run the reference's grid into the results directory (make check does), then "
-                  "check again", file=sys.stderr)
+            lacking = " and ".join([*([f"{absent} cell(s)"] if absent else []),
+                                    *([f"seeds of {fewer} cell(s)"] if fewer else [])])
+            print(f"error: the results lack {lacking} of the reference (listed above): run the reference's "
+                  "grid into the results directory (make check does), then check again", file=sys.stderr)
     if len(regressed):
         return 1
     if len(unchecked):

@@ -102,7 +102,7 @@ def test_check_flags_a_regression_passes_an_improvement_and_reports_missing(tmp_
     assert check_main([str(missing), "--reference", str(ref)]) == 2   # cannot be checked: bad input, not a regression
     err = capsys.readouterr().err
     assert "joint on split-mnist: missing from the results" in err
-    assert err.splitlines()[-1].startswith("error: the results lack 1 cell(s)")
+    assert err.splitlines()[-1].startswith("error: the results lack 1 cell(s) of the reference")
 
     one_seed = tmp_path / "one-seed"   # seed 1 of ocm lost: named, not judged, and the gate fails
     write(one_seed, [r for r in RECORDS if not (r["method"] == "ocm" and r["seed"] == 1)])

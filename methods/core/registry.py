@@ -169,8 +169,8 @@ def register_method(name: str, config_class: type, description: str | None = Non
         needs_boundaries = bool(getattr(plugin_class, "needs_task_boundaries", False))
         if declared is not None:
             if config_class is not declared.config_class:
-                raise MethodRegistrationError(f"method '{name}': registered with config {config_class.__qualname__}, "
-                                              f"declared with {declared.config_class.__qualname__}")
+                raise MethodRegistrationError(f"method '{name}': registered with config {config_class.__name__}, "
+                                              f"declared with {declared.config_class.__name__}")
             if needs_boundaries != declared.needs_task_boundaries:
                 raise MethodRegistrationError(f"method '{name}': the class says needs_task_boundaries="
                                               f"{needs_boundaries}, its declaration the opposite")
