@@ -238,3 +238,48 @@ def test_a_declared_method_must_be_registered_as_declared(registry_guard_plain):
 
 class LazyPlugin(GenerativePlugin):
     pass
+
+
+# ------------------------------------------------------------------------------------ figures
+def test_figures_scale_to_15_methods(tmp_path):
+    """Every method its own colour and marker (in every figure), the NLL matrices in a grid of
+    at most 5 panels a row, no ranks figure for one stream, integer ticks for integer settings."""
+    import matplotlib.pyplot as plt
+
+    from bench.reporting import figures
+    from bench.reporting.frames import METRICS, select_cells
+    from bench.reporting.sweep import sweep_frame
+
+    styles = figures.method_styles(sr.FIFTEEN)
+    assert len({s["color"] for s in styles.values()}) == 15 and len({s["marker"] for s in styles.values()}) == 15
+    assert figures.method_styles(reversed(sr.FIFTEEN)) == styles   # by registry order, not arrival
+
+    drawn_axes = []
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        drawn_axes.append((Path(path).name, [ax for ax in fig.axes if ax.get_visible()]))
+        return real_savefig(fig, path, *args, **kwargs)
+
+    plt.Figure.savefig = keep
+    try:
+        one_stream = select_cells(sr.grid(sr.FIFTEEN), None)
+        written = figures.draw_figures(one_stream, tmp_path)
+        assert figures.draw_ranks(one_stream, tmp_path, METRICS["nll"]) == []
+        sweep = [sr.record(m, "mini", 0, sweep={"epochs": e}) for m in sr.FIFTEEN[:4] for e in (1, 2, 3, 4, 5)]
+        written += figures.draw_sweep(sweep_frame(sweep, "epochs"), "epochs", tmp_path)
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert sorted(p.name for p in written) == ["mini-fid-curve.png", "mini-nll-curve.png", "mini-nll-matrix.png",
+                                                "sweep-epochs-mini.png"]
+    axes = dict(drawn_axes)
+    panels = [ax for ax in axes["mini-nll-matrix.png"] if ax.get_images()]
+    assert len(panels) == 15
+    rows = {round(ax.get_position().y0, 3) for ax in panels}
+    assert len(rows) == 3   # 3 rows of 5, not one row of 15
+    [curve] = axes["mini-nll-curve.png"]
+    looks = {(line.get_color(), line.get_marker()) for line in curve.get_lines()}
+    assert len(looks) == 15
+    assert [t.get_text() for t in curve.get_xticklabels()] == ["1", "2", "3", "4", "5"]
+    [sweep_ax] = axes["sweep-epochs-mini.png"]
+    assert [t.get_text() for t in sweep_ax.get_xticklabels()] == ["1", "2", "3", "4", "5"]

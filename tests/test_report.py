@@ -143,6 +143,15 @@ def test_records_of_one_method_with_different_settings_are_never_averaged():
         build_report(changed + [twice], "nll", "text")
 
 
+def test_a_matched_budget_that_differs_by_seed_is_one_experiment():
+    """reservoir[budget=match:ocm] gets ocm's peak memory of each seed: budgets that differ by seed
+    are one row, not 'different settings'."""
+    matched = [dict(record("reservoir", "mini", seed, 100.0 + seed), method_label="reservoir[budget=match:ocm]",
+                    method_config={"budget": 700 + seed}, matched={"budget": "ocm"}) for seed in (0, 1)]
+    text = build_report(RECORDS + matched, "nll", "text")
+    assert "reservoir[budget=match:ocm]" in text and "100.50 ± 0.71" in text
+
+
 def test_numbers_computed_differently_are_never_put_side_by_side():
     """Provenance: a record whose FID used other classifier weights, or whose NLL another test
     binarization, refuses to share a table (the message names what differs); a record that only

@@ -93,7 +93,7 @@ def budget_protocol(cells: pd.DataFrame) -> str:
     text = f" Budgets: {budgets}." if budgets else ""
     if summary["matched_budget"].notna().any():
         text += (" METHOD[budget=match:REF]: the budget is REF's peak memory on the same stream, seed "
-                 "and profile (resolved numbers after '=', one per seed).")
+                 "and profile (the resolved numbers in parentheses, one per seed).")
     return text + (f" In the OCM paper's tables: {named}." if named else "")
 
 

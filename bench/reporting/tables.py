@@ -74,7 +74,7 @@ def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WI
     rows = [r for _, r in summary.iterrows()]
     column("profile", (r["profile_name"] for r in rows), several_profiles)
     column("stream", (r["stream"] for r in rows), wide or len(streams) > 1)   # one stream: in the caption
-    column("method", (with_budget(r, numbers=wide) for r in rows))
+    column("method", (with_budget(r) for r in rows))
     column("NLL (nats) ↓", (mean_std(r["nll_mean"], r["nll_std"]) for r in rows))
     column("SE", ("-" if pd.isna(r["nll_se_mean"]) else f"{r['nll_se_mean']:.2f}" for r in rows), wide)
     column("NLL best comp. ↓" if wide else "best comp. ↓", (mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])
@@ -96,6 +96,8 @@ def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WI
     column("train s", (f"{r['train_seconds_mean']:.1f}" for r in rows), wide)
     column("eval s", (f"{r['eval_seconds_mean']:.1f}" for r in rows), wide)
     left_out = []
+    if not wide and table_width(columns) > width:   # a matched budget's numbers: in the caption too
+        columns["method"] = [with_budget(r, numbers=False) for r in rows]
     while not wide and table_width(columns) > width:   # long labels: drop the least needed columns
         droppable = [h for h in ("steps", "memory", "forgetting ↓", "best comp. ↓", "FID ↓") if h in columns]
         if not droppable:
