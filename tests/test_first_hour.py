@@ -283,3 +283,12 @@ def test_figures_scale_to_15_methods(tmp_path):
     assert [t.get_text() for t in curve.get_xticklabels()] == ["1", "2", "3", "4", "5"]
     [sweep_ax] = axes["sweep-epochs-mini.png"]
     assert [t.get_text() for t in sweep_ax.get_xticklabels()] == ["1", "2", "3", "4", "5"]
+
+
+def test_the_reports_fast_argument_lists_match_the_layouts():
+    """bench.report lists its layouts without importing the reporting layer (pandas, scipy): the
+    same list as the layer's."""
+    import bench.report
+    from bench.reporting.tables import LAYOUTS
+
+    assert bench.report.LAYOUTS == tuple(LAYOUTS)
