@@ -76,7 +76,7 @@ def test_the_run_table_fits_120_columns_with_15_methods_and_its_caption_is_wrapp
 def test_captions_name_the_mixture_weights_of_the_methods_shown():
     text = run_table(cells_frame(sr.grid(["ocm", "cndpm", "cndpm-paper"])))
     flat = " ".join(text.split())
-    assert "(uniform; cndpm, cndpm-paper: proportional to the experts' counts" in flat
+    assert "(uniform; cndpm, cndpm-paper: proportional to the experts' counts)" in flat
     assert "(uniform here)" in " ".join(run_table(cells_frame(sr.grid(["ocm"]))).split())
 
 

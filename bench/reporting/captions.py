@@ -40,7 +40,7 @@ def weights_text(cells: pd.DataFrame) -> str:
     other: dict[str, list[str]] = {}
     for method, name, config in cells[["method", "method_name", "config"]].drop_duplicates("method").itertuples(index=False):
         if name == "cndpm":
-            other.setdefault("the experts' counts (samples each was given)", []).append(method)
+            other.setdefault("the experts' counts", []).append(method)
         elif isinstance(config, str) and '"weights": "tasks"' in config:
             other.setdefault("the tasks each component learned", []).append(method)
     if not other:
