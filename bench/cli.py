@@ -35,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown subcommand '{name}'; valid subcommands: {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
     try:
+        module = importlib.import_module(COMMANDS[name][0])
         return module.main(rest)
     except SystemExit as exit_:   # argparse's --help (0) and usage errors (2)
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except KeyboardInterrupt:   # bench.run says how far it got itself; the others have nothing to resume
+        print(f"interrupted (Ctrl-C): ocm-bench {name} stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

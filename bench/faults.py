@@ -14,7 +14,8 @@ the report; the test suite runs the same experiments with fewer trials (tests/te
   cell reported failed and rerun by the next run;
 - a worker killed by the kernel: its cell fails naming the signal, the rest of the grid finishes;
 - corrupt record files: every command goes on, the file is moved aside, its cell is rerun;
-- bad inputs: each refused before any cell runs, with exit status 2 and one line.
+- bad inputs: each refused before any cell runs, with exit status 2 and one line (bench.run's
+  own table; then bench.check's, bench.report's and bench.status's).
 """
 from __future__ import annotations
 
@@ -284,6 +285,32 @@ BAD_INPUTS = [
     ("matched budget without a reference", ["--methods", "reservoir[budget=match:ocm]"]),
     ("--out that cannot be created", ["--out", "{file}/results"]),
     ("stream data present but failing its checksum", ["--streams", "split-mnist", "--data-dir", "{baddata}"]),
+    ("misspelt method", ["--methods", "ocm-dynamc"]),
+    ("a user's method without its --import", ["--methods", "window"]),
+    ("misspelt method setting", ["--set", "ocm.lamda1=0.5"]),
+    ("choice setting not one of its choices", ["--set", "curl.replay_mix=both"]),
+    ("FID samples below the extractor's features", ["--set", "fid_features=classifier", "--set", "fid_samples=100"]),
+    ("--import of a file that does not exist", ["--import", "{file}.py"]),
+]
+
+# The other commands' refusals: (command, what, arguments); {results} is a finished grid of
+# finetune on seeds 0 and 1, {reference} its reference, {one_seed} the grid without seed 1,
+# {no_cell} without finetune's cells, {file} a plain file, {missing} a path that does not exist.
+OTHER_BAD_INPUTS = [
+    ("bench.check", "tolerance of an unknown metric (a typo)",
+     ["{results}", "--reference", "{reference}", "--tolerance", "nl=2"]),
+    ("bench.check", "tolerance not a number", ["{results}", "--reference", "{reference}", "--tolerance", "nll=abc"]),
+    ("bench.check", "results lacking a seed of the reference", ["{one_seed}", "--reference", "{reference}"]),
+    ("bench.check", "results lacking a cell of the reference", ["{no_cell}", "--reference", "{reference}"]),
+    ("bench.check", "results directory that does not exist", ["{missing}", "--reference", "{reference}"]),
+    ("bench.check", "reference file that does not exist", ["{results}", "--reference", "{missing}.csv"]),
+    ("bench.report", "results directory that does not exist", ["{missing}"]),
+    ("bench.report", "--out that is a directory", ["{results}", "--out", "{results}"]),
+    ("bench.report", "--out's suffix contradicting --format", ["{results}", "--out", "{scratch}/t.tex",
+                                                              "--format", "markdown"]),
+    ("bench.report", "--out's suffix naming no format", ["{results}", "--out", "{scratch}/t.pdf"]),
+    ("bench.status", "results directory that does not exist", ["{missing}"]),
+    ("bench.status", "a directory that is not a results directory", ["{scratch}"]),
 ]
 
 
@@ -303,6 +330,41 @@ def bad_inputs(folder: Path) -> list[dict]:
         ran = (out / "records").exists() and any((out / "records").glob("*.json"))
         rows.append({"input": what, "args": " ".join(extra).format(file="FILE", baddata="DIR"),
                      "status": status, "cells_run": ran, "message": last_line(err, "error:")})
+    return rows
+
+
+def other_bad_inputs(folder: Path) -> list[dict]:
+    """OTHER_BAD_INPUTS, each run in this process: exit status, stdout/stderr's last error line."""
+    import shutil
+
+    from bench.check import main as check_main
+    from bench.report import main as report_main
+    from bench.status import main as status_main
+
+    folder.mkdir(parents=True, exist_ok=True)
+    results, reference = folder / "grid", folder / "grid-reference.csv"
+    in_process(["--methods", "finetune,reservoir", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke",
+                "--no-progress", "--workers", "1", "--out", str(results)])
+    with contextlib.redirect_stdout(io.StringIO()):
+        check_main([str(results), "--reference", str(reference), "--update"])
+    places = {"results": results, "reference": reference, "one_seed": folder / "one-seed",
+              "no_cell": folder / "no-cell", "file": folder / "a-file", "missing": folder / "not-there",
+              "scratch": folder / "scratch"}
+    for name, drop in (("one_seed", "__seed1__"), ("no_cell", "__finetune__")):
+        shutil.copytree(results, places[name])
+        for path in (places[name] / "records").glob(f"*{drop}*.json"):
+            path.unlink()
+    places["file"].write_text("not a directory")
+    places["scratch"].mkdir(exist_ok=True)
+    commands = {"bench.check": check_main, "bench.report": report_main, "bench.status": status_main}
+    rows = []
+    for command, what, args in OTHER_BAD_INPUTS:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = commands[command]([a.format(**places) for a in args])
+        shown = " ".join(a.format(**{k: k.upper() for k in places}) for a in args)
+        rows.append({"command": command, "input": what, "args": shown, "status": status,
+                     "message": last_line(err.getvalue(), "error:")})
     return rows
 
 
@@ -335,7 +397,8 @@ def run_all(trials: int, folder: Path, seed: int = 0) -> dict:
     return {"folder": str(folder), "baseline_seconds": round(seconds, 1), "kill_trials": kills,
             "two_runner_trials": pairs, "ray_kill_trials": rays,
             "failed_write": failed_write(folder), "killed_worker": killed_worker(folder),
-            "corrupt_records": corrupt_records(folder), "bad_inputs": bad_inputs(folder)}
+            "corrupt_records": corrupt_records(folder), "bad_inputs": bad_inputs(folder),
+            "other_bad_inputs": other_bad_inputs(folder / "other-bad-inputs")}
 
 
 def markdown(results: dict, trials: int) -> str:
@@ -374,11 +437,15 @@ def markdown(results: dict, trials: int) -> str:
         table([results["killed_worker"]]), "",
         "## A corrupt (truncated) record file, then each command", "",
         "The record is truncated again before each command. None crashes; each moves the file aside "
-        "with one warning. bench.status and bench.check then exit 1, as they should: the moved "
-        "record's cell is pending, and missing against the reference; bench.run reruns it.", "",
+        "with one warning. bench.status then exits 1 (the moved record's cell is pending) and "
+        "bench.check 2 (the cell is missing against the reference: the results cannot be checked), "
+        "as they should; bench.run reruns it.", "",
         table(results["corrupt_records"]), "",
         "## Bad inputs (each refused before any cell runs)", "",
         table(results["bad_inputs"]), "",
+        *(["## Bad inputs of bench.check, bench.report and bench.status", "",
+           "Each refused with exit status 2 and one line saying what to do (a regression is exit 1).", "",
+           table(results["other_bad_inputs"]), ""] if results.get("other_bad_inputs") else []),
     ]
     return "\n".join(lines).replace(results.get("folder", "\0"), "DIR")   # the run's scratch folder
 

@@ -8,8 +8,11 @@ out a sweep over KEY.
 `--figures` also draws heatmaps, curves, timelines and the methods' ranks per stream into
 DIR/figures/; `--html [OUT]` writes all of it, sample grids included, as one page that opens offline
 (default DIR/report.html). Formats: text, markdown, csv, latex (booktabs; compiles standalone with
-\\usepackage{booktabs}). Records of different profiles or harness versions are never averaged
-together: pick one with --profile, or the report refuses. What the numbers are: docs/metrics.md.
+\\usepackage{booktabs}); with --out FILE and no --format, the format follows FILE's suffix (.txt,
+.md, .csv, .tex). Records of different profiles or harness versions are never averaged together:
+pick one with --profile, or the report refuses. What the numbers are: docs/metrics.md. Exit 2 on
+bad input (a missing directory, no records, an --out that is a folder), with one line saying what
+to do.
 """
 from __future__ import annotations
 
@@ -17,16 +20,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.execution.store import ResultStore
-from bench.reporting.frames import ReportError, select_cells
-from bench.reporting.tables import LAYOUTS, build_report, sweep_metric, sweep_report
+FORMATS = ("text", "markdown", "csv", "latex")
+LAYOUTS = ("nll", "nll_best_component", "fid", "kid", "precision", "recall", "density", "coverage", "forgetting",
+           "matrix", "claims")   # bench.reporting.tables.LAYOUTS (a test keeps the two equal), here for a fast --help
+# --out's suffix -> the format written when --format is not given
+SUFFIX_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".tex": "latex"}
 
 
 def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | None, layout: str) -> None:
     """The figures of `--figures`, each path said on stderr."""
     from bench.reporting.figures import draw_figures, draw_ranks, draw_sweep, draw_timelines
-    from bench.reporting.frames import METRICS
+    from bench.reporting.frames import METRICS, select_cells
     from bench.reporting.sweep import sweep_frame
+    from bench.reporting.tables import sweep_metric
 
     if sweep:
         paths = draw_sweep(sweep_frame(records, sweep), sweep, folder, sweep_metric(layout).column)
@@ -41,6 +47,7 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
 
 def write_html(results: str, records: list[dict], out: str, profile: str | None) -> int:
     """`--html`: the page (bench/reporting/html.py), its path, size and build time said."""
+    from bench.reporting.frames import ReportError
     from bench.reporting.html import regenerate_command, write_page
 
     if profile is not None:
@@ -54,20 +61,74 @@ def write_html(results: str, records: list[dict], out: str, profile: str | None)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+class BadInput(ValueError):
+    """An argument that cannot work; the message says what to do instead."""
+
+
+def output_format(fmt: str | None, out: str | None) -> str:
+    """--format, or the format --out's suffix names; a suffix that contradicts --format, or that
+    names no format when --format is not given, is refused."""
+    suffix = Path(out).suffix.lower() if out else ""
+    implied = SUFFIX_FORMATS.get(suffix)
+    if fmt is not None:
+        if implied is not None and implied != fmt:
+            raise BadInput(f"--out {out} is a {suffix} file but --format is {fmt}: give --format {implied}, "
+                           f"or an --out ending in {suffix_of(fmt)}")
+        return fmt
+    if out and suffix and implied is None:
+        raise BadInput(f"cannot tell the format from --out {out}'s suffix '{suffix}': give --format "
+                       f"{'|'.join(FORMATS)} (or end the name in {', '.join(SUFFIX_FORMATS)})")
+    return implied or "text"
+
+
+def suffix_of(fmt: str) -> str:
+    return next(s for s, f in SUFFIX_FORMATS.items() if f == fmt)
+
+
+def check_out(out: str | None) -> None:
+    """Refuse an --out that is a folder, or whose folder cannot be created."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise BadInput(f"--out {out} is a directory: give a file name, e.g. {path / 'table.txt'}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise BadInput(f"--out {out}: {parent} is a file, not a directory")
+
+
+def check_results(folder: str) -> None:
+    """Refuse a results directory that does not exist or holds no records."""
+    path = Path(folder)
+    if not path.exists():
+        raise BadInput(f"no results directory '{folder}' (give the --out of a bench.run, e.g. results)")
+    if not path.is_dir():
+        raise BadInput(f"'{folder}' is a file, not a results directory (give the --out of a bench.run)")
+    if not (path / "records").is_dir():
+        if (path / "grid.json").exists():
+            raise BadInput(f"no records in '{folder}' yet: no cell of its grid has finished "
+                           f"(python -m bench.status {folder} shows them)")
+        raise BadInput(f"'{folder}' holds no records/ folder: it is not a results directory of bench.run "
+                       "(give its --out)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", help="results directory (as written by bench.run --out)")
-    p.add_argument("--format", choices=["text", "markdown", "csv", "latex"], default="text")
-    p.add_argument("--metric", choices=LAYOUTS, default="nll")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="text | markdown | csv | latex (default: from --out's suffix, else text)")
+    p.add_argument("--metric", choices=LAYOUTS, default="nll", help="the layout (default: %(default)s)")
     p.add_argument("--profile", default=None, help="only records of this profile")
     p.add_argument("--paper", action="store_true",
                    help="nll layouts: the OCM paper's Table-1 number beside each stream's column")
-    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument("--out", default=None,
+                   help="write to this file instead of stdout (its suffix sets the format: "
+                        + ", ".join(f"{s} {f}" for s, f in SUFFIX_FORMATS.items()) + ")")
     p.add_argument("--figures", action="store_true",
                    help="also draw NLL heatmaps, NLL/FID curves and memory/component timelines per "
-                        "stream, and the methods' ranks per stream by --metric (with --sweep: the "
-                        "metric against the swept setting) into DIR/figures/")
+                        "stream, and the methods' ranks per stream by --metric (with 2+ streams; with "
+                        "--sweep: the metric against the swept setting) into DIR/figures/")
     p.add_argument("--sweep", default=None, metavar="KEY",
                    help="lay out the records of a sweep over KEY (bench.run --sweep KEY=...): rows = "
                         "methods (and other settings that vary), columns = KEY's values")
@@ -75,24 +136,48 @@ def main(argv: list[str] | None = None) -> int:
                    help="write one self-contained HTML page of the directory instead (every profile's "
                         "tables, figures, sample grids beside real test images, provenance; opens offline) "
                         "to OUT (default DIR/report.html) and print its path; --profile restricts it")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        fmt = output_format(args.format, args.out)
+        check_out(args.out)
+        check_results(args.results)
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from bench.execution.store import ResultStore
+    from bench.reporting.frames import ReportError
+    from bench.reporting.tables import build_report, sweep_report
+
     records = ResultStore(args.results).records()
+    if not any(r.get("status") == "done" for r in records):
+        print(f"error: no finished records in '{args.results}' (python -m bench.status {args.results} "
+              "lists its cells and why they failed)", file=sys.stderr)
+        return 2
     if args.html is not None:
         return write_html(args.results, records, args.html or str(Path(args.results) / "report.html"),
                           args.profile)
     try:
         if args.sweep:
-            text = sweep_report(records, args.sweep, args.metric, args.format)
+            text = sweep_report(records, args.sweep, args.metric, fmt)
         else:
-            text = build_report(records, args.metric, args.format, args.profile, args.paper)
+            text = build_report(records, args.metric, fmt, args.profile, args.paper)
         if args.figures:
             draw(records, Path(args.results) / "figures", args.profile, args.sweep, args.metric)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text)
+        except OSError as err:
+            print(f"error: cannot write --out {args.out}: {err.strerror or err}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.out} ({fmt})", file=sys.stderr)
     else:
         print(text, end="")
     return 0

@@ -3,9 +3,11 @@
 Finished cells are never run twice (their records are content-keyed); `--force` reruns them.
 Cells run on the local process pool, on Ray or on Slurm; runners sharing a results directory
 never run one cell at the same time (atomic claims). `python -m bench.status DIR` shows progress.
-Exit codes: 0 all cells done; 1 some cells failed (listed); 2 bad input (refused before any cell
-runs); 3 cells left to a live runner elsewhere (--no-wait; listed). Never 0 while a cell of the grid
-has no finished record.
+Exit codes: 0 all cells done; 1 some cells failed (listed, each with the file holding its
+traceback); 2 bad input (refused before any cell runs, with one line saying what to do); 3 cells
+left to a live runner elsewhere (--no-wait; listed); 130 interrupted (Ctrl-C: the finished cells
+are kept, rerun the same command to resume). Never 0 while a cell of the grid has no finished
+record.
 """
 from __future__ import annotations
 
@@ -79,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "($OCM_BENCH_IMPORTS). Installed packages register through the "
                         "'ocm_bench.methods' entry point group instead")
     p.add_argument("--list", action="store_true", help="list methods, streams and profiles, then exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+    p.add_argument("--wide", action="store_true",
+                   help="print the run's table with every column (SE, KID, P/R/D/C, BWT, images trained, "
+                        "seeds, seconds); by default it fits 120 columns, and results/summary.csv has all")
     return p
 
 
@@ -171,33 +177,86 @@ def check_matches_possible(waiting, ready, records) -> None:
                 raise missing_reference(cell, setting, reference)
 
 
+class Progress:
+    """What a run has got to, for the line an interrupted run (Ctrl-C) ends with."""
+    store = None
+    cells: list = []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import torch
+    progress = Progress()
+    try:
+        return run_grid(args, progress)
+    except KeyboardInterrupt:
+        print(interrupted_line(progress), file=sys.stderr)
+        return 130
 
-    torch.set_num_threads(1)
-    from bench.evaluation.cell import cache_dir, cached_extractor, cached_stream
-    from bench.evaluation.features import needs_training
-    from bench.evaluation.device import DeviceUnavailableError, check_choice, resolve_device
-    from bench.evaluation.fid import check_feasible
-    from bench.execution.claims import live_claims
-    from bench.execution.executor import run_cells
+
+def interrupted_line(progress: Progress) -> str:
+    """One line: how far an interrupted run got and how to resume it."""
+    if progress.store is None or not progress.cells:
+        return "interrupted (Ctrl-C) before any cell ran"
+    done = sum(progress.store.is_done(c) for c in progress.cells)
+    return (f"interrupted (Ctrl-C): {done} of {len(progress.cells)} cells done, their records kept in "
+            f"{progress.store.root}; rerun the same command to resume")
+
+
+def data_files(streams: list[str], data_dir) -> None:
+    """Refuse missing or corrupt dataset files (reading the files only: no torch)."""
+    from streams import get_stream_spec
+    from streams.datasets import check_dataset
+
+    for name in dict.fromkeys(d for stream in streams for d in get_stream_spec(stream).datasets):
+        check_dataset(name, data_dir)
+
+
+def fid_samples_feasible(profiles) -> None:
+    """Refuse (before torch is imported) fewer FID samples than the extractor has features."""
+    from bench.evaluation import FEATURE_DIMS
+
+    for profile in profiles:
+        dim = FEATURE_DIMS.get(profile.fid_features)
+        if dim is not None and profile.fid_samples < dim:
+            raise ValueError(f"FID needs at least as many generated samples as feature dimensions: "
+                             f"fid_samples={profile.fid_samples} < {dim} ({profile.fid_features} features); "
+                             f"give --set fid_samples={dim} or more, or --fid-features none")
+
+
+def failure_lines(failed, store) -> list[str]:
+    """'  label: error (traceback in FILE)' per failed cell, then how to print the tracebacks."""
+    lines, traced = [], False
+    for cell, error in failed:
+        record = store.load(cell) or {}
+        where = ""
+        if record.get("traceback"):
+            where, traced = f" (traceback in {store.path(cell)})", True
+        lines.append(f"  {cell.label}: {error}{where}")
+    if traced:
+        lines.append(f"tracebacks: python -m bench.status {store.root} --tracebacks")
+    return lines
+
+
+def run_grid(args, progress: Progress) -> int:
+    # Everything up to the first cell is checked without torch (seconds, not ten): names, settings,
+    # devices, the results directory, dataset files; torch comes in with the data and the cells.
+    from bench.evaluation.device import DeviceUnavailableError, check_choice, no_gpu_reason
     from bench.execution.store import ResultStore
     from bench.planning.grid import MatchError, expand_grid, parse_names, parse_seeds, resolve_matches
     from bench.planning.profiles import resolve_profile
-    from bench.planning.schedule import longest_first
-    from bench.reporting.frames import cells_frame, summary_frame
-    from bench.reporting.tables import run_table
     from methods import METHODS
     from methods.core.user_methods import UserModuleError, import_modules, load_all
     from streams import STREAMS, UnknownNameError
     from streams.datasets import DatasetMissingError
     from streams.idx import CorruptDatasetError
 
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
     for problem in load_all():   # installed packages' methods, and $OCM_BENCH_IMPORTS
-        print(f"warning: {problem}", file=sys.stderr)
+        warn(problem)
     try:
-        import_modules(args.imports)
+        import_modules(args.imports, warn=warn)
     except UserModuleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -213,19 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         profiles = [resolve_profile(args.profile, settings + combo) for combo in sweep_combinations(args.sweep)]
         cells = [c for profile in profiles for c in expand_grid(methods, streams, seeds, profile)]
         check_choice(args.device)
-        for profile in profiles:
-            if args.executor == "local" and args.device != "auto":   # the workers are this machine
-                resolve_device(args.device, profile.name)
-            for stream in streams:  # validates the data now, and forked workers inherit it
-                loaded = cached_stream(stream, args.data_dir)
-                if profile.fid_features:  # trains a FID classifier once, here, not in every worker
-                    if needs_training(profile.fid_features, loaded, cache_dir(args.data_dir)):
-                        print(f"FID features for {stream}: training its classifier once (about 20 s on "
-                              "one core), then cached", file=sys.stderr)
-                    extractor = cached_extractor(profile.fid_features, stream, args.data_dir)
-                    check_feasible(extractor, profile.fid_samples,
-                                   [len(loaded.test_images(t, profile.eval_test_per_task))
-                                    for t in range(len(loaded.tasks))])
+        if args.executor == "local" and no_gpu_reason(args.device):   # the workers are this machine
+            raise DeviceUnavailableError(no_gpu_reason(args.device))
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
         if args.cells_per_gpu is not None and args.cells_per_gpu < 1:
@@ -234,28 +282,60 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give --cells-per-gpu N (Ray then asks for 1/N GPU per cell) or --gpus-per-cell, "
                              "not both")
         if args.cells_per_gpu is not None and args.device == "cpu":
-            print("warning: --cells-per-gpu has no effect with --device cpu (--workers sets how many "
-                  "cells run at once)", file=sys.stderr)
+            warn("--cells-per-gpu has no effect with --device cpu (--workers sets how many cells run at once)")
         if args.executor == "slurm" and args.cells_per_gpu not in (None, 1):
             raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
                              "runs one cell (pack with the Ray executor on the allocation instead)")
+        fid_samples_feasible(profiles)
         store = ResultStore(args.out)
         check_writable(store.root)
         ready = [c for c in cells if not c.unresolved]
         waiting = [c for c in cells if c.unresolved]
         check_matches_possible(waiting, ready, store.records())
+        data_files(streams, args.data_dir)
+        progress.store, progress.cells = store, cells
+        import torch   # from here on: the data, the FID extractors and the cells
+
+        torch.set_num_threads(1)
+        from bench.evaluation.cell import cache_dir, cached_extractor, cached_stream
+        from bench.evaluation.device import resolve_device
+        from bench.evaluation.features import needs_training
+        from bench.evaluation.fid import check_feasible
+
+        for profile in profiles:
+            if args.executor == "local" and args.device != "auto":   # the workers are this machine
+                resolve_device(args.device, profile.name)
+            for stream in streams:  # loads the data now, and forked workers inherit it
+                loaded = cached_stream(stream, args.data_dir)
+                if profile.fid_features:  # a FID classifier is trained once, here, not in every worker
+                    if needs_training(profile.fid_features, loaded, cache_dir(args.data_dir)):
+                        print(f"FID features for {stream}: training the '{profile.fid_features}' extractor "
+                              "(a small CNN on the stream's training images) once, about 20 s on one core; "
+                              f"then cached in {cache_dir(args.data_dir) / 'fid-classifier'}", file=sys.stderr)
+                    extractor = cached_extractor(profile.fid_features, stream, args.data_dir)
+                    check_feasible(extractor, profile.fid_samples,
+                                   [len(loaded.test_images(t, profile.eval_test_per_task))
+                                    for t in range(len(loaded.tasks))])
     except (UnknownNameError, ValueError, RuntimeError, DatasetMissingError, CorruptDatasetError,
             DeviceUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    from bench.execution.claims import live_claims
+    from bench.execution.executor import run_cells
+    from bench.planning.schedule import longest_first
+    from bench.reporting.frames import cells_frame, summary_frame
+    from bench.reporting.tables import run_table
+
     options = {"local": {}, "ray": {"address": args.ray_address, "gpus_per_cell": args.gpus_per_cell},
                "slurm": {"partition": args.slurm_partition, "time_minutes": args.slurm_time,
                          "gpus_per_cell": args.gpus_per_cell, "cluster": args.slurm_cluster}}[args.executor]
     outcomes = {}
+    # a bar on a terminal; piped into a file or a pipe its redrawn frames would pack into one line
+    show_progress = not args.no_progress and sys.stderr.isatty()
 
     def run(batch):
-        outcomes.update(run_cells(batch, store, args.workers, args.data_dir, progress=not args.no_progress,
+        outcomes.update(run_cells(batch, store, args.workers, args.data_dir, progress=show_progress,
                                   executor=args.executor, device=args.device, step=args.training_step,
                                   cells_per_gpu=args.cells_per_gpu, **options))
 
@@ -286,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                     resolved[id(cell)] = resolve_matches(cell, records)
                 except MatchError as err:   # the reference cell of this grid failed
                     unmatched.append((cell, str(err)))
+            progress.cells = ready + list(resolved.values())
             run_phase(list(resolved.values()), "matched cells")
     except RuntimeError as err:   # e.g. the executor's optional package is missing
         print(f"error: {err}", file=sys.stderr)
@@ -296,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = cells_frame([r for r in records if r])
     if len(frame):
         summary = summary_frame(frame)
-        print(run_table(frame), end="")
+        print(run_table(frame, wide=args.wide), end="")
         frame.to_csv(store.root / "cells.csv", index=False)
         summary.to_csv(store.root / "summary.csv", index=False)
     held = live_claims(store.root)
@@ -306,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
               for c in cells if not store.is_done(c) and c not in elsewhere] + unmatched
     if failed:
         print(f"\n{len(failed)} cell(s) failed:", file=sys.stderr)
-        for cell, error in failed:
-            print(f"  {cell.label}: {error}", file=sys.stderr)
+        for line in failure_lines(failed, store):
+            print(line, file=sys.stderr)
     if elsewhere:
         print(f"\n{len(elsewhere)} cell(s) not done, being run by another runner (--no-wait; see "
               f"python -m bench.status {store.root}):", file=sys.stderr)

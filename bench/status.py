@@ -1,15 +1,15 @@
 """`python -m bench.status DIR`: done / running / failed / pending cells of a results directory.
 
 Pending cells are those of the grids run into DIR (`grid.json`) with no record and no live claim;
-failed cells are listed with their reasons. Exit 0 when nothing failed or is pending, else 1.
+failed cells are listed with their reasons (`--tracebacks`: with their tracebacks). Exit 0 when
+nothing failed or is pending, 1 otherwise, 2 when DIR is not a results directory.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from collections import Counter
-
-from tabulate import tabulate
+from pathlib import Path
 
 from bench.execution.claims import live_claims
 from bench.execution.store import ResultStore
@@ -33,15 +33,37 @@ def cell_states(store: ResultStore) -> list[dict]:
             state, detail = "failed", record.get("error", "")
         else:
             state, detail = "pending", ""
-        rows.append({"cell": label, "state": state, "detail": detail, "key": key})
+        rows.append({"cell": label, "state": state, "detail": detail, "key": key,
+                     "traceback": (record or {}).get("traceback") if state == "failed" else None,
+                     "path": store.records_dir / entry["record"] if entry.get("record") else None})
     return rows
+
+
+def not_a_results_directory(folder: str) -> str | None:
+    """Why `folder` is not a results directory of bench.run (None when it is one)."""
+    path = Path(folder)
+    if not path.exists():
+        return f"no results directory '{folder}' (give the --out of a bench.run, e.g. results)"
+    if not path.is_dir():
+        return f"'{folder}' is a file, not a results directory (give the --out of a bench.run)"
+    if not (path / "grid.json").exists() and not (path / "records").is_dir():
+        return (f"'{folder}' is not a results directory of bench.run (no grid.json, no records/): give the "
+                "--out of a bench.run")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.status", description=__doc__)
-    p.add_argument("results")
+    p.add_argument("results", help="results directory (the --out of a bench.run, e.g. results)")
     p.add_argument("--all", action="store_true", help="list done cells too")
+    p.add_argument("--tracebacks", action="store_true", help="print the traceback of every failed cell")
     args = p.parse_args(argv)
+    problem = not_a_results_directory(args.results)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from tabulate import tabulate
+
     rows = cell_states(ResultStore(args.results))
     counts = Counter(r["state"] for r in rows)
     print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "running", "failed", "pending")))
@@ -49,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if shown:
         print(tabulate([[r["cell"], r["state"], r["detail"]] for r in shown],
                        headers=["cell", "state", "detail"], tablefmt="simple"))
+    traced = [r for r in rows if r["traceback"]]
+    if args.tracebacks:
+        for r in traced:
+            print(f"\n{r['cell']} ({r['path']}):\n{r['traceback'].rstrip()}")
+    elif traced:
+        print(f"\ntracebacks of the failed cells: python -m bench.status {args.results} --tracebacks")
     return 1 if counts.get("failed") or counts.get("pending") else 0
 
 

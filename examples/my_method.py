@@ -9,8 +9,10 @@ differs from `reservoir` only in which images it keeps. Run it like any built-in
 
 (or `ocm-bench run ...` once the package is installed). `--set window.budget=N` and variants such
 as `window[budget=match:ocm]` work as for built-in methods: the config dataclass below is typed,
-and its fields are the method's settings. An installed package registers its methods through the
-`ocm_bench.methods` entry point group instead of `--import`.
+its fields are the method's settings, and each field declares its own bounds (`setting(...)`:
+`budget=0` is refused before anything runs; `match:ocm` is allowed because the field says so).
+An installed package registers its methods through the `ocm_bench.methods` entry point group
+instead of `--import`. The contract (image shapes, what to override): docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -18,17 +20,20 @@ from dataclasses import dataclass
 
 import torch
 
-from methods import GenerativePlugin, register_method
+from methods import GenerativePlugin, register_method, setting
 
 
 @dataclass(frozen=True)
 class WindowConfig:
-    budget: int = 3000   # images kept: the most recent ones
+    budget: int = setting(3000, min=1, matchable=True)   # images kept: the most recent ones
 
 
 @register_method("window", WindowConfig,
                  "sliding window: the most recent `budget` images; E passes over batch + memory")
 class WindowPlugin(GenerativePlugin):
+    """Images arrive as float32 [N, 1, 28, 28] grey levels in [0, 1] (the strategy binarizes them
+    afresh at every pass); the memory keeps them grey."""
+
     def __init__(self, config: WindowConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
         self.memory: torch.Tensor | None = None

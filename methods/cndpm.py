@@ -62,12 +62,12 @@ the others' (numbers at `CNDPMConfig`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from methods.core import GenerativePlugin, refresh_optimizer, register_method, register_preset
+from methods.catalog import CNDPMConfig
+from methods.core import GenerativePlugin, refresh_optimizer, register_method
 from methods.core.strategy import NonFiniteLossError
 from methods.models.contract import draw_components, eval_mode
 from methods.models.gaussian import gaussian_kl
@@ -203,44 +203,7 @@ class CNDPMModel(nn.Module):
         return sum(r[k] * nll[k] for k, trainable in enumerate(mask) if trainable)
 
 
-WAKE_MODES = ("authors", "frozen", "harness")
-
-
-@dataclass(frozen=True)
-class CNDPMConfig:
-    """Defaults: the authors' MNIST-generation config (configs/mnist_gen-cndpm.yaml)."""
-    # log alpha (nats), the placeholder's log count. A sample goes to the STM when every expert has
-    # NLL_k - log N_k > NLL_0 - log_alpha. Our seeded random placeholder scores MNIST digits at
-    # NLL_0 = 546 nats (541-552 over the `mini` digits, every class; ~784 log 2, as the code's random
-    # placeholder), so the code's 410 puts the threshold at ~136 + log N_k nats. Measured on `mini`
-    # (an expert slept 12,000 steps on task 0's 800 images; N = 800): it keeps 98.2% of its own
-    # training digits and 90.5% of its classes' test digits, and sends 97.3% of the other tasks'
-    # test digits to the STM. The default is therefore the authors' value. With far shorter sleeps
-    # (1,000 steps: own test digits at 127 nats instead of 88) 380-400 balances better.
-    log_alpha: float = 410.0
-    stm_capacity: int = 1000        # sleep when the STM holds this many samples (the code's 1,000)
-    sleep_steps: int = 12000        # the new expert's training steps per sleep (code: sleep_step_g)
-    sleep_batch: int = 50           # its minibatch (code: sleep_batch_size)
-    sleep_lr: float = 3e-4          # its Adam learning rate (code: optimizer_g)
-    weight_decay: float = 1e-5      # L2 coefficient on sum ||param||^2 during sleep (code)
-    clip_value: float | None = 0.5  # gradient clipping by value, sleep and wake (code); None: off
-    min_usage: float = 0.1          # an expert updates only if its summed responsibility exceeds this
-    wake: str = "authors"           # "authors" | "frozen" | "harness": how experts learn after their
-                                    # sleep (module docstring)
-    wake_lr_factor: float = 0.003   # "authors": an expert's Adam lr after its sleep, times sleep_lr
-                                    # (the code's MultiStepLR gamma, reached at the sleep's end)
-    max_experts: int | None = None  # cap on the experts (the code: none; the OCM paper's Table 1: 30)
-    mc_samples: int | None = 1      # z samples in routing, wake and sleep (the code's 1); None: the profile's
-
-    def __post_init__(self):
-        if self.wake not in WAKE_MODES:
-            raise ValueError(f"cndpm.wake must be one of {', '.join(WAKE_MODES)}, not {self.wake!r}")
-        if self.max_experts is not None and self.max_experts < 1:
-            raise ValueError("cndpm.max_experts must be at least 1 (or none)")
-
-
-@register_method("cndpm", CNDPMConfig,
-                 "CN-DPM: Dirichlet-process mixture of VAE experts, new experts from a short-term memory")
+@register_method("cndpm", CNDPMConfig)   # description and settings: methods/catalog.py
 class CNDPMPlugin(GenerativePlugin):
     def __init__(self, config: CNDPMConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
@@ -380,8 +343,3 @@ class CNDPMPlugin(GenerativePlugin):
             for p in params:   # only its own optimizer changes it: none of the strategy's steps
                 p.requires_grad_(cfg.wake == "authors")
         return expert
-
-
-# The OCM paper's Table 1 lists CN-DPM with memory 2.0K and N = 30 components on every binary stream.
-register_preset("cndpm-paper", "cndpm", {"stm_capacity": 2000, "max_experts": 30},
-                "CN-DPM as the OCM paper lists it: a 2,000-sample STM, at most 30 experts", paper_name="CNDPM")

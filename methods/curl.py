@@ -42,16 +42,16 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.catalog import CURLConfig
 from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, refresh_optimizer, register_method
 from methods.core.minibatches import TensorMinibatches
 from methods.core.strategy import NonFiniteLossError
-from methods.core.task_length import require_count, task_length_field
+from methods.core.task_length import require_count
 from methods.models.contract import draw_components, uniform_log_weights
 from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
 from methods.models.vae import mlp_decoder_log_likelihood
@@ -186,40 +186,7 @@ class CURLModel(nn.Module):
                 self.prior_mu[c], self.prior_log_sigma[c]]
 
 
-REPLAY_MIXES = ("alternate", "join")
-REPLAY_BINARIZATIONS = ("threshold", "bernoulli")
-
-
-@dataclass(frozen=True)
-class CURLConfig:
-    threshold: float = -200.0      # ELBO (nats) below which a sample is poorly explained
-    buffer_size: int = 100
-    burn_in: int = 100             # training steps before the first expansion can happen
-    spacing: int = 100             # training steps between expansions
-    expansion_passes: int = 10
-    expansion_batch: int = 100     # minibatch of the expansion step; the buffer is cut to multiples
-    max_components: int = 30
-    replay_refresh: str = "period"     # "period": a snapshot every `refresh_images` (authors' 'fixed');
-                                       # "expansion": at each expansion (their 'dynamic')
-    refresh_images: int | str = task_length_field()   # incoming images between snapshots: one
-                                       # task's length (the authors' data_period), resolved per cell
-    replay_components: str = "usage"   # y of replayed samples: "usage" (authors) or "uniform"
-    replay_mix: str = "alternate"      # "alternate": after each real step a step on a generated batch
-                                       # (authors' gen_every_n = 2); "join": generated images joined
-                                       # to each real minibatch (the earlier form)
-    replay_per_batch: int = 64         # generated images per replay batch (per real minibatch)
-    replay_binarization: str = "threshold"   # replayed decoder means: "threshold" at 0.5 (authors'
-                                       # binarize_fn) or a "bernoulli" draw
-
-    def __post_init__(self):
-        for key, allowed in (("replay_refresh", ("period", "expansion")),
-                             ("replay_components", ("usage", "uniform")),
-                             ("replay_mix", REPLAY_MIXES), ("replay_binarization", REPLAY_BINARIZATIONS)):
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"curl: {key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
-
-
-@register_method("curl", CURLConfig, "CURL: mixture VAE with buffer-driven expansion and generative replay")
+@register_method("curl", CURLConfig)   # description and settings: methods/catalog.py
 class CURLPlugin(GenerativePlugin):
     def __init__(self, config: CURLConfig | None = None, seed: int = 0):
         super().__init__(config, seed)

@@ -1,16 +1,12 @@
 """Fine-tune: the lower reference. Trains on each incoming batch only; stores nothing."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from methods.catalog import FinetuneConfig
 from methods.core import GenerativePlugin, register_method
 
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    pass
+__all__ = ["FinetuneConfig", "FinetunePlugin"]
 
 
-@register_method("finetune", FinetuneConfig, "no memory: E passes over each incoming batch")
+@register_method("finetune", FinetuneConfig)   # description and settings: methods/catalog.py
 class FinetunePlugin(GenerativePlugin):
     """Everything it does is the base plugin's: train on the incoming images."""

@@ -15,22 +15,15 @@ memory that stops growing. `reservoir` is the true uniform sample.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from methods.catalog import FirstKConfig
 from methods.core import GenerativePlugin, register_method
 
-
-@dataclass(frozen=True)
-class FirstKConfig:
-    budget: int = 3000
-    train_incoming: bool = False   # once full, also train on the incoming batch (not in the code)
+__all__ = ["FirstKConfig", "FirstKPlugin"]
 
 
-@register_method("first-k", FirstKConfig,
-                 "the paper's Random as the authors' code runs it: the first K images of the stream, "
-                 "trained on alone once full", paper_name="VAE-ELBO-Random")
+@register_method("first-k", FirstKConfig)   # description, paper name and settings: methods/catalog.py
 class FirstKPlugin(GenerativePlugin):
     def __init__(self, config: FirstKConfig | None = None, seed: int = 0):
         super().__init__(config, seed)

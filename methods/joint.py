@@ -2,19 +2,15 @@
 far (`epochs` passes, default the profile's `task_epochs`). Needs task boundaries; stores all data."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from methods.catalog import JointConfig
 from methods.core import GenerativePlugin, register_method
 
-
-@dataclass(frozen=True)
-class JointConfig:
-    epochs: int | None = None   # None: the profile's task_epochs
+__all__ = ["JointConfig", "JointPlugin"]
 
 
-@register_method("joint", JointConfig, "i.i.d. training on all data seen so far, per task")
+@register_method("joint", JointConfig)   # description and settings: methods/catalog.py
 class JointPlugin(GenerativePlugin):
     needs_task_boundaries = True
 

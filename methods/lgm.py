@@ -27,30 +27,12 @@ log-variance where `Normal` expects a scale). Stores no samples (memory 0).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from methods.catalog import LGMConfig
 from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, register_method
 from methods.models.gaussian import gaussian_kl
 from streams.stream import binarize
-
-MIXES = ("split", "append")
-
-
-@dataclass(frozen=True)
-class LGMConfig:
-    gamma: float = 1.0          # weight of the posterior-consistency term
-    epochs: int | None = None   # passes per task; None: the profile's task_epochs
-    mix: str = "split"          # "split": the authors' B/(t+1) real + B*t/(t+1) teacher means;
-                                # "append": all B real + B*t binarized teacher samples (earlier form)
-    fresh_optimizer: bool = True   # a fresh Adam state for each new student (the authors' main.py
-                                   # builds a new optimizer after every fork)
-
-    def __post_init__(self):
-        if self.mix not in MIXES:
-            raise ValueError(f"lgm: mix must be one of {', '.join(MIXES)}, not {self.mix!r}")
-
 
 def batch_split(batch: int, tasks_done: int) -> tuple[int, int]:
     """(real, teacher) images in a minibatch of `batch` after `tasks_done` tasks: the authors'
@@ -59,7 +41,7 @@ def batch_split(batch: int, tasks_done: int) -> tuple[int, int]:
     return max(batch - teacher, 1), teacher
 
 
-@register_method("lgm", LGMConfig, "Lifelong Generative Modeling: teacher replay + posterior consistency")
+@register_method("lgm", LGMConfig)   # description and settings: methods/catalog.py
 class LGMPlugin(GenerativePlugin):
     needs_task_boundaries = True
 

@@ -62,52 +62,16 @@ In this harness (each difference deliberate):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from methods.core import GenerativePlugin, refresh_optimizer, register_method, register_preset
-from methods.core.task_length import require_count, task_length_field
+from methods.catalog import WEIGHTS, LIMixConfig
+from methods.core import GenerativePlugin, refresh_optimizer, register_method
+from methods.core.task_length import require_count
 from methods.models.contract import eval_mode, uniform_log_weights
 from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
 from methods.models.vae import BernoulliVAE, Component, bernoulli_log_likelihood
 from streams.stream import binarize
-
-WEIGHTS = ("uniform", "tasks")
-GATE_GENERATED = ("mode", "sample")
-
-
-@dataclass(frozen=True)
-class LIMixConfig:
-    threshold: float = 160.0           # expand when min_k K_k exceeds this (nats per image)
-    gate_samples: int = 1000           # real and generated images per component in the gate
-    gate_generated: str = "mode"       # generated images in the gate: the decoder's "mode"
-                                       # (p > 0.5) or a Bernoulli "sample" of its probabilities
-    replay_samples: int | str = task_length_field()   # images the reused component generates for
-                                       # its replay: one task's length, resolved per cell (the code: 50,000)
-    epochs: int | None = None          # passes per task; None: the profile's task_epochs
-    student: bool = True               # train the Student as the code does (not evaluated)
-    max_components: int | None = None  # None: no cap (the code's)
-    weights: str = "uniform"           # mixture weights: "uniform" or "tasks" (tasks learned)
-    fresh_optimizer: bool = True       # a fresh Adam state at every activation (the code's new Adam)
-    buffer_size: int = 2000            # limix-taskfree only: the real images that make one "task"
-
-    def __post_init__(self):
-        if self.gate_generated not in GATE_GENERATED:
-            raise ValueError(f"limix.gate_generated must be one of {', '.join(GATE_GENERATED)}, "
-                             f"not {self.gate_generated!r}")
-        if self.weights not in WEIGHTS:
-            raise ValueError(f"limix.weights must be one of {', '.join(WEIGHTS)}, not {self.weights!r}")
-        if isinstance(self.replay_samples, int) and self.replay_samples < 0:
-            raise ValueError("limix: replay_samples must be >= 0")
-        if self.buffer_size < 1:
-            raise ValueError("limix.buffer_size must be at least 1")
-        if self.gate_samples < 1 or self.threshold < 0:
-            raise ValueError("limix: gate_samples must be >= 1 and threshold >= 0")
-        if self.max_components is not None and self.max_components < 1:
-            raise ValueError("limix.max_components must be at least 1 (or none)")
-
 
 class LIMixModel(BernoulliVAE):
     """Shared layers + one head pair per component (a `BernoulliVAE` mixture) + a Student head pair.
@@ -225,9 +189,7 @@ def discrepancies(model: LIMixModel, images: torch.Tensor, n: int,
     return out
 
 
-@register_method("limix", LIMixConfig,
-                 "LIMix: a mixture of VAE heads on shared layers grown by a discrepancy gate, "
-                 "generative replay of the reused component, and a Student")
+@register_method("limix", LIMixConfig)   # descriptions and settings: methods/catalog.py
 class LIMixPlugin(GenerativePlugin):
     needs_task_boundaries = True
 
@@ -367,9 +329,7 @@ class LIMixPlugin(GenerativePlugin):
         self._student_loss_sum = self._student_loss_sum + loss.detach()   # read once per task
 
 
-@register_method("limix-taskfree", LIMixConfig,
-                 "LIMix without task boundaries (our reconstruction): a buffer of real images is the "
-                 "task; the gate runs each time it fills, the chosen component trains on it, it empties")
+@register_method("limix-taskfree", LIMixConfig)
 class LIMixTaskFreePlugin(LIMixPlugin):
     """The OCM paper lists LIMix on task-free streams with 2.0K memory and up to 30 components but
     does not say how it ran it; the authors' code has boundaries only. This is the natural
@@ -402,10 +362,3 @@ class LIMixTaskFreePlugin(LIMixPlugin):
         if self._training_buffer:   # the buffer was this experience's task: it empties
             super().update_memory(incoming, strategy)
             self.buffer, self._training_buffer = self.buffer[:0], False
-
-
-# The OCM paper's Table 1 lists LIMix with memory 2.0K and N = 30 components on every binary
-# (task-free) stream; how it ran it is not given: this is our reconstruction (limix-taskfree).
-register_preset("limix-paper", "limix-taskfree", {"buffer_size": 2000, "max_components": 30, "replay_samples": 2000},
-                "LIMix as the OCM paper lists it, task-free (our reconstruction): a 2,000-image buffer "
-                "is each task, replay of as many generated images, at most 30 components", paper_name="LIMix")

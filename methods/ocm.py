@@ -24,40 +24,15 @@ Deliberate differences from the code, each for a reason:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
+from methods.catalog import DynamicOCMConfig, OCMConfig, OCMIW50Config
 from methods.core import GenerativePlugin, refresh_optimizer, register_method
 from methods.models.contract import eval_mode
 from methods.models.likelihood import component_log_likelihoods
 from methods.models.vae import BernoulliVAE
 from streams.stream import binarize
-
-
-@dataclass(frozen=True)
-class OCMConfig:
-    stm_capacity: int = 512            # selection runs when |STM| exceeds this
-    ltm_capacity: int = 2560
-    max_per_selection: int = 14
-    lambda1_first: float = 1.0         # selection threshold at the first selection...
-    lambda1: float = 0.35              # ...and after
-    kernel_sigma: float = 10.0
-    loss: str = "elbo"                 # "iwae": the IWAE bound as training loss
-    loss_samples: int | None = None    # samples in the loss; None: the profile's mc_samples
-
-
-@dataclass(frozen=True)
-class OCMIW50Config(OCMConfig):
-    loss: str = "iwae"
-    loss_samples: int | None = 50
-
-
-@dataclass(frozen=True)
-class DynamicOCMConfig(OCMConfig):
-    lambda2: float = 10.0              # expand when |R - R_last| exceeds this (nats); the paper's
-    max_components: int = 30           # per-stream values are in bench/planning/defaults.py
-    expansion_k: int = 1000            # importance samples per component in R
 
 
 def diversity_scores(stm_features: torch.Tensor, ltm_features: torch.Tensor,
@@ -76,8 +51,7 @@ def select_for_ltm(scores: torch.Tensor, threshold: float, max_add: int, room: i
     return order[:max(0, min(above, max_add, room))]
 
 
-@register_method("ocm", OCMConfig, "OCM (VAE-ELBO-OCM): STM + diversity-selected LTM",
-                 paper_name="VAE-ELBO-OCM")
+@register_method("ocm", OCMConfig)   # descriptions, paper names and settings: methods/catalog.py
 class OCMPlugin(GenerativePlugin):
     def __init__(self, config: OCMConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
@@ -147,15 +121,12 @@ class OCMPlugin(GenerativePlugin):
         return {}
 
 
-@register_method("ocm-iw50", OCMIW50Config, "OCM with the IWAE-50 bound as loss (VAE-IWVAE50-OCM)",
-                 paper_name="VAE-IWVAE50-OCM")
+@register_method("ocm-iw50", OCMIW50Config)
 class OCMIW50Plugin(OCMPlugin):
     pass
 
 
-@register_method("ocm-dynamic", DynamicOCMConfig,
-                 "OCM with dynamic expansion into a mixture of VAEs (Dynamic-ELBO-OCM)",
-                 paper_name="Dynamic-ELBO-OCM")
+@register_method("ocm-dynamic", DynamicOCMConfig)
 class DynamicOCMPlugin(OCMPlugin):
     def __init__(self, config: DynamicOCMConfig | None = None, seed: int = 0):
         super().__init__(config, seed)

@@ -3,20 +3,15 @@
 Same schedule as OCM: each incoming batch, then E passes over batch + memory."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from methods.catalog import ReservoirConfig
 from methods.core import GenerativePlugin, register_method
 
-
-@dataclass(frozen=True)
-class ReservoirConfig:
-    budget: int = 3000
+__all__ = ["ReservoirConfig", "ReservoirPlugin"]
 
 
-@register_method("reservoir", ReservoirConfig,
-                 "reservoir sampling into a fixed budget; E passes over batch + memory")
+@register_method("reservoir", ReservoirConfig)   # description and settings: methods/catalog.py
 class ReservoirPlugin(GenerativePlugin):
     def __init__(self, config: ReservoirConfig | None = None, seed: int = 0):
         super().__init__(config, seed)

@@ -67,6 +67,27 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def check_dataset(name: str, data_dir: str | os.PathLike | None = None) -> None:
+    """Raise what loading dataset `name` would (`DatasetMissingError` naming the fetch command,
+    `CorruptDatasetError` for a file failing its checksum), reading its files only: numpy, no torch,
+    so that the command line refuses missing data in a second. The embedded `mini` always exists."""
+    if name not in IDX_FILES:
+        return
+    folder = resolve_data_dir(data_dir) / name
+    for stem, md5 in IDX_FILES[name].items():
+        path = find_idx_file(folder, stem)
+        if path is None:
+            raise missing(name, folder / stem, data_dir)
+        read_idx(path, md5)
+
+
+def missing(name: str, file: Path, data_dir) -> DatasetMissingError:
+    return DatasetMissingError(
+        f"dataset '{name}' not found: {file}[.gz] is missing. Get it with:\n"
+        f"    python -m streams.fetch {name} --data-dir {resolve_data_dir(data_dir)}"
+    )
+
+
 def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None,
                      verify: bool = True) -> Dataset:
     """Load `name` ("mnist" or "fashion") from `<data_dir>/<name>/*.idx[.gz]`.
@@ -79,10 +100,7 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None,
     for stem, md5 in IDX_FILES[name].items():
         path = find_idx_file(folder, stem)
         if path is None:
-            raise DatasetMissingError(
-                f"dataset '{name}' not found: {folder / stem}[.gz] is missing. Get it with:\n"
-                f"    python -m streams.fetch {name} --data-dir {resolve_data_dir(data_dir)}"
-            )
+            raise missing(name, folder / stem, data_dir)
         arrays[stem] = read_idx(path, md5 if verify else None)
     train_x, train_y = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
     test_x, test_y = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]

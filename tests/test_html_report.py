@@ -84,7 +84,8 @@ def test_the_html_format_is_the_one_renderer():
     for cell in cell_texts(page):
         assert cell in text, cell
     assert "NLL (nats) / memory (samples) / components. Profile quick (harness 0.7.0)" in page
-    run_text, run_html = run_table(select_cells(RECORDS, None)), run_table(select_cells(RECORDS, None), "html")
+    cells = select_cells(RECORDS, None)
+    run_text, run_html = run_table(cells, wide=True), run_table(cells, wide=True, fmt_name="html")
     assert run_html.count("<tr>") == 1 + 4 and all(cell in run_text for cell in cell_texts(run_html))
     odd = [dict(r, method_label="reservoir[note=<a&b>]") if r["method"] == "reservoir" else r for r in RECORDS]
     assert "reservoir[note=&lt;a&amp;b&gt;]" in build_report(odd, "nll", "html")

@@ -89,6 +89,25 @@ def test_every_bad_input_is_refused_before_any_cell_runs(tmp_path):
     assert "cannot write results" in messages["--out that cannot be created"]
     assert "MD5" in messages["stream data present but failing its checksum"] or \
         "checksum" in messages["stream data present but failing its checksum"].lower()
+    assert messages["misspelt method"].endswith("did you mean 'ocm-dynamic'?")
+    assert messages["a user's method without its --import"].endswith(
+        "examples/my_method.py registers it: add --import examples/my_method.py")
+    assert "curl.replay_mix must be one of alternate, join, not 'both'" in messages["choice setting not one of its choices"]
+
+
+def test_the_other_commands_refuse_bad_input_with_exit_2_and_one_line(tmp_path):
+    rows = faults.other_bad_inputs(tmp_path)
+    assert len(rows) == len(faults.OTHER_BAD_INPUTS)
+    for row in rows:
+        assert row["status"] == 2, row
+        assert row["message"].startswith("error: ") and len(row["message"].splitlines()) == 1, row
+    messages = {(r["command"], r["input"]): r["message"] for r in rows}
+    assert "unknown metric 'nl' (did you mean 'nll'?)" in messages["bench.check", "tolerance of an unknown metric (a typo)"]
+    assert "lack seeds of 2 cell(s) of the reference" in messages["bench.check", "results lacking a seed of the reference"]
+    assert "lack 1 cell(s) of the reference" in messages["bench.check", "results lacking a cell of the reference"]
+    assert "is a directory: give a file name" in messages["bench.report", "--out that is a directory"]
+    assert "give --format latex" in messages["bench.report", "--out's suffix contradicting --format"]
+    assert "no results directory" in messages["bench.status", "results directory that does not exist"]
 
 
 def test_a_record_write_that_fails_part_way_leaves_nothing_and_the_cell_is_rerun(tmp_path):

@@ -99,8 +99,18 @@ def test_check_flags_a_regression_passes_an_improvement_and_reports_missing(tmp_
     missing = tmp_path / "missing"
     write(missing, [r for r in RECORDS if r["method"] != "joint"])
     capsys.readouterr()
-    assert check_main([str(missing), "--reference", str(ref)]) == 1
-    assert "joint on split-mnist, nll: missing from the results" in capsys.readouterr().err
+    assert check_main([str(missing), "--reference", str(ref)]) == 2   # cannot be checked: bad input, not a regression
+    err = capsys.readouterr().err
+    assert "joint on split-mnist: missing from the results" in err
+    assert err.splitlines()[-1].startswith("error: the results lack 1 cell(s) of the reference")
+
+    one_seed = tmp_path / "one-seed"   # seed 1 of ocm lost: named, not judged, and the gate fails
+    write(one_seed, [r for r in RECORDS if not (r["method"] == "ocm" and r["seed"] == 1)])
+    capsys.readouterr()
+    assert check_main([str(one_seed), "--reference", str(ref)]) == 2
+    captured = capsys.readouterr()
+    assert "FEWER SEEDS" in captured.out and "ok" in captured.out
+    assert "ocm on mini: seed(s) 1 missing (has 0, the reference 0 1)" in captured.err
 
 
 def test_figures_are_drawn(tmp_path):
@@ -131,6 +141,15 @@ def test_records_of_one_method_with_different_settings_are_never_averaged():
     twice = copy.deepcopy(next(r for r in changed if r["method"] == "ocm"))
     with pytest.raises(ReportError, match="seed .*two records"):
         build_report(changed + [twice], "nll", "text")
+
+
+def test_a_matched_budget_that_differs_by_seed_is_one_experiment():
+    """reservoir[budget=match:ocm] gets ocm's peak memory of each seed: budgets that differ by seed
+    are one row, not 'different settings'."""
+    matched = [dict(record("reservoir", "mini", seed, 100.0 + seed), method_label="reservoir[budget=match:ocm]",
+                    method_config={"budget": 700 + seed}, matched={"budget": "ocm"}) for seed in (0, 1)]
+    text = build_report(RECORDS + matched, "nll", "text")
+    assert "reservoir[budget=match:ocm]" in text and "100.50 ± 0.71" in text
 
 
 def test_numbers_computed_differently_are_never_put_side_by_side():

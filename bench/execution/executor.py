@@ -78,6 +78,10 @@ def die_with_parent() -> None:
 
 
 def _cell_process(cell: Cell, root: str, data_dir, device: str, step: str, parent: int, conn) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the runner handles it (it kills its
+    # workers and says how to resume); a worker printing its own KeyboardInterrupt would only add
+    # a traceback per cell
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     if os.getppid() != parent:   # the runner died before the line above took effect
         os._exit(1)

@@ -23,26 +23,27 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from bench.planning.validate import check_value, field_types, parse_setting
+from bench.planning.validate import check_value, field_bounds, field_types, parse_setting
+from methods.core.settings import setting
 from streams.registry import UnknownNameError
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    epochs: int                      # E: passes over (incoming batch + memory) per incoming batch
-    mc_samples: int                  # Monte-Carlo samples in the training ELBO
-    lr: float                        # Adam
+    epochs: int = setting(min=1)     # E: passes over (incoming batch + memory) per incoming batch
+    mc_samples: int = setting(min=1)   # Monte-Carlo samples in the training ELBO
+    lr: float = setting(above=0)     # Adam
     betas: tuple[float, float]
-    batch_size: int                  # online batch size = training minibatch size
-    task_epochs: int                 # methods given whole tasks (joint, LGM): passes per task
-    eval_k: int                      # importance samples of the IWAE NLL estimate
-    eval_test_per_task: int | None   # test images per task scored (None: all)
-    max_train_per_task: int | None   # truncate each task's training data (None: all)
-    fid_features: str | None = None  # "classifier" | "inception" | None (no FID)
-    fid_samples: int = 1000          # generated samples per FID (the same for every method)
+    batch_size: int = setting(min=1)   # online batch size = training minibatch size
+    task_epochs: int = setting(min=1)  # methods given whole tasks (joint, LGM): passes per task
+    eval_k: int = setting(min=1)     # importance samples of the IWAE NLL estimate
+    eval_test_per_task: int | None = setting(min=1)   # test images per task scored (None: all)
+    max_train_per_task: int | None = setting(min=1)   # truncate each task's training data (None: all)
+    fid_features: str | None = setting(None, choices=("classifier", "inception", None))   # None: no FID
+    fid_samples: int = setting(1000, min=2)   # generated samples per FID (the same for every method)
     sample_grids: bool = True        # PNG grids of samples and reconstructions per task segment
-    steps_per_batch: int | None = None   # None: the paper's schedule, `epochs` passes over (batch +
+    steps_per_batch: int | None = setting(None, min=1)   # None: the paper's schedule, `epochs` passes over (batch +
                                      # memory); N: matched compute, N minibatches per incoming batch
                                      # for every method, drawn from what it trains on
     methods: dict = field(default_factory=dict)   # per-method config overrides
@@ -77,18 +78,20 @@ PROFILES: dict[str, Profile] = {
 
 _SETTABLE = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("name", "methods")}
 PROFILE_TYPES = field_types(Profile)
+PROFILE_BOUNDS = field_bounds(Profile)
 
 
 def method_option(key: str, method: str, option: str):
-    """The method's spec and the annotated type of its `option` (unknown names list valid ones)."""
+    """The method's spec, the annotated type of its `option` and its bounds (unknown names list
+    the valid ones)."""
     from methods import get_method
 
     spec = get_method(method)
     types = field_types(spec.config_class)
     if option not in types:
         raise UnknownNameError(f"method '{method}' has no setting '{option}' ({key}); valid: "
-                               f"{', '.join(types) or 'none'}")
-    return spec, types[option]
+                               f"{', '.join(types) or 'none'}" + close_hint(option, types))
+    return spec, types[option], field_bounds(spec.config_class)[option]
 
 
 def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
@@ -110,14 +113,16 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
         given[key] = value   # the label: each key once (the last value wins), in sorted order
         if "." in key:
             method, _, option = key.partition(".")
-            _, hint = method_option(key, method, option)
-            methods.setdefault(method, {})[option] = parsed = parse_setting(key, value, hint)
+            _, hint, bounds = method_option(key, method, option)
+            methods.setdefault(method, {})[option] = parsed = parse_setting(key, value, hint, bounds)
         elif key in _SETTABLE:
-            changes[key] = parsed = parse_setting(key, value, PROFILE_TYPES[key])
+            bounds = PROFILE_BOUNDS[key]
+            changes[key] = parsed = parse_setting(key, value, PROFILE_TYPES[key], bounds)
         else:
             raise UnknownNameError(
-                f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION")
-        check_value(key, parsed)
+                f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION"
+                + close_hint(key, _SETTABLE))
+        check_value(key, parsed, bounds)
     label = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(given.items()))}]"
     return dataclasses.replace(profile, name=label, methods=methods, **changes)
 
@@ -126,10 +131,18 @@ def parse_method_settings(spec, settings: dict[str, str]) -> dict:
     """A method variant's own settings ('budget' -> '500') typed by its config's annotations."""
     out = {}
     for key, value in settings.items():
-        _, hint = method_option(f"{spec.name}[{key}=...]", spec.name, key)
-        out[key] = parse_setting(f"{spec.name}.{key}", value, hint)
-        check_value(f"{spec.name}.{key}", out[key])
+        _, hint, bounds = method_option(f"{spec.name}[{key}=...]", spec.name, key)
+        out[key] = parse_setting(f"{spec.name}.{key}", value, hint, bounds)
+        check_value(f"{spec.name}.{key}", out[key], bounds)
     return out
+
+
+def close_hint(name: str, valid) -> str:
+    """"; did you mean 'epochs'?" for a near miss among `valid`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def split_label(label: str) -> tuple[str, dict[str, str]]:

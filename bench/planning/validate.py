@@ -1,7 +1,12 @@
 """Settings are checked before any cell runs: a value's type comes from the annotation of its
-field in the `Profile` or the method's config dataclass, its range from the one table below, so
+field in the `Profile` or the method's config dataclass, its bounds from the field's metadata
+(`methods.core.settings.setting(default, min=..., above=..., choices=..., matchable=...)`), so
 that `reservoir.budget=abc`, `ocm.lambda1=x` and `epochs=0` are all refused the same way, with
 exit 2 and one line that says what is wrong and what is valid.
+
+A config none of whose fields declares a bound (one written before bounds were declared) falls
+back to the table below, by field name; a config that declares any bound gets exactly the bounds
+it declares, so that a user's field named `budget` or `gamma` never inherits another method's.
 """
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ import dataclasses
 import types
 import typing
 
-# The smallest valid value of each numeric setting, by name (profiles and methods share names:
-# `epochs` is a profile's E and a method's passes per task; both need at least one).
+from methods.core.settings import declared_bounds
+
+# The fallback, by name, for configs that declare no bounds (the built-in configs and the
+# profile declare theirs; these are the same numbers). Profiles and methods shared names: `epochs`
+# is a profile's E and a method's passes per task; both need at least one.
 MINIMUM = {
     "epochs": 1, "mc_samples": 1, "batch_size": 1, "task_epochs": 1, "eval_k": 1, "eval_test_per_task": 1,
     "max_train_per_task": 1, "fid_samples": 2, "steps_per_batch": 1,
@@ -26,6 +34,29 @@ MATCHABLE = {"budget"}                                      # may be 'match:METH
 MATCH_PREFIX = "match:"
 TASK_LENGTH_HINT = int | str   # a task-length setting (methods/core/task_length.py): a count or task[*X]
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def bounds_by_name(name: str) -> dict:
+    """The fallback table's bounds for a setting called `name` (see the module doc)."""
+    bounds = {}
+    if name in MINIMUM:
+        bounds["min"] = MINIMUM[name]
+    if name in POSITIVE:
+        bounds["above"] = 0
+    if name in CHOICES:
+        bounds["choices"] = CHOICES[name]
+    if name in MATCHABLE:
+        bounds["matchable"] = True
+    return bounds
+
+
+def field_bounds(config_class: type) -> dict[str, dict]:
+    """{field: bounds} of a config dataclass: what its fields declare, or (a config declaring
+    none) the fallback table's by name."""
+    declared = declared_bounds(config_class)
+    if declared is not None:
+        return declared
+    return {f.name: bounds_by_name(f.name) for f in dataclasses.fields(config_class)}
 
 
 class SettingError(ValueError):
@@ -55,14 +86,16 @@ def describe(hint) -> str:
     return (name or str(inner)) + (" or none" if optional else "")
 
 
-def parse_setting(key: str, text: str, hint):
+def parse_setting(key: str, text: str, hint, bounds: dict | None = None):
     """`text` as the type annotated for `key`; 'none' (or 'all') for an optional setting is None;
-    'match:METHOD' is kept for a matchable setting (resolved later from records)."""
+    'match:METHOD' is kept for a matchable setting (resolved later from records). `bounds`: the
+    field's (`field_bounds`); None: the fallback table's by name."""
     inner, optional = _optional(hint)
-    name = key.rpartition(".")[2]
+    if bounds is None:
+        bounds = bounds_by_name(key.rpartition(".")[2])
     if optional and text.lower() in ("none", "all"):
         return None
-    if text.startswith(MATCH_PREFIX) and name in MATCHABLE:
+    if text.startswith(MATCH_PREFIX) and bounds.get("matchable"):
         from methods import get_method
 
         get_method(text[len(MATCH_PREFIX):])   # an unknown method name lists the valid ones
@@ -96,25 +129,27 @@ def parse_setting(key: str, text: str, hint):
     raise SettingError(f"{key} must be {describe(hint)}, not '{text}'")
 
 
-def check_value(key: str, value) -> None:
-    """Range and choices of a parsed (or default) value."""
-    name = key.rpartition(".")[2]
-    if isinstance(value, str) and value.startswith("task"):
+def check_value(key: str, value, bounds: dict | None = None) -> None:
+    """Range and choices of a parsed (or default) value. `bounds`: the field's (`field_bounds`);
+    None: the fallback table's by name."""
+    if bounds is None:
+        bounds = bounds_by_name(key.rpartition(".")[2])
+    choices = bounds.get("choices")
+    if isinstance(value, str) and value.startswith("task") and choices is None:
         return   # one task's length, resolved per cell (methods/core/task_length.py)
-    if value is None or (isinstance(value, str) and value.startswith(MATCH_PREFIX)):
-        if name in CHOICES and value not in CHOICES[name]:
-            raise SettingError(f"{key} must be one of {', '.join(map(str, CHOICES[name]))}, not '{value}'")
-        return
-    if name in CHOICES and value not in CHOICES[name]:
-        valid = ", ".join("none" if c is None else str(c) for c in CHOICES[name])
+    if choices is not None and value not in choices:
+        valid = ", ".join("none" if c is None else str(c) for c in choices)
         raise SettingError(f"{key} must be one of {valid}, not '{value}'")
-    if name in MINIMUM and not isinstance(value, bool) and value < MINIMUM[name]:
-        raise SettingError(f"{key} must be at least {MINIMUM[name]}, not {value}")
-    if name in POSITIVE and value <= 0:
-        raise SettingError(f"{key} must be greater than 0, not {value}")
+    if value is None or isinstance(value, (bool, str, tuple)):
+        return
+    if "min" in bounds and value < bounds["min"]:
+        raise SettingError(f"{key} must be at least {bounds['min']}, not {value}")
+    if "above" in bounds and value <= bounds["above"]:
+        raise SettingError(f"{key} must be greater than {bounds['above']}, not {value}")
 
 
-def check_config(prefix: str, values: dict) -> None:
+def check_config(prefix: str, values: dict, config_class: type | None = None) -> None:
     """Every value of a profile (prefix '') or a method config (prefix 'reservoir.')."""
+    bounds = field_bounds(config_class) if config_class is not None else {}
     for key, value in values.items():
-        check_value(f"{prefix}{key}", value)
+        check_value(f"{prefix}{key}", value, bounds.get(key) if config_class is not None else None)

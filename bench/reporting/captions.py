@@ -28,10 +28,24 @@ def nll_protocol(cells: pd.DataFrame) -> str:
     k = joined(sorted(int(v) for v in cells["eval_k"].unique()))
     text = (f"NLL = IWAE-{k} estimate of -log p(x) in nats on {test_images_text(cells)}, test sets "
             "binarized once with a fixed seed per stream, training data dynamically binarized")
-    text += "; a mixture's is -log sum_c w_c p_c(x) with the model's weights (uniform here)"
+    text += f"; a mixture's is -log sum_c w_c p_c(x) with the model's weights ({weights_text(cells)})"
     if (cells["components"] > 1).any():
         text += ", best comp. = -max_c log p_c(x) per image (the paper's score)"
     return text
+
+
+def weights_text(cells: pd.DataFrame) -> str:
+    """The mixture weights w_c of the table's methods: uniform, but CN-DPM's are its experts'
+    counts and LIMix's with `weights=tasks` the tasks each component learned (docs/metrics.md)."""
+    other: dict[str, list[str]] = {}
+    for method, name, config in cells[["method", "method_name", "config"]].drop_duplicates("method").itertuples(index=False):
+        if name == "cndpm":
+            other.setdefault("the experts' counts", []).append(method)
+        elif isinstance(config, str) and '"weights": "tasks"' in config:
+            other.setdefault("the tasks each component learned", []).append(method)
+    if not other:
+        return "uniform here"
+    return "uniform; " + "; ".join(f"{', '.join(methods)}: proportional to {what}" for what, methods in other.items())
 
 
 def seeds_text(cells: pd.DataFrame) -> str:
@@ -79,7 +93,7 @@ def budget_protocol(cells: pd.DataFrame) -> str:
     text = f" Budgets: {budgets}." if budgets else ""
     if summary["matched_budget"].notna().any():
         text += (" METHOD[budget=match:REF]: the budget is REF's peak memory on the same stream, seed "
-                 "and profile (resolved numbers after '=', one per seed).")
+                 "and profile (the resolved numbers in parentheses, one per seed).")
     return text + (f" In the OCM paper's tables: {named}." if named else "")
 
 

@@ -1,12 +1,17 @@
 """Figures for `python -m bench.report DIR --figures` (matplotlib, no display needed).
 
-Per stream: the NLL[t, j] matrix as a heatmap per method, and the average NLL (and FID, when
-recorded) over the tasks seen so far, mean_{j <= t} M[t, j], as a curve over task segments with
-all methods on one plot. Across streams: each method's rank per stream and its average rank
-(`draw_ranks`, significance.average_ranks).
+Per stream: the NLL[t, j] matrix as a heatmap per method (panels in a grid, at most 5 a row),
+and the average NLL (and FID, when recorded) over the tasks seen so far, mean_{j <= t} M[t, j], as
+a curve over task segments with all methods on one plot. Across streams (2 or more): each
+method's rank per stream and its average rank (`draw_ranks`, significance.average_ranks).
+
+Every method keeps one colour and one marker in all figures of a report (`method_styles`): 15
+distinct pairs, so that 15 methods never share a line's look; axes of integer settings (task
+segments, epochs) have integer ticks.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -16,21 +21,49 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.reporting.frames import Metric, mean_matrix
+from bench.reporting.frames import Metric, mean_matrix, registry_rank
 from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
 
+# 15 colours that differ (tab10, then five that none of it resembles) and 15 markers: method i gets
+# colour i and marker i; beyond 15 both cycle, at different lengths, so pairs stay distinct longer.
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#000000", "#e6ab02", "#1b9e77", "#a6cee3", "#fdbf6f"]
+MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "X", "*", "P", "d", "8", "H", "1"]
+LINESTYLES = ["-", "--", ":", "-."]
+PANELS_PER_ROW = 5
 
-HEATMAPS_PER_ROW = 6   # a stream's NLL[t, j] heatmaps wrap onto more rows beyond this many methods
+
+def method_styles(methods) -> dict[str, dict]:
+    """{method: matplotlib keywords (color, marker)}: one pair per method, in registry order (then
+    by name), so that the same methods get the same looks whatever order they come in."""
+    ordered = sorted(dict.fromkeys(methods), key=lambda m: (registry_rank(m), m))
+    return {m: {"color": COLOURS[i % len(COLOURS)], "marker": MARKERS[i % len(MARKERS)]}
+            for i, m in enumerate(ordered)}
 
 
-def wrapped(label: str) -> str:
-    """A method's label broken before its settings ('reservoir\\n[budget=match:ocm]'), and long
-    settings one a line, so that the titles of side-by-side heatmaps do not run into each other."""
-    base, bracket, rest = label.partition("[")
-    if len(rest) > 30:   # several settings: one a line
-        rest = rest.replace(",", ",\n")
-    return f"{base}\n{bracket}{rest}" if bracket else label
+def legend_beside(ax, entries: int) -> None:
+    """The legend inside the axes for a few entries, beside them for many."""
+    if entries <= 6:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def integer_axis(axis, values) -> None:
+    """Ticks at integers only: at the values themselves when they are few, else integer steps."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = sorted(set(values))
+    if len(values) <= 12:
+        axis.set_ticks(values, [str(int(v)) for v in values])
+    else:
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def is_integral(values) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               and float(v).is_integer() for v in values)
 
 
 def seen_average(matrix: np.ndarray) -> np.ndarray:
@@ -40,25 +73,29 @@ def seen_average(matrix: np.ndarray) -> np.ndarray:
 def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    styles = method_styles(cells["method"])
     for stream, stream_cells in cells.groupby("stream", sort=False):
         groups = list(stream_cells.groupby("method", sort=False))
-        columns = min(len(groups), HEATMAPS_PER_ROW)
-        rows = -(-len(groups) // columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.4 * rows), squeeze=False)
+        columns = min(len(groups), PANELS_PER_ROW)
+        rows = math.ceil(len(groups) / columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns + 1.2, 2.9 * rows + 0.6), squeeze=False)
         matrices = [mean_matrix(g, "nll_matrix") for _, g in groups]
         vmin, vmax = min(m.min() for m in matrices), max(m.max() for m in matrices)
-        for ax in axes.flat[len(groups):]:
-            ax.set_axis_off()
-        for ax, (method, group), matrix in zip(axes.flat, groups, matrices):
+        flat = axes.ravel()
+        for index, (ax, (method, group), matrix) in enumerate(zip(flat, groups, matrices)):
             image = ax.imshow(matrix, cmap="viridis_r", vmin=vmin, vmax=vmax)
-            ax.set_title(f"{wrapped(method)} (n={len(group)})", fontsize=9)
-            ax.set_xlabel("test task j")
-            if ax in axes[:, 0]:
+            title = f"{method} (n={len(group)})"
+            ax.set_title(title, fontsize=8 if len(title) <= 26 else 7)
+            if index // columns == rows - 1 or index + columns >= len(groups):   # the lowest panel of its column
+                ax.set_xlabel("test task j")
+            if index % columns == 0:
                 ax.set_ylabel("after task t")
             ticks = range(len(matrix))
             ax.set_xticks(ticks, [str(i + 1) for i in ticks])
             ax.set_yticks(ticks, [str(i + 1) for i in ticks])
-        fig.colorbar(image, ax=axes.ravel().tolist(), label="NLL (nats)", shrink=0.8 if rows == 1 else 0.5)
+        for ax in flat[len(groups):]:
+            ax.set_visible(False)
+        fig.colorbar(image, ax=flat[:len(groups)].tolist(), label="NLL (nats)", shrink=0.8)
         fig.suptitle(f"NLL[t, j] on {stream}")
         written.append(folder / f"{stream}-nll-matrix.png")
         fig.savefig(written[-1], dpi=110, bbox_inches="tight")
@@ -72,12 +109,13 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
                 continue
             fig, ax = plt.subplots(figsize=(5, 3.5))
             for method, matrix in curves:
-                ax.plot(range(1, len(matrix) + 1), seen_average(matrix), marker="o", label=method)
-            ax.set_xticks(range(1, len(curves[0][1]) + 1))   # task segments are whole numbers
+                ax.plot(range(1, len(matrix) + 1), seen_average(matrix), label=method, markersize=5,
+                        **styles[method])
+            integer_axis(ax.xaxis, range(1, max(len(m) for _, m in curves) + 1))
             ax.set_xlabel("after task segment")
             ax.set_ylabel(label)
             ax.set_title(stream)
-            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # off the curves
+            legend_beside(ax, len(curves))
             written.append(folder / f"{stream}-{column.split('_')[0]}-curve.png")
             fig.savefig(written[-1], dpi=110, bbox_inches="tight")
             plt.close(fig)
@@ -94,21 +132,23 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll")
     for stream, group in summary.groupby("stream", sort=False):
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         numeric = all(isinstance(v, (int, float)) for v in group["value"])
-        methods = list(dict.fromkeys(group["method"]))
+        styles = method_styles(summary["method"])
         rests = list(dict.fromkeys(group["rest"]))
-        colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
-        markers, styles = "osD^v", ["-", "--", ":", "-."]
+        lines = 0
         for (method, rest), line in group.groupby(["method", "rest"], sort=False):
             line = line.sort_values("value") if numeric else line
             x = line["value"] if numeric else line["value"].astype(str)
-            k = rests.index(rest)   # one colour per method, one marker and dash per other setting
-            ax.errorbar(x, line["mean"], yerr=line["std"].fillna(0), capsize=3,
-                        color=colours(methods.index(method)), marker=markers[k % len(markers)],
-                        linestyle=styles[k % len(styles)], label=method + (f" [{rest}]" if rest else ""))
+            k = rests.index(rest)   # one colour and marker per method, one dash per other setting
+            ax.errorbar(x, line["mean"], yerr=line["std"].fillna(0), capsize=3, **styles[method],
+                        linestyle=LINESTYLES[k % len(LINESTYLES)], label=method + (f" [{rest}]" if rest else ""))
+            lines += 1
+        values = sorted(group["value"].unique()) if numeric else []
         if numeric and group["value"].min() > 0 and group["value"].max() / group["value"].min() >= 10:
             ax.set_xscale("log")
-            ticks = sorted(group["value"].unique())
-            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.set_xticks(values, [f"{t:g}" for t in values])
+            ax.xaxis.set_minor_locator(plt.NullLocator())
+        elif numeric and is_integral(values):   # epochs, steps, budgets: no tick at 1.25
+            integer_axis(ax.xaxis, values)
         ax.set_xlabel(key)
         ax.set_ylabel("NLL (nats), lower is better" if metric == "nll" else metric)
         ax.set_title(f"{stream}: {metric} against {key}")
@@ -128,26 +168,35 @@ def draw_timelines(records: list[dict], folder: Path) -> list[Path]:
         if r.get("status") == "done" and r.get("timeline"):
             groups.setdefault((r["profile_name"], r["stream"]), []).append(r)
     written = []
+    # the colours of the other figures: styles over every method of the records, not only these
+    styles = method_styles(r.get("method_label") or r["method"] for r in records if r.get("status") == "done")
     for index, ((profile, stream), group) in enumerate(groups.items()):
         fig, (mem_ax, comp_ax) = plt.subplots(2, 1, figsize=(7, 5), sharex=True,
                                               gridspec_kw={"height_ratios": [2, 1]})
-        for r in sorted(group, key=lambda r: (r.get("method_label") or r["method"], r["seed"])):
-            label = f"{r.get('method_label') or r['method']} seed {r['seed']}"
+        seeds = sorted({r["seed"] for r in group})
+        for r in sorted(group, key=lambda r: (registry_rank(r.get("method_label") or r["method"]), r["seed"])):
+            method = r.get("method_label") or r["method"]
+            label = f"{method} seed {r['seed']}"
+            colour = styles[method]["color"]   # the method's colour; its seeds differ by dash
+            dash = LINESTYLES[seeds.index(r["seed"]) % len(LINESTYLES)]
             events = r["timeline"]
             x = [e["position"] for e in events]
             if "ltm" in events[0]:
-                line, = mem_ax.step(x, [e["ltm"] for e in events], where="post", label=f"{label}: LTM")
+                line, = mem_ax.step(x, [e["ltm"] for e in events], where="post", label=f"{label}: LTM",
+                                    color=colour, linestyle=dash)
                 mem_ax.step(x, [e["ltm"] + e["stm"] for e in events], where="post", alpha=0.35,
-                            color=line.get_color(), label=f"{label}: STM + LTM before selection")
-            else:   # CURL: its buffer at each expansion
-                line, = mem_ax.plot(x, [e.get("buffer", 0) for e in events], "s", label=f"{label}: buffer")
+                            color=colour, linestyle=dash, label=f"{label}: STM + LTM before selection")
+            else:   # CURL, CN-DPM: their buffer at each expansion
+                line, = mem_ax.plot(x, [e.get("buffer", 0) for e in events], linestyle="none",
+                                    label=f"{label}: buffer", **styles[method])
             comp_ax.step([0, *x], [1, *[e["components"] for e in events]], where="post",
-                         color=line.get_color(), label=label)
+                         color=colour, linestyle=dash, label=label)
             expanded = [e for e in events if e.get("expanded")]
             comp_ax.plot([e["position"] for e in expanded], [e["components"] for e in expanded], "v",
                          color=line.get_color())
         mem_ax.set_ylabel("samples stored")
-        mem_ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # off the lines
+        mem_ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        integer_axis(comp_ax.yaxis, range(1, 1 + max(e["components"] for r in group for e in r["timeline"])))
         comp_ax.set_ylabel("components")
         comp_ax.set_xlabel("stream position (images seen); ▼ = expansion")
         mem_ax.set_title(f"{stream}, {profile}", fontsize=8)
@@ -160,7 +209,10 @@ def draw_timelines(records: list[dict], folder: Path) -> list[Path]:
 def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
     """A rank heatmap: rows = methods, columns = streams and the average rank (1 = best mean on the
     stream, ties averaged; blank where a method has no value; the average over the streams it has,
-    '(k/N)' when that is fewer than all). Nothing drawn when no method has a value."""
+    '(k/N)' when that is fewer than all). Nothing drawn for a single stream (ranks on one stream
+    are its table's order) or when no method has a value."""
+    if cells["stream"].nunique() < 2:
+        return []
     ranks = average_ranks(cells, metric)
     ranks = ranks[ranks["n_streams"] > 0]
     if ranks.empty:

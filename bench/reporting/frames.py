@@ -144,6 +144,16 @@ def budget_note(record: dict) -> str | None:
     return None
 
 
+def config_text(record: dict) -> str:
+    """The record's method settings as one JSON text, a matched setting as 'match:REF' (its number
+    is REF's peak memory on each seed: different per seed by design, one experiment all the same)."""
+    config = dict(record.get("method_config") or {}) if record.get("method_config") is not None else None
+    for key, reference in (record.get("matched") or {}).items():
+        if config is not None and key in config:
+            config[key] = f"match:{reference}"
+    return json.dumps(config, sort_keys=True)
+
+
 def half_width(interval) -> float:
     """Half the width of a [low, high] interval (NaN without one)."""
     return (interval[1] - interval[0]) / 2 if interval else float("nan")
@@ -159,7 +169,7 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
              "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
              "fid_samples": (r.get("fid_info") or {}).get("samples"),
              "matched_budget": matched_budget(r), "budget_note": budget_note(r),
-             "config": json.dumps(r.get("method_config"), sort_keys=True),
+             "config": config_text(r),
              "nll_provenance": nll_provenance(r), "sample_provenance": sample_provenance(r),
              "fid_ci_half": half_width(r.get("fid_ci")), "kid_ci_half": half_width(r.get("kid_ci"))}
             for r in records if r.get("status") == "done"]

@@ -142,7 +142,7 @@ def layout_block(anchor: str, layout: str, heading: str, body: str) -> str:
 
 
 def run_section(anchor: str, cells: pd.DataFrame) -> str:
-    return layout_block(anchor, "run", "The run's table (as bench.run prints it)", run_table(cells, "html"))
+    return layout_block(anchor, "run", "The run's table (as bench.run prints it)", run_table(cells, wide=True, fmt_name="html"))
 
 
 def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str:

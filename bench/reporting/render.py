@@ -61,8 +61,13 @@ def plain(text: str, fmt_name: str) -> str:
     return latex_escape(text) if fmt_name == "latex" else text
 
 
-def render(headers, rows, fmt_name: str, title: str) -> str:
-    """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`)."""
+CAPTION_WIDTH = 120
+
+
+def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION_WIDTH) -> str:
+    """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`).
+    `width`: a text table's caption is wrapped to the table's width, at least 80 and at most
+    `width` columns (None: one line)."""
     if fmt_name == "latex":
         spec = "l" + "c" * (len(headers) - 1)
         lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(title)}}}",
@@ -79,4 +84,9 @@ def render(headers, rows, fmt_name: str, title: str) -> str:
                 f"</table>\n<figcaption>{html.escape(title)}</figcaption></figure>\n")
     table = tabulate(rows, headers=headers, tablefmt="github" if fmt_name == "markdown" else "simple",
                      disable_numparse=True)
+    if width is not None and fmt_name == "text":
+        import textwrap
+
+        wide = max(map(len, table.splitlines()))
+        title = textwrap.fill(title, width=min(width, max(wide, 80)), break_on_hyphens=False)
     return f"{table}\n\n{title}\n"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ttest_rel
 
 from bench.reporting.frames import Metric, best_methods, registry_rank, summary_frame
 
@@ -47,6 +46,8 @@ def paired_p_value(values: np.ndarray, best: np.ndarray) -> float:
     scale = max(1.0, float(np.abs(values).max()), float(np.abs(best).max()))
     if np.ptp(differences) <= 1e-12 * scale:   # zero variance: t undefined (or inf by rounding)
         return 1.0 if np.abs(differences).max() <= 1e-12 * scale else 0.0
+    from scipy.stats import ttest_rel   # scipy.stats takes most of a report's start-up: only when a test runs
+
     return float(ttest_rel(values, best).pvalue)
 
 

@@ -51,48 +51,92 @@ LAYOUTS = ["nll", "nll_best_component", *SAMPLE_QUALITY, "forgetting", "matrix",
 PAPER_METRICS = ("nll", "nll_best_component")   # the paper's Table 1 is in log-likelihoods
 
 
-def with_budget(row) -> str:
+def with_budget(row, numbers: bool = True) -> str:
     """The method's label, with the resolved numbers of a matched budget (one per seed)."""
     label = method_label(row["method"], row["needs_task_boundaries"])
-    return label + (f" = {row['matched_budget']}" if isinstance(row.get("matched_budget"), str) else "")
+    return label + (f" = {row['matched_budget']}" if numbers and isinstance(row.get("matched_budget"), str) else "")
 
 
-def run_table(cells: pd.DataFrame, fmt_name: str = "text") -> str:
+RUN_TABLE_WIDTH = 120   # the run's table and its caption fit this many columns (unless --wide)
+
+
+def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WIDTH, fmt_name: str = "text") -> str:
     """The run's table, one row per (profile, stream, method) in grid order: NLL, FID, forgetting,
-    and the budgets (memory at the end and at its peak, gradient steps, images trained on).
-    Mixtures (more than one component) also get the paper's best-component NLL, labelled; the
-    primary NLL is always the proper mixture likelihood. `fmt_name`: text (bench.run) or html."""
+    and the budgets (memory at the end and at its peak, gradient steps). Mixtures (more than one
+    component) also get the paper's best-component NLL, labelled; the primary NLL is always the
+    proper mixture likelihood. By default it fits `width` columns, its caption wrapped to it;
+    `wide`: also the NLL's standard error, KID, P/R/D/C, BWT, images trained, seeds and seconds
+    (every column is in the run's summary.csv either way). `fmt_name`: text (bench.run) or html
+    (the page of bench.report --html, which shows the wide form: a page has room)."""
     summary = summary_frame(cells)
     mixtures = bool((summary["components_mean"] > 1).any())
     has_fid = bool(summary["fid_mean"].notna().any())
     several_profiles = summary["profile_name"].nunique() > 1
-    rows = []
-    for _, r in summary.iterrows():
-        best = [mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])] if mixtures else []
-        fid = [mean_std(r["fid_mean"], r["fid_std"], 1),
-               mean_std(r["kid_mean"], r["kid_std"], decimals_for(r["kid_mean"], None)),
-               "/".join("-" if pd.isna(r[f"{m}_mean"]) else f"{r[f'{m}_mean']:.2f}"
-                        for m in ("precision", "recall", "density", "coverage"))] if has_fid else []
-        profile = [r["profile_name"]] if several_profiles else []
-        se = "-" if pd.isna(r["nll_se_mean"]) else f"{r['nll_se_mean']:.2f}"
-        rows.append([*profile, r["stream"], with_budget(r), mean_std(r["nll_mean"], r["nll_std"]), se,
-                     *best, *fid,
-                     mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]),
-                     mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]),
-                     f"{budget_text(r['memory_mean'])}/{budget_text(r['memory_peak_mean'])}",
-                     budget_text(r["gradient_steps_mean"]), budget_text(r["images_trained_mean"]),
-                     f"{r['components_mean']:.0f}", str(int(r["n"])),
-                     f"{r['train_seconds_mean']:.1f}", f"{r['eval_seconds_mean']:.1f}"])
-    headers = [*(["profile"] if several_profiles else []), "stream", "method", "NLL (nats) ↓", "SE",
-               *(["NLL best comp. ↓"] if mixtures else []), *(["FID ↓", "KID ↓", "P/R/D/C ↑"] if has_fid else []),
-               "forgetting ↓", "BWT ↑", "memory end/peak", "steps", "images trained", "components", "n",
-               "train s", "eval s"]
-    what = ("NLL on the union of all test sets after the last task (± std over seeds; SE = its standard "
-            "error over the test images, std/sqrt(images), mean over seeds); forgetting/BWT on the NLL[t, j] "
-            "matrix; memory = samples stored at the end / at most; steps = gradient steps; images "
-            "trained = rows in all training minibatches (replayed and generated included)")
-    return render([plain(h, fmt_name) for h in headers], [[plain(c, fmt_name) for c in row] for row in rows],
-                  fmt_name, caption(cells, what, best_marked=False))
+    streams = list(dict.fromkeys(summary["stream"]))
+    columns: dict[str, list[str]] = {}   # header -> one text per row
+
+    def column(header: str, values, shown: bool = True) -> None:
+        if shown:
+            columns[header] = list(values)
+
+    rows = [r for _, r in summary.iterrows()]
+    column("profile", (r["profile_name"] for r in rows), several_profiles)
+    column("stream", (r["stream"] for r in rows), wide or len(streams) > 1)   # one stream: in the caption
+    column("method", (with_budget(r) for r in rows))
+    column("NLL (nats) ↓", (mean_std(r["nll_mean"], r["nll_std"]) for r in rows))
+    column("SE", ("-" if pd.isna(r["nll_se_mean"]) else f"{r['nll_se_mean']:.2f}" for r in rows), wide)
+    column("NLL best comp. ↓" if wide else "best comp. ↓", (mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])
+                                for r in rows), mixtures)
+    column("FID ↓", (mean_std(r["fid_mean"], r["fid_std"], 1) for r in rows), has_fid)
+    column("KID ↓", (mean_std(r["kid_mean"], r["kid_std"], decimals_for(r["kid_mean"], None)) for r in rows),
+           has_fid and wide)
+    column("P/R/D/C ↑", ("/".join("-" if pd.isna(r[f"{m}_mean"]) else f"{r[f'{m}_mean']:.2f}"
+                                  for m in ("precision", "recall", "density", "coverage")) for r in rows),
+           has_fid and wide)
+    column("forgetting ↓", (mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]) for r in rows))
+    column("BWT ↑", (mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]) for r in rows), wide)
+    column("memory end/peak" if wide else "memory", (f"{budget_text(r['memory_mean'])}/{budget_text(r['memory_peak_mean'])}"
+                               for r in rows))
+    column("steps", (budget_text(r["gradient_steps_mean"]) for r in rows))
+    column("images trained", (budget_text(r["images_trained_mean"]) for r in rows), wide)
+    column("comp." if not wide else "components", (f"{r['components_mean']:.0f}" for r in rows))
+    column("n", (str(int(r["n"])) for r in rows), wide)
+    column("train s", (f"{r['train_seconds_mean']:.1f}" for r in rows), wide)
+    column("eval s", (f"{r['eval_seconds_mean']:.1f}" for r in rows), wide)
+    left_out = []
+    if not wide and table_width(columns) > width:   # a matched budget's numbers: in the caption too
+        columns["method"] = [with_budget(r, numbers=False) for r in rows]
+    while not wide and table_width(columns) > width:   # long labels: drop the least needed columns
+        droppable = [h for h in ("steps", "memory", "forgetting ↓", "best comp. ↓", "FID ↓") if h in columns]
+        if not droppable:
+            break
+        left_out.append(droppable[0])
+        del columns[droppable[0]]
+    headers = list(columns)
+    table_rows = [list(values) for values in zip(*columns.values())]
+    what = ("" if wide or len(streams) > 1 else f"On {streams[0]}: ") + (
+            "NLL on the union of all test sets after the last task (± std over seeds"
+            + ("; SE = its standard error over the test images, std/sqrt(images), mean over seeds" if wide else "")
+            + "); forgetting" + ("/BWT" if wide else "") + " on the NLL[t, j] matrix"
+            + ("; memory = samples stored at the end / at most" if any(h.startswith("memory") for h in headers) else "")
+            + ("; steps = gradient steps" if "steps" in headers else "")
+            + ("; images trained = rows in all training minibatches (replayed and generated included)" if wide
+               else "; comp. = mixture components"))
+    if not wide:
+        hidden = [*left_out, "the NLL's SE", *(["KID", "P/R/D/C"] if has_fid else []), "BWT", "images trained",
+                  "seeds", "seconds"]
+        what += f". Also in summary.csv and with --wide: {', '.join(hidden)}"
+    if fmt_name != "text":
+        return render([plain(h, fmt_name) for h in headers], [[plain(c, fmt_name) for c in row] for row in table_rows],
+                      fmt_name, caption(cells, what, best_marked=False))
+    return render(headers, table_rows, "text", caption(cells, what, best_marked=False),
+                  width=None if wide else width)
+
+
+def table_width(columns: dict[str, list[str]]) -> int:
+    """The width of a text table of these columns (tabulate's 'simple' format: headers padded by 2,
+    2 spaces between columns)."""
+    return sum(max(len(h) + 2, *(len(v) for v in values)) for h, values in columns.items()) + 2 * (len(columns) - 1)
 
 
 def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, str],

@@ -37,8 +37,27 @@ def same_device(a: torch.device, b: torch.device) -> bool:
 
 
 class GenerativePlugin(SupervisedPlugin):
-    """Base class of all methods. Subclasses override `replay_images` (or `training_images`) and
-    `update_memory`; `self.config` is their config, `self.generator` their seeded random stream."""
+    """Base class of all methods (the contract: docs/architecture.md#writing-a-method).
+
+    Images: every tensor of images a method is given or returns is float32 `[N, C, H, W]` with
+    grey levels in [0, 1] (not binarized: the strategy draws a fresh binarization at every pass),
+    on the strategy's device; C, H, W are the stream's (1, 28, 28 for every shipped stream).
+
+    Define (all optional; the base trains on the incoming images and stores nothing):
+    - `replay_images()`: what you store and train on with each incoming batch, or None; or
+      `training_images(incoming)` for full control of what one experience trains on;
+    - `update_memory(incoming, strategy)`: after training on `incoming`, update the memory;
+    - `memory_size`: a *property*, the samples stored; override it only when that is not
+      `len(replay_images())` (a buffer not trained on, say);
+    - `build_model(profile)`, `train_epochs(profile)`, `extra_stats()`, `num_components(model)`;
+    - `needs_task_boundaries = True` (a class attribute) to get whole tasks as experiences;
+    - Avalanche hooks (`before_forward`, `after_backward`, ...) only for what happens inside a
+      training step; a method with one trains eager (methods/core/static_step.py).
+    `__init__(self, config=None, seed=0)` needs no override; if you add state there, call
+    `super().__init__(config, seed)` first. `self.config` is the config dataclass instance (its
+    defaults when None), `self.generator` a torch.Generator seeded with `seed`, moved to the
+    strategy's device at the first experience: draw every random number from it. Register the
+    class with `@register_method(NAME, Config, description)` (methods/core/registry.py)."""
 
     name: ClassVar[str] = "base"
     config_class: ClassVar[type | None] = None   # set by register_method
@@ -70,35 +89,47 @@ class GenerativePlugin(SupervisedPlugin):
 
     # ----------------------------------------------------------------- what subclasses define
     def replay_images(self) -> torch.Tensor | None:
-        """Stored (grey) images trained on together with the incoming ones; None if none."""
+        """Stored grey images [M, C, H, W] in [0, 1] trained on together with the incoming ones
+        (by `training_images`, each pass freshly binarized); None if none."""
         return None
 
     def training_images(self, incoming: torch.Tensor) -> torch.Tensor:
-        """What the strategy trains on for this experience (called once, before training)."""
+        """What the strategy trains on for this experience, [K, C, H, W] grey in [0, 1] (called once,
+        before training): the incoming images [N, C, H, W] and `replay_images()` by default. An
+        empty result trains nothing (a method that waits, e.g. limix-taskfree's buffer)."""
         replay = self.replay_images()
         return incoming if replay is None or len(replay) == 0 else torch.cat([incoming, replay])
 
     def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
-        """Called once per experience, after training on it (`strategy` gives the model)."""
+        """Called once per experience, after training on it: `incoming` [N, C, H, W] grey in [0, 1];
+        `strategy` gives the model (`strategy.model`) and the device (None on unit tests)."""
 
     @property
     def memory_size(self) -> int:
-        """Number of samples the method stores."""
+        """Number of samples the method stores (a property: override with `@property`); tables
+        report it, and `budget=match:METHOD` matches another method's peak of it."""
         replay = self.replay_images()
         return 0 if replay is None else len(replay)
 
     def num_components(self, model: torch.nn.Module) -> int:
+        """The model's mixture components at the end (for the record)."""
         return getattr(model, "num_components", 1)
 
     def extra_stats(self) -> dict:
-        """Method-specific numbers for the record (e.g. OCM's STM/LTM sizes)."""
+        """Method-specific numbers for the record (e.g. OCM's STM/LTM sizes): JSON-serialisable."""
         return {}
 
     # ----------------------------------------------------------- how our runner assembles it
     def build_model(self, profile) -> torch.nn.Module:
+        """The model this method trains, given the cell's profile (bench/planning/profiles.py:
+        `mc_samples`, `lr`, ...): the paper's Bernoulli MLP VAE by default. Any model of the contract
+        in methods/models/contract.py works (the evaluator, FID and picture grids use only it);
+        the harness moves it to the device and builds the optimizer."""
         return BernoulliVAE(mc_samples=profile.mc_samples)
 
     def train_epochs(self, profile) -> int:
+        """Passes over `training_images` per experience: the profile's E (`epochs`) by default;
+        methods given whole tasks usually return `profile.task_epochs`."""
         return profile.epochs
 
     # ------------------------------------------------------- the experience, seen by the strategy

@@ -1,5 +1,12 @@
 """The method registry: `--methods all`, unknown-name errors and per-method configs come from it.
 
+Two ways in. `register_method(name, Config, description)` decorates a `GenerativePlugin` subclass:
+the method exists once its module is imported. The built-in methods are *declared* instead
+(`declare_method`, in methods/catalog.py): their name, settings, description and where their
+plugin class lives are known without importing torch, and the plugin's module is imported the
+first time `spec.plugin_class` is asked for (a cell runs, a model is built). So listing methods,
+checking settings and refusing bad input take well under a second.
+
 Methods outside this package register with the same decorator, from a module that is imported:
 by `bench.run --import MODULE`, which also names it in $OCM_BENCH_IMPORTS for worker processes
 (spawned, Ray, Slurm), or by an installed package's `ocm_bench.methods` entry point. `get_method`
@@ -7,6 +14,9 @@ loads both before it calls a name unknown (methods/core/user_methods.py)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -20,15 +30,37 @@ class MethodRegistrationError(ValueError):
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method. `plugin` is its GenerativePlugin subclass, or for a declared built-in
+    not imported yet the place it is defined, 'module:QualName' (`plugin_class` imports it)."""
     name: str
-    plugin_class: type
+    plugin: type | str
     config_class: type
     description: str
     paper_name: str | None = None   # the method's name in the OCM paper's tables, if it has one
+    needs_task_boundaries: bool = False
 
     @property
-    def needs_task_boundaries(self) -> bool:
-        return self.plugin_class.needs_task_boundaries
+    def plugin_class(self) -> type:
+        """The plugin class (importing its module the first time, for a declared method)."""
+        if isinstance(self.plugin, type):
+            return self.plugin
+        module, _, qualname = self.plugin.partition(":")
+        loaded = importlib.import_module(module)   # its register_method decorator replaces this spec
+        registered = METHODS.get(self.name)
+        if registered is not None and isinstance(registered.plugin, type):
+            return registered.plugin
+        found = loaded
+        for part in qualname.split("."):   # imported before this spec was (re)declared: register it again
+            found = getattr(found, part, None)
+        if not isinstance(found, type):
+            raise MethodRegistrationError(f"method '{self.name}' is declared in {module} as {qualname}, "
+                                          "but that module defines no such class")
+        return register_method(self.name, self.config_class)(found)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the plugin class is imported (declared methods are imported on first use)."""
+        return isinstance(self.plugin, type)
 
     def make_config(self, overrides: dict | None = None):
         """The method's config: its defaults updated by `overrides` (unknown keys raise). Per-stream
@@ -42,6 +74,12 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {}
+_registrations = 0   # methods and presets registered so far (to tell an --import that registered none)
+
+
+def registrations() -> int:
+    """How many methods and presets have been registered (or re-registered) in this process."""
+    return _registrations
 
 
 def _source_file(cls: type) -> str | None:
@@ -52,34 +90,98 @@ def _source_file(cls: type) -> str | None:
     return os.path.realpath(path)
 
 
-def same_definition(a: type, b: type) -> bool:
+def _declared_file(module: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return os.path.realpath(spec.origin) if spec is not None and spec.origin else None
+
+
+def same_definition(a: type | str, b: type) -> bool:
     """The same class, or the same class statement run again (a module imported twice, reloaded,
-    or a file imported both by path and by module name)."""
+    or a file imported both by path and by module name); `a` may be a declared 'module:QualName'."""
     if a is b:
         return True
+    if isinstance(a, str):
+        module, _, qualname = a.partition(":")
+        if qualname != b.__qualname__:
+            return False
+        return module == b.__module__ or (_source_file(b) is not None and _source_file(b) == _declared_file(module))
     if a.__qualname__ != b.__qualname__:
         return False
     return a.__module__ == b.__module__ or (_source_file(a) is not None and _source_file(a) == _source_file(b))
 
 
-def register_method(name: str, config_class: type, description: str, paper_name: str | None = None):
-    """Class decorator: register a GenerativePlugin subclass under `name`, with its config
-    dataclass (the plugin's `self.config`; its fields are the method's settings). A name taken by
-    another class raises MethodRegistrationError; the same class registered again replaces itself."""
+def _where(plugin: type | str) -> str:
+    return plugin.replace(":", ".") if isinstance(plugin, str) else f"{plugin.__module__}.{plugin.__qualname__}"
+
+
+def _check_config(name: str, config_class) -> None:
     if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
         raise MethodRegistrationError(f"method '{name}': its config must be a dataclass, "
                                       f"not {config_class!r}")
 
+
+def declare_method(name: str, config_class: type, description: str, plugin: str, *,
+                   paper_name: str | None = None, needs_task_boundaries: bool = False) -> MethodSpec:
+    """Declare a method whose plugin class is `plugin` ('module:QualName'), imported on first use
+    (the built-in methods, methods/catalog.py). The module's `register_method(name, config_class)`
+    decorator must then register that class, with the same config and boundary needs."""
+    global _registrations
+    _check_config(name, config_class)
+    existing = METHODS.get(name)
+    if existing is not None and not (existing.plugin == plugin or
+                                     (isinstance(existing.plugin, type) and same_definition(plugin, existing.plugin))):
+        raise MethodRegistrationError(f"method name '{name}' is already registered by {_where(existing.plugin)}")
+    if existing is None or not existing.loaded:
+        METHODS[name] = MethodSpec(name, plugin, config_class, description, paper_name, needs_task_boundaries)
+    _registrations += 1
+    return METHODS[name]
+
+
+def register_method(name: str, config_class: type, description: str | None = None,
+                    paper_name: str | None = None):
+    """Class decorator: register a `GenerativePlugin` subclass as method `name`.
+
+    - `name`: what `--methods`, `--set NAME.setting=...`, tables and records call it;
+    - `config_class`: a dataclass whose fields are the method's settings, typed by their
+      annotations, with bounds in their metadata (`methods.core.settings.setting`); an instance
+      is the plugin's `self.config`;
+    - `description`: the line `bench.run --list` shows (a declared built-in's comes from its
+      declaration);
+    - `paper_name`: the method's name in the OCM paper's tables (e.g. 'VAE-ELBO-OCM'), which
+      table captions give beside the harness's name; None for methods the paper does not list.
+
+    Whether the method needs task boundaries is the class's `needs_task_boundaries`. A name taken
+    by another class raises MethodRegistrationError; the same class registered again replaces
+    itself."""
+    _check_config(name, config_class)
+
     def decorate(plugin_class):
+        global _registrations
         existing = METHODS.get(name)
-        if existing is not None and not same_definition(existing.plugin_class, plugin_class):
+        if existing is not None and not same_definition(existing.plugin, plugin_class):
             raise MethodRegistrationError(
-                f"method name '{name}' is already registered by {existing.plugin_class.__module__}."
-                f"{existing.plugin_class.__qualname__}; {plugin_class.__module__}."
-                f"{plugin_class.__qualname__} needs another name")
+                f"method name '{name}' is already registered by {_where(existing.plugin)}; "
+                f"{plugin_class.__module__}.{plugin_class.__qualname__} needs another name")
+        declared = existing if existing is not None and not existing.loaded else None
+        needs_boundaries = bool(getattr(plugin_class, "needs_task_boundaries", False))
+        if declared is not None:
+            if config_class is not declared.config_class:
+                raise MethodRegistrationError(f"method '{name}': registered with config {config_class.__name__}, "
+                                              f"declared with {declared.config_class.__name__}")
+            if needs_boundaries != declared.needs_task_boundaries:
+                raise MethodRegistrationError(f"method '{name}': the class says needs_task_boundaries="
+                                              f"{needs_boundaries}, its declaration the opposite")
+        text = description or (declared.description if declared else existing.description if existing else None)
+        if not text:
+            raise MethodRegistrationError(f"method '{name}' needs a description (the line bench.run --list shows)")
         plugin_class.name = name
         plugin_class.config_class = config_class
-        METHODS[name] = MethodSpec(name, plugin_class, config_class, description, paper_name)
+        paper = paper_name or (existing.paper_name if existing is not None else None)
+        METHODS[name] = MethodSpec(name, plugin_class, config_class, text, paper, needs_boundaries)
+        _registrations += 1
         return plugin_class
     return decorate
 
@@ -105,8 +207,10 @@ PRESETS: dict[str, Preset] = {}
 def register_preset(name: str, method: str, settings: dict, description: str,
                     paper_name: str | None = None) -> Preset:
     """Register `name` as `method[settings]` (`--methods NAME`, `NAME[more=settings]`)."""
+    global _registrations
     if name in METHODS:
         raise MethodRegistrationError(f"preset '{name}' would hide the method of that name")
+    _registrations += 1
     PRESETS[name] = Preset(name, method, {k: str(v) for k, v in settings.items()}, description, paper_name)
     return PRESETS[name]
 
@@ -136,8 +240,22 @@ def get_method(name: str) -> MethodSpec:
         problems = load_all()
         if name not in METHODS:
             message = f"unknown method '{name}'; valid methods: {', '.join(METHODS)}" + (
-                f"; presets: {', '.join(PRESETS)}" if PRESETS else "")
+                f"; presets: {', '.join(PRESETS)}" if PRESETS else "") + unknown_method_hint(name)
             if problems:
                 message += "\n  (not loaded: " + "; ".join(problems) + ")"
             raise UnknownNameError(message)
     return METHODS[name]
+
+
+def unknown_method_hint(name: str) -> str:
+    """'; did you mean 'ocm-dynamic'?' for a misspelt name; for the name of a method that a file
+    here registers (a forgotten --import), the --import to add; else how to load one's own."""
+    from methods.core.user_methods import files_registering
+
+    close = difflib.get_close_matches(name, [*METHODS, *PRESETS], n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    files = files_registering(name)
+    if files:
+        return f"; {files[0]} registers it: add --import {files[0]}"
+    return "; a method of your own is loaded with --import MODULE_OR_FILE"

@@ -17,9 +17,13 @@ TASK = "task"
 TASK_LENGTH_META = "task_length"
 
 
-def task_length_field(default: str | int = TASK, **kwargs):
-    """A dataclass field whose value is an image count or `task`/`task*X` (see module doc)."""
-    return dataclasses.field(default=default, metadata={TASK_LENGTH_META: True}, **kwargs)
+def task_length_field(default: str | int = TASK, *, min: int | None = None, **kwargs):  # noqa: A002
+    """A dataclass field whose value is an image count or `task`/`task*X` (see module doc);
+    `min` bounds a count given as a number (methods/core/settings.py)."""
+    from methods.core.settings import bounds_metadata
+
+    return dataclasses.field(default=default, metadata={TASK_LENGTH_META: True, **bounds_metadata(min=min)},
+                             **kwargs)
 
 
 def task_length_fields(config_class: type) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -116,11 +117,51 @@ def record_imports(sources: list[str]) -> None:
         os.environ[ENV_VAR] = os.pathsep.join(dict.fromkeys(wanted))
 
 
-def import_modules(sources: list[str]) -> list[ModuleType]:
-    """`bench.run --import`: import each source, then record them all for the workers."""
-    modules = [import_source(s) for s in sources]
+def import_modules(sources: list[str], warn=None) -> list[ModuleType]:
+    """`bench.run --import`: import each source, then record them all for the workers. A module
+    imported here for the first time that registers no method and no preset is reported to
+    `warn` (a callable taking the message), since naming its methods would then fail."""
+    from methods.core.registry import registrations
+
+    modules = []
+    for source in sources:
+        before, loaded = registrations(), set(sys.modules)
+        module = import_source(source)
+        if warn is not None and registrations() == before and module.__name__ not in loaded:
+            warn(f"--import '{source}' registered no method: a method is a GenerativePlugin subclass "
+                 "decorated with @register_method(NAME, Config, description) (examples/my_method.py)")
+        modules.append(module)
     record_imports(sources)
     return modules
+
+
+SKIPPED_FOLDERS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", "site-packages", "data",
+                   "results", "build", "dist"}
+
+
+def files_registering(name: str, root: str | os.PathLike | None = None, limit: int = 400) -> list[str]:
+    """Python files in `root` (default: here) and its subfolders, two levels deep, whose text
+    registers a method called `name` (`register_method("name", ...)`): the --import a user may
+    have forgotten. Paths relative to `root`; at most `limit` files are read."""
+    base = Path(root or os.getcwd())
+    pattern = re.compile(r"register_method\(\s*[\"']" + re.escape(name) + r"[\"']")
+    found, read = [], 0
+    for depth in ("*.py", "*/*.py", "*/*/*.py"):
+        for path in sorted(base.glob(depth)):
+            parts = path.relative_to(base).parts
+            if any(p in SKIPPED_FOLDERS or p.startswith(".") for p in parts[:-1]):
+                continue
+            if parts[0] == "methods" and len(parts) == 2:   # the harness's own methods are declared
+                continue
+            read += 1
+            if read > limit:
+                return found
+            try:
+                if pattern.search(path.read_text(errors="ignore")):
+                    found.append(str(path.relative_to(base)))
+            except OSError:
+                continue
+    return found
 
 
 def load_entry_points() -> list[str]:

@@ -1,0 +1,56 @@
+"""A setting's bounds, declared with the setting itself: `setting(3000, min=1)` is a dataclass
+field whose metadata says which values are valid, so that `bench.run` refuses `--set
+NAME.budget=0` before any cell runs (exit 2, one line) instead of a cell failing later.
+
+    @dataclass(frozen=True)
+    class WindowConfig:
+        budget: int = setting(3000, min=1, matchable=True)   # images kept
+        decay: float = setting(0.5, above=0.0)               # > 0
+        order: str = setting("fifo", choices=("fifo", "lifo"))
+
+Bounds (each optional): `min` (value >= min), `above` (value > above), `choices` (one of these;
+None in the tuple allows none), `matchable` (the value may be `match:METHOD`, another method's peak
+memory, resolved from its record). The type comes from the field's annotation (int, float, bool,
+str, `X | None`, tuples, `int | str` for task lengths). A config none of whose fields declares a
+bound falls back to the harness's older table of bounds by name (bench/planning/validate.py), so
+configs written before bounds were declared keep theirs; declare bounds to control them.
+
+Pure Python: importing it imports no torch (the registry and the command line read it).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+BOUND_KEYS = ("min", "above", "choices", "matchable")
+
+
+def bounds_metadata(min=None, above=None, choices=None, matchable=False) -> dict:  # noqa: A002
+    """The metadata entries of the given bounds (only those given)."""
+    meta = {}
+    if min is not None:
+        meta["min"] = min
+    if above is not None:
+        meta["above"] = above
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if matchable:
+        meta["matchable"] = True
+    return meta
+
+
+def setting(default=dataclasses.MISSING, *, min=None, above=None, choices=None,  # noqa: A002
+            matchable: bool = False, metadata: dict | None = None, **kwargs):
+    """A dataclass field with its bounds in its metadata (see the module doc). Without a default
+    the field is required (as the profile's fields are)."""
+    meta = {**(metadata or {}), **bounds_metadata(min, above, choices, matchable)}
+    return dataclasses.field(default=default, metadata=meta, **kwargs)
+
+
+def declared_bounds(config_class: type) -> dict[str, dict] | None:
+    """{field: its bounds} of a config dataclass, or None when no field declares any (the
+    config predates declared bounds: the caller falls back to the table by name)."""
+    if not dataclasses.is_dataclass(config_class):
+        return None
+    bounds = {f.name: {k: f.metadata[k] for k in BOUND_KEYS if k in f.metadata}
+              for f in dataclasses.fields(config_class)}
+    return bounds if any(bounds.values()) else None
