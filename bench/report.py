@@ -29,7 +29,7 @@ SUFFIX_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".
 
 def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | None, layout: str) -> None:
     """The figures of `--figures`, each path said on stderr."""
-    from bench.reporting.figures import draw_figures, draw_ranks, draw_sweep, draw_timelines
+    from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_sweep, draw_timelines
     from bench.reporting.frames import METRICS, select_cells
     from bench.reporting.sweep import sweep_frame
     from bench.reporting.tables import sweep_metric
@@ -40,7 +40,8 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
         cells = select_cells(records, profile)
         chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]
         metric = METRICS.get(layout, METRICS["nll"])   # forgetting/matrix layouts: ranks by NLL
-        paths = draw_figures(cells, folder) + draw_timelines(chosen, folder) + draw_ranks(cells, folder, metric)
+        paths = (draw_figures(cells, folder) + draw_timelines(chosen, folder) + draw_ranks(cells, folder, metric)
+                 + draw_seed_spread(cells, folder, metric))
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
 

@@ -241,3 +241,60 @@ def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
     fig.savefig(written[0], dpi=110, bbox_inches="tight")
     plt.close(fig)
     return written
+
+
+def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
+    """One panel per stream: each method's value per seed (points), its mean (a bar), and, for the
+    nll metrics, the OCM paper's Table-1 number for the method's paper row (a red cross): where the
+    seeds disagree, and where ours and the paper's differ, at a glance. Nothing for one seed."""
+    from bench.reporting.paper import paper_entry
+
+    if cells["seed"].nunique() < 2 or cells[metric.column].isna().all():
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    streams = list(dict.fromkeys(cells["stream"]))
+    methods = sorted(dict.fromkeys(cells["method"]), key=registry_rank)
+    styles = method_styles(methods)
+    fig, axes = plt.subplots(1, len(streams), figsize=(4.2 * len(streams), 0.36 * len(methods) + 1.6),
+                             squeeze=False, sharey=True)
+    paper_shown = False
+    for ax, stream in zip(axes[0], streams):
+        group = cells[cells["stream"] == stream]
+        limits = []
+        for y, method in enumerate(methods):
+            values = group.loc[group["method"] == method, metric.column].dropna().to_numpy(float)
+            if len(values):
+                mean = values.mean()
+                ax.plot([mean, mean], [y - 0.32, y + 0.32], color=styles[method]["color"], linewidth=2.5,
+                        zorder=2, label=None if y or ax is not axes[0][0] else "mean over seeds")
+                ax.scatter(values, np.full(len(values), y), s=18, color=styles[method]["color"],
+                           marker=styles[method]["marker"], zorder=3, alpha=0.8)
+            entry = paper_entry(method, stream) if metric.column in ("nll", "nll_best_component") else None
+            if entry is not None:
+                ax.scatter([entry[1]], [y], marker="x", color="red", s=40, zorder=4,
+                           label=None if paper_shown else "the paper's Table 1")
+                paper_shown = True
+                limits.append(entry[1])
+        values = [*group[metric.column].dropna(), *limits]
+        low, high = min(values), max(values)
+        pad = 0.08 * (high - low or 1.0)
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_ylim(len(methods) - 0.5, -0.5)
+        ax.set_title(stream, fontsize=10)
+        ax.set_xlabel(metric.label + (" (lower is better)" if metric.lower_is_better else " (higher is better)"),
+                      fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(methods)), methods, fontsize=8)
+    handles, labels = [], []
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.suptitle(f"{metric.label}: each seed (points), their mean (line)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=2, frameon=False)
+    written = [folder / f"seeds-{metric.column}.png"]
+    fig.savefig(written[0], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return written

@@ -206,9 +206,9 @@ def figures_html(paths: list[Path]) -> str:
 
 def figures_section(cells: pd.DataFrame, records: list[dict], folder: Path) -> str:
     """figures.py's figures of this group: heatmaps and curves per stream, timelines, ranks."""
-    from bench.reporting.figures import draw_figures, draw_ranks, draw_timelines
+    from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_timelines
 
-    paths = draw_figures(cells, folder)
+    paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, METRICS["nll"])
     paths += draw_timelines([r for r in records if r.get("status") == "done"], folder)
     notes = []
     if not any(r.get("timeline") for r in records if r.get("status") == "done"):
