@@ -160,7 +160,7 @@ def test_the_page_in_a_real_browser(tmp_path):
     assert {url.split(":")[0] for url in seen["requests"]} <= {"file", "data"}
     assert seen["requests"][0] == page.resolve().as_uri()
     assert seen["scripts"] == 0
-    assert len(seen["images"]) == 4 + 1 + 3 + 3   # heatmap, NLL and FID curves, timeline; real; grids
+    assert len(seen["images"]) == 5 + 1 + 3 + 3   # heatmap, NLL and FID curves, timeline, seeds; real; grids
     assert all(i["naturalWidth"] > 0 and i["complete"] for i in seen["images"]), seen["images"]
     grids = [i for i in seen["images"] if "after task" in i["alt"] or "real test images" in i["alt"]]
     assert len(grids) == 1 + 3 + 3 and {(i["naturalWidth"], i["naturalHeight"]) for i in grids} >= {(233, 233)}
