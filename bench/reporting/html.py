@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.reporting.frames import METRICS, ReportError, nll_provenance, select_cells
+from bench.reporting.paper import paper_entry
 from bench.reporting.tables import SAMPLE_QUALITY, build_report, run_table, sweep_report
 
 GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
@@ -150,6 +151,8 @@ def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str
     tables.py, as bench.report prints them."""
     out, notes = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n'], []
     mixtures = bool((cells["components"] > 1).any())
+    # the OCM paper's Table-1 numbers beside ours where it has any for these methods and streams
+    paper = any(paper_entry(m, s) for m, s in set(zip(cells["method"], cells["stream"])))
     for layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
         if layout == "nll_best_component" and not mixtures:
             notes.append(note("No best-component NLL table: no mixture in these records (every model has "
@@ -158,9 +161,11 @@ def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str
         if layout in SAMPLE_QUALITY and cells[layout].isna().all():
             continue   # said once below
         heading = METRIC_NAMES[layout]
-        out.append(layout_block(anchor, layout, heading, build_report(records, layout, "html")))
+        out.append(layout_block(anchor, layout, heading, build_report(records, layout, "html", paper=paper)))
     out.append(layout_block(anchor, "forgetting", "Forgetting and backward transfer",
                             build_report(records, "forgetting", "html")))
+    if paper:   # streams of the OCM paper's Table 1: its claims, tested on these records
+        out.append(layout_block(anchor, "claims", "The paper's claims", build_report(records, "claims", "html")))
     out.append("</div>\n")
     missing = [METRIC_NAMES[m] for m in SAMPLE_QUALITY if cells[m].isna().all()]
     if "FID" in missing:
