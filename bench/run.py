@@ -297,7 +297,7 @@ def run_grid(args, progress: Progress) -> int:
         import torch   # from here on: the data, the FID extractors and the cells
 
         torch.set_num_threads(1)
-        from bench.evaluation.cell import cache_dir, cached_extractor, cached_stream
+        from bench.evaluation.caches import cache_dir, cached_extractor, cached_stream
         from bench.evaluation.device import resolve_device
         from bench.evaluation.features import needs_training
         from bench.evaluation.fid import check_feasible

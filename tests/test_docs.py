@@ -118,3 +118,12 @@ def test_make_setup_installs_the_project_itself_without_downloads():
     assert "setuptools==" in (ROOT / "requirements.lock").read_text()   # what builds it, from the lock
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"ocm-bench": "bench.cli:main"}
+
+
+def test_the_metrics_index_is_the_registrys():
+    from bench.metrics import index_markdown
+
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    start = text.index("<!-- index: bench.metrics.index_markdown() -->\n")
+    end = text.index("<!-- end of index -->")
+    assert text[start:end].split("\n", 1)[1] == index_markdown()

@@ -7,7 +7,6 @@ scored on every task's test set j: NLL[t, j]. The final NLL is over the union of
 """
 from __future__ import annotations
 
-import functools
 import random
 import time
 import traceback
@@ -18,43 +17,21 @@ import torch
 
 from bench import HARNESS_VERSION
 from bench.evaluation.allocator import keep_freed_memory
+from bench.evaluation.caches import cached_stream
+from bench.evaluation.context import EvaluationContext, evaluation_classes
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
-from bench.evaluation.features import get_extractor
-from bench.evaluation.fid import FIDEvaluator
 from bench.evaluation.images import save_grids
-from bench.evaluation.metrics import backward_transfer, forgetting
-from bench.evaluation.nll import nll_row
 from bench.planning.grid import Cell
 from methods import get_method
 from methods.core.strategy import GenerativeStrategy
 from methods.core.task_length import resolve_task_lengths, task_length_fields
-from methods.models.native import decoder as decoder_inference
 from streams.benchmark import online_experiences, task_benchmark
-from streams.datasets import resolve_data_dir
-from streams.stream import load_stream
-
-
-@functools.lru_cache(maxsize=4)
-def cached_stream(name: str, data_dir):
-    """Streams loaded once per process (the runner loads them before forking its workers)."""
-    return load_stream(name, data_dir)
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-@functools.lru_cache(maxsize=4)
-def cached_extractor(name: str, stream_name: str, data_dir):
-    """FID feature extractors, built (a classifier trained) once per process."""
-    return get_extractor(name, cached_stream(stream_name, data_dir), cache_dir(data_dir))
-
-
-def cache_dir(data_dir) -> Path:
-    """Where FID classifiers and real-set statistics are cached (inside the data directory)."""
-    return resolve_data_dir(data_dir) / "cache"
 
 
 def training_optimizer(model: torch.nn.Module, profile, device: torch.device) -> torch.optim.Adam:
@@ -101,14 +78,12 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     benchmark = task_benchmark(train_sets, test_sets)
     test_sets = [x.to(where) for x in test_sets]
     eval_generator = torch.Generator(where).manual_seed(cell.seed)
-    fid = None
-    if profile.fid_features:
-        extractor = cached_extractor(profile.fid_features, cell.stream, data_dir).on(where)
-        fid = FIDEvaluator(extractor, f"{cell.stream}-{stream.spec.test_binarization_seed}", test_sets,
-                           profile.fid_samples, cache_dir(data_dir))
-    fid_matrix, fid_final, fid_seconds, pictures = [], None, 0.0, []
+    # The metric families' evaluations (bench/metrics: NLL, then FID/KID/PRDC when the profile has
+    # FID features), each scoring the model after every task segment, in the registry's order.
+    context = EvaluationContext(cell, stream, test_sets, where, data_dir)
+    evaluations = [evaluation(context) for evaluation in evaluation_classes(profile)]
 
-    matrix, best_matrix, train_seconds, eval_seconds, last_row = [], [], 0.0, 0.0, None
+    train_seconds, segments, pictures = 0.0, 0, []
     for task_experience in benchmark.train_stream:
         start = time.perf_counter()
         if spec.needs_task_boundaries:
@@ -118,33 +93,17 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
                 strategy.train(batch_experience)
         train_seconds += time.perf_counter() - start
 
-        start = time.perf_counter()
-        last_row = nll_row(model, test_sets, profile.eval_k, eval_generator)
-        matrix.append([float(v.mean()) for v in last_row.mixture])
-        best_matrix.append([float(v.mean()) for v in last_row.best_component])
-        eval_seconds += time.perf_counter() - start
-
-        if fid is not None:
-            start = time.perf_counter()
-            row, fid_final = fid.row(model, eval_generator)
-            fid_matrix.append(row)
-            fid_seconds += time.perf_counter() - start
+        for evaluation in evaluations:
+            evaluation.after_segment(model, eval_generator)
         if profile.sample_grids and artifact_dir is not None:
-            pictures += save_grids(model, test_sets, artifact_dir, len(matrix) - 1, eval_generator)
+            pictures += save_grids(model, test_sets, artifact_dir, segments, eval_generator)
+        segments += 1
 
     if on_trained is not None:
         on_trained(model, stream)
+    measured = [evaluation.fields() for evaluation in evaluations]
     return {
-        "nll": float(torch.cat(last_row.mixture).mean()),
-        "nll_best_component": float(torch.cat(last_row.best_component).mean()),
-        # the test-set sampling error of the final NLL: std over test images / sqrt(images)
-        "nll_se": standard_error(torch.cat(last_row.mixture)),
-        "nll_best_component_se": standard_error(torch.cat(last_row.best_component)),
-        "nll_info": nll_info(profile, stream, test_sets, where),
-        "nll_matrix": matrix,
-        "nll_best_component_matrix": best_matrix,
-        "forgetting_nll": forgetting(matrix),
-        "bwt_nll": backward_transfer(matrix),
+        **measured[0],   # the NLL's (the first family: every profile runs it)
         "test_sizes": [len(x) for x in test_sets],
         "train_sizes": [len(x) for x in train_sets],
         # task-length settings ("task", "task*X") as the image counts this cell ran with
@@ -158,35 +117,15 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "components": plugin.num_components(model),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
         "device": describe(where),
         "cpu_kernels": cpu_kernels(),
         "training_step": strategy.step_mode,
         **strategy.step_stats(),
-        "nll_decoder_form": decoder_inference.form(where),
         **plugin.extra_stats(),
-        **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
-            "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,
-            "fid_offset": fid.offset_used,
-            **fid.summary(cell.seed, stream.spec.test_binarization_seed)} if fid is not None else {}),
+        **{k: v for fields in measured[1:] for k, v in fields.items()},   # FID/KID/PRDC, when run
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
-
-
-def standard_error(values: torch.Tensor) -> float:
-    """std / sqrt(n) of per-image values (float64): how much the mean would move with another
-    draw of as many test images."""
-    values = values.double()
-    return float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
-
-
-def nll_info(profile, stream, test_sets, device) -> dict:
-    """What the NLL numbers were computed with: reports and the gate never put side by side
-    numbers whose provenance differs (bench/reporting/frames.py)."""
-    return {"estimator": f"IWAE-{profile.eval_k}", "test_images": [len(x) for x in test_sets],
-            "binarization_seed": stream.spec.test_binarization_seed, "dtype": "float32",
-            "decoder_form": decoder_inference.form(device)}
 
 
 def record_header(cell: Cell) -> dict:

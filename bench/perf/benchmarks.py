@@ -312,7 +312,7 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
     """Times the smoke grid with 1 and 2 workers, alternating the order against drift."""
     import tempfile
 
-    from bench.evaluation.cell import cached_stream
+    from bench.evaluation.caches import cached_stream
     from bench.execution.executor import run_cells
     from bench.execution.store import ResultStore
     from bench.planning.grid import expand_grid

@@ -27,13 +27,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.reporting.frames import METRICS, ReportError, nll_provenance, select_cells
-from bench.reporting.tables import SAMPLE_QUALITY, build_report, run_table, sweep_report
+from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
+from bench.metrics import METRICS as REGISTERED
+from bench.metrics import metric_layouts
+from bench.metrics.nll import NLL_PROVENANCE
+from bench.reporting.frames import METRICS, ReportError, select_cells
+from bench.reporting.tables import build_report, run_table, sweep_report
 
 GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
 GRID_STYLE = {"nrow": 8, "padding": 1, "pad_value": 0.5}   # draws its grids (same torchvision call)
-METRIC_NAMES = {"nll": "NLL", "nll_best_component": "best-component NLL", "fid": "FID", "kid": "KID",
-                "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage"}
+METRIC_NAMES = {name: metric.summary_label for name, metric in REGISTERED.items()}   # 'NLL', 'FID', ...
 FIGURE_CAPTIONS = {   # file name ending -> what the figure shows (figures.py's figures)
     "-nll-matrix.png": "NLL[t, j] per method (mean over seeds): row t = after task t, column j = test "
                        "task j; one colour scale for all methods (nats)",
@@ -150,19 +153,19 @@ def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str
     tables.py, as bench.report prints them."""
     out, notes = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n'], []
     mixtures = bool((cells["components"] > 1).any())
-    for layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
+    for layout in metric_layouts():
         if layout == "nll_best_component" and not mixtures:
             notes.append(note("No best-component NLL table: no mixture in these records (every model has "
                               "one component), so it equals the NLL."))
             continue
-        if layout in SAMPLE_QUALITY and cells[layout].isna().all():
+        if cells[layout].isna().all():
             continue   # said once below
         heading = METRIC_NAMES[layout]
         out.append(layout_block(anchor, layout, heading, build_report(records, layout, "html")))
-    out.append(layout_block(anchor, "forgetting", "Forgetting and backward transfer",
-                            build_report(records, "forgetting", "html")))
+    for name, layout in SUMMARY_LAYOUTS.items():
+        out.append(layout_block(anchor, name, layout.title, build_report(records, name, "html")))
     out.append("</div>\n")
-    missing = [METRIC_NAMES[m] for m in SAMPLE_QUALITY if cells[m].isna().all()]
+    missing = [METRIC_NAMES[m] for m in metric_layouts() if cells[m].isna().all()]
     if "FID" in missing:
         notes.append(note(f"No {', '.join(missing)} in these records: they were run without sample-quality "
                           "metrics (profile setting fid_features = none); bench.run --fid-features "
@@ -333,7 +336,7 @@ def provenance_section(records: list[dict], version: str) -> str:
     done = [r for r in records if r.get("status") == "done"]
     profile = [{k: v for k, v in (r.get("profile") or {}).items() if k != "name"} for r in done]
     implied = "implied by the profile and harness version (records older than nll_info)"
-    nll = [r.get("nll_info") or {**json.loads(nll_provenance(r)), "source": implied} for r in done]
+    nll = [r.get("nll_info") or {**json.loads(NLL_PROVENANCE.of(r)), "source": implied} for r in done]
     features = [{k: (r.get("fid_info") or {})[k] for k in FEATURE_KEYS if k in (r.get("fid_info") or {})}
                 or None for r in done]
     rows = [("harness version", version),
