@@ -227,9 +227,9 @@ def failure_lines(failed, store) -> list[str]:
     """'  label: error (traceback in FILE)' per failed cell, then how to print the tracebacks."""
     lines, traced = [], False
     for cell, error in failed:
-        record = store.load(cell) or {}
+        record = store.load(cell)
         where = ""
-        if record.get("traceback"):
+        if record is not None and record.traceback:
             where, traced = f" (traceback in {store.path(cell)})", True
         lines.append(f"  {cell.label}: {error}{where}")
     if traced:
@@ -382,7 +382,7 @@ def run_grid(args, progress: Progress) -> int:
         summary.to_csv(store.root / "summary.csv", index=False)
     held = live_claims(store.root)
     elsewhere = [c for c in cells if not store.is_done(c) and store.path(c).stem in held]
-    failed = [(c, (store.load(c) or {}).get("error") or outcomes.get(c.key, {}).get("error")
+    failed = [(c, getattr(store.load(c), "error", None) or outcomes.get(c.key, {}).get("error")
                or "no record (interrupted?)")
               for c in cells if not store.is_done(c) and c not in elsewhere] + unmatched
     if failed:

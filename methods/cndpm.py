@@ -335,7 +335,7 @@ class CNDPMPlugin(GenerativePlugin):
             "step": strategy.clock.train_iterations if strategy is not None else None,
             "position": self.stream_position, "experts": model.num_experts,
             "components": model.num_components, "stm": size,
-            "buffer": size,   # what bench/reporting/figures.py plots for a method without an LTM
+            "buffer": size,   # what it stores at the event (the timeline contract: bench.record.Timeline)
             "expanded": True})
         if cfg.wake == "harness":
             refresh_optimizer(strategy)   # the new expert's parameters join the main optimizer

@@ -10,18 +10,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # layer -> the layers it may import (besides itself). The CLIs (bench.run, bench.report, ...,
 # bench.perf, bench.cli) sit on top and may import anything.
+BENCH_BASE = {"bench", "bench.metrics", "bench.record"}   # the version, the metric registry, the record type
 ALLOWED = {
     "streams": set(),
     "methods.models": {"streams"},
     "methods.core": {"methods.models", "streams"},
     "methods": {"methods.core", "methods.models", "streams"},          # the method modules
-    "bench.metrics": {"bench", "streams"},                               # declarations: pure Python
-    "bench.planning": {"bench", "bench.metrics", "methods", "methods.core", "methods.models", "streams"},
-    "bench.evaluation": {"bench", "bench.metrics", "bench.planning", "methods", "methods.core", "methods.models",
-                         "streams"},
-    "bench.execution": {"bench", "bench.metrics", "bench.planning", "bench.evaluation", "methods", "methods.core",
-                        "streams"},
-    "bench.reporting": {"bench", "bench.metrics", "bench.planning", "methods", "streams"},
+    "bench.metrics": {"bench", "streams"},                             # declarations: pure Python
+    "bench.record": {"bench", "bench.metrics"},                        # a cell's record, typed
+    "bench.planning": BENCH_BASE | {"methods", "methods.core", "methods.models", "streams"},
+    "bench.evaluation": BENCH_BASE | {"bench.planning", "methods", "methods.core", "methods.models", "streams"},
+    "bench.execution": BENCH_BASE | {"bench.planning", "bench.evaluation", "methods", "methods.core", "streams"},
+    "bench.reporting": BENCH_BASE | {"bench.planning", "methods", "streams"},
 }
 LAYERS = sorted(ALLOWED, key=len, reverse=True)
 

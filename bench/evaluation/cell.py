@@ -22,6 +22,7 @@ from bench.evaluation.context import EvaluationContext, evaluation_classes
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
 from bench.evaluation.images import save_grids
 from bench.planning.grid import Cell
+from bench.record import CORE_FIELDS, Record, metric_field_names
 from methods import get_method
 from methods.core.strategy import GenerativeStrategy
 from methods.core.task_length import resolve_task_lengths, task_length_fields
@@ -102,6 +103,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     if on_trained is not None:
         on_trained(model, stream)
     measured = [evaluation.fields() for evaluation in evaluations]
+    extras = method_extras(plugin)
     return {
         **measured[0],   # the NLL's (the first family: every profile runs it)
         "test_sizes": [len(x) for x in test_sets],
@@ -122,10 +124,21 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "cpu_kernels": cpu_kernels(),
         "training_step": strategy.step_mode,
         **strategy.step_stats(),
-        **plugin.extra_stats(),
+        **extras,
         **{k: v for fields in measured[1:] for k, v in fields.items()},   # FID/KID/PRDC, when run
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
+
+
+def method_extras(plugin) -> dict:
+    """The method's own numbers (`extra_stats()`), the record's `extras`: a key that is a field of
+    the record or of a metric is refused (it would overwrite what the harness measured)."""
+    extras = plugin.extra_stats()
+    taken = sorted(set(extras) & (set(CORE_FIELDS) | metric_field_names() | {"timeline", "schema_version"}))
+    if taken:
+        raise ValueError(f"{type(plugin).__name__}.extra_stats() returns {', '.join(taken)}: the record's own "
+                         "fields; give them other names")
+    return extras
 
 
 def record_header(cell: Cell) -> dict:
@@ -137,7 +150,7 @@ def record_header(cell: Cell) -> dict:
 
 
 def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto",
-             step: str = "auto") -> dict:
+             step: str = "auto") -> Record:
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
     record."""
     record = record_header(cell)
@@ -149,4 +162,4 @@ def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device
                       traceback=traceback.format_exc(limit=8))
     record["wall_seconds"] = time.time() - start
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    return record
+    return Record.from_json(record)

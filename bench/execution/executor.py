@@ -53,7 +53,7 @@ def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", ste
         except OSError as err:   # e.g. a full disk: no record is left, the next run reruns the cell
             return {"status": "failed", "error": f"its record could not be written: {err}"}
         store.log_execution(cell, "saved")
-    return {"status": record["status"], "error": record.get("error")}
+    return {"status": record.status, "error": record.error}
 
 
 def _failed(err: BaseException) -> dict:

@@ -15,6 +15,7 @@ from bench import HARNESS_VERSION
 from bench.planning.defaults import STREAM_METHOD_SETTINGS
 from bench.planning.profiles import Profile
 from bench.planning.validate import MATCH_PREFIX
+from bench.record import Record, as_records
 from methods import METHODS, get_method
 from methods.core.registry import expand_preset
 from streams import STREAMS, get_stream_spec
@@ -158,19 +159,17 @@ def missing_reference(cell: Cell, setting: str, reference: str) -> MatchError:
         f"{HARNESS_VERSION}); run it first or add '{reference}' to --methods")
 
 
-def reference_record(cell: Cell, reference_method: str, records: list[dict]) -> dict | None:
+def reference_record(cell: Cell, reference_method: str, records) -> Record | None:
     """The finished record of `reference_method` on the cell's stream and seed, under the same
     profile settings (the profile's name aside), with the config this profile gives that method."""
     spec = get_method(reference_method)
-    expected = method_config(spec, cell.stream, cell.profile.methods.get(reference_method))
+    expected = as_json(method_config(spec, cell.stream, cell.profile.methods.get(reference_method)))
     profile = as_json({k: v for k, v in cell.profile.to_dict().items() if k not in ("methods", "name")})
-    expected = as_json(expected)
-    for record in records:
-        if (record.get("status") == "done" and record.get("method") == reference_method
-                and not record.get("matched") and record.get("stream") == cell.stream
-                and record.get("seed") == cell.seed and record.get("harness_version") == HARNESS_VERSION
-                and record.get("method_config") == expected
-                and {k: v for k, v in record["profile"].items() if k != "name"} == profile):
+    for record in as_records(records):
+        if (record.done and record.method == reference_method and not record.matched
+                and record.stream == cell.stream and record.seed == cell.seed
+                and record.harness_version == HARNESS_VERSION and record.method_config == expected
+                and {k: v for k, v in record.profile.items() if k != "name"} == profile):
             return record
     return None
 
@@ -180,7 +179,7 @@ def as_json(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def resolve_matches(cell: Cell, records: list[dict]) -> Cell:
+def resolve_matches(cell: Cell, records) -> Cell:
     """The cell with every 'match:METHOD' setting replaced by that method's peak memory (the most
     samples it ever stored) on the same stream, seed and profile, taken from `records`."""
     unresolved = cell.unresolved
@@ -191,7 +190,8 @@ def resolve_matches(cell: Cell, records: list[dict]) -> Cell:
         record = reference_record(cell, reference, records)
         if record is None:
             raise missing_reference(cell, setting, reference)
-        config[setting] = max(1, int(record.get("memory_peak", record["memory"])))
+        peak = record.memory_peak if record.memory_peak is not None else record.memory   # older records: none
+        config[setting] = max(1, int(peak))
         matched.append((setting, reference))
     return dataclasses.replace(cell, method_config=config, matched=tuple(matched))
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench.metrics import Column, columns, derived_columns, provenances
 from bench.metrics import METRICS as REGISTERED
+from bench.record import Record, as_records
 
 # A report column of a metric or of a summary of one (bench/metrics): its label, direction, digits.
 Metric = Column
@@ -19,7 +20,7 @@ METRICS: dict[str, Column] = columns()
 MATRICES = [m.matrix for m in REGISTERED.values() if m.matrix]
 INTERVALS = {f"{m.interval}_half": m.interval for m in REGISTERED.values() if m.interval}   # column -> record field
 PROVENANCE_COLUMNS = [p.column for p in provenances()]
-# What a method stored and spent (not metrics: no direction, no provenance).
+# What a method stored and spent (not metrics: no direction, no provenance): the record's fields.
 BUDGETS = ["memory", "memory_peak", "gradient_steps", "images_trained", "components", "train_seconds", "eval_seconds"]
 
 CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_name", "seed",
@@ -33,7 +34,7 @@ class ReportError(ValueError):
     """Records that cannot be put in one table (none, or of different profiles); bad layout."""
 
 
-def provenance_values(record: dict) -> dict[str, str | None]:
+def provenance_values(record: Record) -> dict[str, str | None]:
     """{provenance column: what the record's numbers of that family were computed with (JSON)}: every
     key its evaluation wrote, the cell's seeds and the declared informational keys aside
     (bench/metrics: compared by construction)."""
@@ -51,12 +52,12 @@ def provenance_conflicts(values) -> dict[str, list]:
     return {key: sorted(v) for key, v in seen.items() if len(v) > 1}
 
 
-def derived_values(record: dict) -> dict[str, float]:
+def derived_values(record: Record) -> dict[str, float]:
     """The summaries computed from the record's matrices when it is read (bench/metrics: CLoG's
     AIQ, AFQ, FR); NaN where the record has no such matrix."""
     out = {}
     for column, (metric, summary) in derived_columns().items():
-        matrix = record.get(metric.matrix)
+        matrix = record.metric(metric.matrix)
         out[column] = summary.compute(matrix, metric.lower_is_better) if matrix else float("nan")
     return out
 
@@ -76,16 +77,15 @@ def registry_rank(name):
     return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
 
 
-def matched_budget(record: dict) -> str | None:
+def matched_budget(record: Record) -> str | None:
     """'budget=ocm:590' for a cell whose settings were matched to another method's memory."""
-    matched = record.get("matched") or {}
-    return ",".join(f"{k}={ref}:{record['method_config'][k]}" for k, ref in matched.items()) or None
+    return ",".join(f"{k}={ref}:{record.method_config[k]}" for k, ref in record.matched.items()) or None
 
 
-def budget_note(record: dict) -> str | None:
+def budget_note(record: Record) -> str | None:
     """What a method may store, from its config: 'budget 3000', 'budget = ocm's peak memory',
     'STM 512, LTM <= 2560'; None for methods without a memory setting."""
-    config, matched = record.get("method_config") or {}, record.get("matched") or {}
+    config, matched = record.method_config, record.matched
     if "budget" in matched:
         return f"budget = {matched['budget']}'s peak memory"
     if "budget" in config:
@@ -96,12 +96,12 @@ def budget_note(record: dict) -> str | None:
     return None
 
 
-def config_text(record: dict) -> str:
+def config_text(record: Record) -> str:
     """The record's method settings as one JSON text, a matched setting as 'match:REF' (its number
     is REF's peak memory on each seed: different per seed by design, one experiment all the same)."""
-    config = dict(record.get("method_config") or {}) if record.get("method_config") is not None else None
-    for key, reference in (record.get("matched") or {}).items():
-        if config is not None and key in config:
+    config = dict(record.method_config)
+    for key, reference in record.matched.items():
+        if key in config:
             config[key] = f"match:{reference}"
     return json.dumps(config, sort_keys=True)
 
@@ -111,25 +111,31 @@ def half_width(interval) -> float:
     return (interval[1] - interval[0]) / 2 if interval else float("nan")
 
 
-def cells_frame(records: list[dict]) -> pd.DataFrame:
+def cell_row(r: Record) -> dict:
+    """A finished record as one row of the cells frame (its fields, by name: CELL_COLUMNS)."""
+    fid_info = r.metric("fid_info") or {}
+    return {**r.metrics, **{name: getattr(r, name) for name in BUDGETS if name in Record.__dataclass_fields__},
+            "profile_name": r.profile_name, "harness_version": r.harness_version, "stream": r.stream,
+            "method": r.label, "method_name": r.method, "seed": r.seed,
+            "needs_task_boundaries": r.needs_task_boundaries, "parameters": r.parameters,
+            "eval_k": r.profile["eval_k"], "eval_test_per_task": r.profile["eval_test_per_task"],
+            "fid_extractor": fid_info.get("extractor"), "fid_samples": fid_info.get("samples"),
+            "matched_budget": matched_budget(r), "budget_note": budget_note(r), "timeline": r.timeline,
+            "config": config_text(r), **provenance_values(r), **derived_values(r),
+            **{column: half_width(r.metric(field)) for column, field in INTERVALS.items()}}
+
+
+def cells_frame(records) -> pd.DataFrame:
     """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
     is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
-    `method_name` the registered method."""
-    done = [{**r, "method": r.get("method_label") or r["method"], "method_name": r["method"],
-             "eval_k": r["profile"]["eval_k"],
-             "eval_test_per_task": r["profile"]["eval_test_per_task"],
-             "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
-             "fid_samples": (r.get("fid_info") or {}).get("samples"),
-             "matched_budget": matched_budget(r), "budget_note": budget_note(r),
-             "config": config_text(r), **provenance_values(r), **derived_values(r),
-             **{column: half_width(r.get(field)) for column, field in INTERVALS.items()}}
-            for r in records if r.get("status") == "done"]
+    `method_name` the registered method. `records`: Records, or the JSON objects of records."""
+    done = [cell_row(r) for r in as_records(records) if r.done]
     frame = pd.DataFrame(done, columns=CELL_COLUMNS)
     frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
     return frame
 
 
-def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
+def select_cells(records, profile: str | None) -> pd.DataFrame:
     """The finished cells of one profile and harness version, in registry order (refuses mixes)."""
     cells = cells_frame(records)
     if cells.empty:
