@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 from bench.metrics import report_layouts
+from bench.reporting import REPORT_FORMATS as FORMATS
 
-FORMATS = ("text", "markdown", "csv", "latex")
 LAYOUTS = tuple(report_layouts())   # the metric registry's (pure Python: a fast --help)
 # --out's suffix -> the format written when --format is not given
 SUFFIX_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".tex": "latex"}

@@ -17,6 +17,7 @@ import sys
 import time
 
 from bench.planning.defaults import DEFAULT_GRID as DEFAULTS
+from methods.core.training_step import TRAINING_STEPS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto",
                    help="auto | cpu | cuda | cuda:N (default: auto = the GPU for the paper profile "
                         "when there is one, else the CPU); resolved in each worker, and recorded")
-    p.add_argument("--training-step", dest="training_step", default="auto",
-                   choices=["auto", "eager", "fused", "graph", "compiled"],
+    p.add_argument("--training-step", dest="training_step", default="auto", choices=TRAINING_STEPS,
                    help="how a training step runs (default: auto = a captured CUDA graph on a GPU, the "
                         "fused step elsewhere, eager for methods with per-step callbacks); recorded")
     p.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, default=None,
@@ -112,7 +112,7 @@ def sweep_combinations(sweeps: list[str]) -> list[list[str]]:
     """['epochs=1,3', 'lr=0.001,0.0001'] -> every combination as a list of settings."""
     import itertools
 
-    from bench.planning.grid import split_top_level
+    from methods.core.labels import split_top_level
 
     axes = []
     for item in sweeps:
@@ -336,7 +336,7 @@ def run_grid(args, progress: Progress) -> int:
 
     def run(batch):
         outcomes.update(run_cells(batch, store, args.workers, args.data_dir, progress=show_progress,
-                                  executor=args.executor, device=args.device, step=args.training_step,
+                                  executor=args.executor, device=args.device, training_step=args.training_step,
                                   cells_per_gpu=args.cells_per_gpu, **options))
 
     def run_phase(phase_cells, what):

@@ -45,7 +45,7 @@ def training_optimizer(model: torch.nn.Module, profile, device: torch.device) ->
 
 
 def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
-                       device: str = "auto", step: str = "auto", on_trained=None) -> dict:
+                       device: str = "auto", training_step: str = "auto", on_trained=None) -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
 
     The model, the memories, the test sets and every random draw live on `device` (bench.evaluation.device);
@@ -73,7 +73,8 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     epochs = 1 if profile.steps_per_batch else plugin.train_epochs(profile)
     strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=epochs,
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
-                                  device=where, steps_per_batch=profile.steps_per_batch, step=step)
+                                  device=where, steps_per_batch=profile.steps_per_batch,
+                                  training_step=training_step)
 
     test_sets = [stream.test_images(t, profile.eval_test_per_task) for t in range(n_tasks)]
     benchmark = task_benchmark(train_sets, test_sets)
@@ -122,7 +123,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "iterations": strategy.clock.train_iterations,
         "device": describe(where),
         "cpu_kernels": cpu_kernels(),
-        "training_step": strategy.step_mode,
+        "training_step": strategy.training_step,
         **strategy.step_stats(),
         **extras,
         **{k: v for fields in measured[1:] for k, v in fields.items()},   # FID/KID/PRDC, when run
@@ -150,13 +151,13 @@ def record_header(cell: Cell) -> dict:
 
 
 def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto",
-             step: str = "auto") -> Record:
+             training_step: str = "auto") -> Record:
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
     record."""
     record = record_header(cell)
     start = time.time()
     try:
-        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, step), status="done")
+        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, training_step), status="done")
     except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
         record.update(status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8))

@@ -22,8 +22,7 @@ records are read (no record holds them: `bench.report --metric clog`, and summar
 """
 from __future__ import annotations
 
-from bench.metrics import register_layout, register_summary
-from bench.metrics.registry import Summary, SummaryLayout
+from bench.metrics.registry import Summary, SummaryLayout, register_layout, register_summary
 
 
 def step_averages(matrix) -> list[float]:

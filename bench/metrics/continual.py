@@ -10,8 +10,7 @@ negative BWT still mean worse. T is the last segment; both are NaN for a single 
 """
 from __future__ import annotations
 
-from bench.metrics import register_layout, register_summary
-from bench.metrics.registry import Summary, SummaryLayout
+from bench.metrics.registry import Summary, SummaryLayout, register_layout, register_summary
 
 
 def forgetting(matrix) -> float:

@@ -4,8 +4,7 @@ interval; computed by bench/evaluation/fid.py, with KID and PRDC on the same fea
 (kid.py, prdc.py), all under one provenance, `fid_info`."""
 from __future__ import annotations
 
-from bench.metrics import register_evaluation, register_metric
-from bench.metrics.registry import Evaluation, Metric, Provenance
+from bench.metrics.registry import Evaluation, Metric, Provenance, register_evaluation, register_metric
 
 # Written by bench/evaluation/fid.py (`FIDEvaluator.full_info`): the extractor and its weights'
 # hash, its training recipe, the sample count, the real images per task and overall, the Frechet

@@ -3,9 +3,8 @@ random subsets (docs/metrics.md#kid-precision-recall-density-coverage); computed
 (bench/evaluation/fid.py, sample_quality.py), under its provenance."""
 from __future__ import annotations
 
-from bench.metrics import register_metric
 from bench.metrics.fid import SAMPLE_PROVENANCE
-from bench.metrics.registry import Metric
+from bench.metrics.registry import Metric, register_metric
 
 # Its scale is the features': on the classifier features the quick main job's KIDs are 1,000-3,600
 # with seed stds of 50-150 (use --tolerance kid=0.005 on Inception features, where KID is about 0.01).

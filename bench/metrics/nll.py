@@ -3,8 +3,7 @@
 NLL[t, j]; computed by bench/evaluation/nll.py after every task segment."""
 from __future__ import annotations
 
-from bench.metrics import register_evaluation, register_metric
-from bench.metrics.registry import Evaluation, Metric, Provenance
+from bench.metrics.registry import Evaluation, Metric, Provenance, register_evaluation, register_metric
 
 
 def implied_nll_info(record: dict) -> dict:

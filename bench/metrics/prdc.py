@@ -3,9 +3,8 @@ features and samples (docs/metrics.md#kid-precision-recall-density-coverage); co
 under its provenance. Fractions, higher is better."""
 from __future__ import annotations
 
-from bench.metrics import register_metric
 from bench.metrics.fid import SAMPLE_PROVENANCE
-from bench.metrics.registry import Metric
+from bench.metrics.registry import Metric, register_metric
 
 # tolerances: seed stds of 0.005-0.04 on the quick main job
 for name, tolerance, what in (

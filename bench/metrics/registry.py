@@ -156,3 +156,38 @@ class Evaluation:
     where: str
     runs: Callable[[object], bool] = lambda profile: True
     metrics: tuple[str, ...] = ()   # the metrics it writes
+
+
+# ----------------------------------------------------------------------------------- registries
+METRICS: dict[str, Metric] = {}          # registration order: the order of columns and layouts
+SUMMARIES: dict[str, Summary] = {}
+LAYOUTS: dict[str, SummaryLayout] = {}
+EVALUATIONS: dict[str, Evaluation] = {}  # registration order: the order they run in after a segment
+
+
+def register_metric(metric: Metric) -> Metric:
+    if metric.name in METRICS and METRICS[metric.name] != metric:
+        raise MetricRegistrationError(f"metric '{metric.name}' is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def register_summary(summary: Summary) -> Summary:
+    if summary.name in SUMMARIES and SUMMARIES[summary.name] != summary:
+        raise MetricRegistrationError(f"summary '{summary.name}' is already registered")
+    SUMMARIES[summary.name] = summary
+    return summary
+
+
+def register_layout(layout: SummaryLayout) -> SummaryLayout:
+    if layout.name in METRICS or (layout.name in LAYOUTS and LAYOUTS[layout.name] != layout):
+        raise MetricRegistrationError(f"layout '{layout.name}' is already a metric or a layout")
+    LAYOUTS[layout.name] = layout
+    return layout
+
+
+def register_evaluation(evaluation: Evaluation) -> Evaluation:
+    if evaluation.name in EVALUATIONS and EVALUATIONS[evaluation.name] != evaluation:
+        raise MetricRegistrationError(f"evaluation '{evaluation.name}' is already registered")
+    EVALUATIONS[evaluation.name] = evaluation
+    return evaluation

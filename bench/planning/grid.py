@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from bench import HARNESS_VERSION
 from bench.planning.defaults import STREAM_METHOD_SETTINGS
-from bench.planning.profiles import Profile
+from bench.planning.profiles import Profile, parse_method_settings
 from bench.planning.validate import MATCH_PREFIX
 from bench.record import Record, as_records
 from methods import METHODS, get_method
+from methods.core.labels import make_label, parse_label, split_top_level
 from methods.core.registry import expand_preset
 from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError, base_stream
@@ -65,39 +66,6 @@ class Cell:
         return f"{self.label_method}/{self.stream}/seed{self.seed}"
 
 
-def split_top_level(text: str) -> list[str]:
-    """'a,b[x=1,y=2],c' -> ['a', 'b[x=1,y=2]', 'c']: commas inside brackets do not split."""
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += (ch == "[") - (ch == "]")
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return [p.strip() for p in parts + [current] if p.strip()]
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """'reservoir[budget=match:ocm]' -> ('reservoir', {'budget': 'match:ocm'}); 'ocm' -> ('ocm', {})."""
-    name, bracket, rest = text.partition("[")
-    if not bracket:
-        return text, {}
-    if not rest.endswith("]"):
-        raise UnknownNameError(f"method variant '{text}' must look like METHOD[setting=value,...]")
-    settings = {}
-    for item in split_top_level(rest[:-1]):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UnknownNameError(f"setting '{item}' in '{text}' is not of the form setting=value")
-        settings[key.strip()] = value.strip()
-    return name.strip(), settings
-
-
-def variant_label(name: str, settings: dict[str, str]) -> str:
-    return name if not settings else f"{name}[{','.join(f'{k}={v}' for k, v in settings.items())}]"
-
-
 def parse_names(text: str, valid: dict, kind: str) -> list[str]:
     """'a,b' or 'all' -> names, checked against `valid` (error lists the valid names). Methods
     may be variants, 'reservoir[budget=match:ocm]': a method with its own settings."""
@@ -106,7 +74,7 @@ def parse_names(text: str, valid: dict, kind: str) -> list[str]:
         raise UnknownNameError(f"no {kind} given; valid {kind}: {', '.join(valid)}")
     for name in names:
         if kind == "methods":
-            get_method(expand_preset(*parse_variant(name))[0])
+            get_method(expand_preset(*parse_label(name))[0])
         else:
             get_stream_spec(name)
     return list(dict.fromkeys(names))
@@ -133,17 +101,15 @@ def method_config(spec, stream: str, overrides: dict | None = None) -> dict:
 
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:
     """Cells in stream, method, seed order. A variant's own settings override the profile's."""
-    from bench.planning.profiles import parse_method_settings
-
     cells = []
     for stream in streams:
         for text in methods:
-            given, written = parse_variant(text)
+            given, written = parse_label(text)
             name, own = expand_preset(given, written)   # a preset is its method with its settings
             spec = get_method(name)
             overrides = {**profile.methods.get(name, {}), **parse_method_settings(spec, own)}
             config = method_config(spec, stream, overrides)
-            label = variant_label(given, written) if given != name or written else ""
+            label = make_label(given, written) if given != name or written else ""
             cells += [Cell(name, stream, seed, profile, config, variant=label) for seed in seeds]
     return cells
 

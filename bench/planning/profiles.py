@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from bench.planning.validate import check_value, field_bounds, field_types, parse_setting
+from methods.core.labels import make_label, parse_label
 from methods.core.settings import setting
 from streams.registry import UnknownNameError
 
@@ -123,7 +124,7 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
                 f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION"
                 + close_hint(key, _SETTABLE))
         check_value(key, parsed, bounds)
-    label = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(given.items()))}]"
+    label = make_label(name, dict(sorted(given.items())))
     return dataclasses.replace(profile, name=label, methods=methods, **changes)
 
 
@@ -148,7 +149,5 @@ def close_hint(name: str, valid) -> str:
 def split_label(label: str) -> tuple[str, dict[str, str]]:
     """'quick[epochs=3,lr=0.0001]' -> ('quick', {'epochs': '3', 'lr': '0.0001'}): the inverse of
     the label `resolve_profile` gives, for reports that lay records out against a setting."""
-    from bench.planning.grid import parse_variant
-
-    return parse_variant(label)
+    return parse_label(label)
 

@@ -65,13 +65,13 @@ def derived_values(record: Record) -> dict[str, float]:
 def registry_rank(name):
     """Streams and methods sort in registry order, a variant right after its method (unknown
     names after all, as they are)."""
-    from methods import METHODS, PRESETS
+    from methods import METHODS, PRESETS, base_name
     from streams import STREAMS
 
     order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
     if not isinstance(name, str):
         return name
-    base = name.partition("[")[0]
+    base = base_name(name)
     if base in PRESETS:   # a preset sorts as a variant of its method
         return order.get(PRESETS[base].method, len(order)) + 0.5
     return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))

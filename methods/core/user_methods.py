@@ -31,6 +31,18 @@ FILE_PACKAGE = "ocm_user"   # modules imported from a file path are named ocm_us
 
 _entry_points_seen: dict[tuple[str, str], str | None] = {}   # (name, value) -> problem, or None
 _env_problems: dict[str, str] = {}                           # source -> why it did not import
+_registered = 0   # methods and presets registered so far (to tell an --import that registered none)
+
+
+def count_registration() -> None:
+    """The method registry registered (or re-registered) a method or a preset."""
+    global _registered
+    _registered += 1
+
+
+def registrations() -> int:
+    """How many methods, presets and streams have been registered (or re-registered) in this process."""
+    return _registered
 
 
 class UserModuleError(ValueError):
@@ -121,8 +133,6 @@ def import_modules(sources: list[str], warn=None) -> list[ModuleType]:
     """`bench.run --import`: import each source, then record them all for the workers. A module
     imported here for the first time that registers no method and no preset is reported to
     `warn` (a callable taking the message), since naming its methods would then fail."""
-    from methods.core.registry import registrations
-
     modules = []
     for source in sources:
         before, loaded = registrations(), set(sys.modules)
