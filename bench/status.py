@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.execution.claims import live_claims
+from bench.execution.claims import describe_holder, live_claims
 from bench.execution.store import ResultStore
 
 
@@ -28,7 +28,7 @@ def cell_states(store: ResultStore) -> list[dict]:
         if record and record.done:
             state, detail = "done", f"NLL {record.metric('nll'):.2f} on {record.device or 'cpu'}"
         elif stem in running:
-            state, detail = "running", f"pid {running[stem].get('pid')} on {running[stem].get('host')}"
+            state, detail = "running", describe_holder(running[stem])
         elif record:
             state, detail = "failed", record.error or ""
         else:

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from bench.evaluation.cell import record_header, run_cell
+from bench.execution import EXECUTORS
 from bench.evaluation.device import prefers_gpu
 from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.reaper import start_reaper
@@ -28,7 +29,6 @@ from bench.execution.store import ResultStore
 from bench.planning.grid import Cell
 from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
 
-EXECUTORS = ("local", "ray", "slurm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from bench.metrics.registry import Evaluation, Metric, Provenance, register_evaluation, register_metric
 
+# The feature extractors FID (and KID, PRDC) can be computed on, and their dimensions: the profile's
+# `fid_features` choices, bench.run's --fid-features, the features bench/evaluation/features.py builds.
+FEATURE_EXTRACTORS = {"classifier": 128, "inception": 2048}
+
 # Written by bench/evaluation/fid.py (`FIDEvaluator.full_info`): the extractor and its weights'
 # hash, its training recipe, the sample count, the real images per task and overall, the Frechet
 # dtype, the KID/PRDC/bootstrap settings, the test binarization seed. Informational: where a

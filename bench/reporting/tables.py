@@ -20,6 +20,7 @@ Formats: text, markdown, csv (numbers, long form), latex (booktabs).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -33,6 +34,7 @@ from bench.reporting.frames import (
     Metric,
     ReportError,
     best_methods,
+    cells_frame,
     mean_matrix,
     registry_rank,
     select_cells,
@@ -134,6 +136,18 @@ def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WI
                       fmt_name, caption(cells, what, best_marked=False))
     return render(headers, table_rows, "text", caption(cells, what, best_marked=False),
                   width=None if wide else width)
+
+
+def run_summary(records, folder, wide: bool = False) -> str:
+    """bench.run's summary of its grid: the run's table (returned), and every cell's numbers and their
+    aggregates in `folder`/cells.csv and summary.csv; '' when no cell has finished."""
+    cells = cells_frame(records)
+    if not len(cells):
+        return ""
+    text = run_table(cells, wide=wide)
+    cells.to_csv(Path(folder) / "cells.csv", index=False)
+    summary_frame(cells).to_csv(Path(folder) / "summary.csv", index=False)
+    return text
 
 
 def table_width(columns: dict[str, list[str]]) -> int:
