@@ -66,6 +66,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     task_length = round(sum(map(len, train_sets)) / n_tasks)   # what "one task's length" means here
     config = resolve_task_lengths(spec.config_class(**cell.method_config), task_length)
     plugin = spec.plugin_class(config, seed=cell.seed)
+    plugin.image_shape = tuple(train_sets[0].shape[1:])   # the stream's: the models' input size
     model = plugin.build_model(profile).to(where)
     optimizer = training_optimizer(model, profile, where)
     # The schedule: E passes over what the method trains on (the paper's), or matched compute

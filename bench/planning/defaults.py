@@ -18,23 +18,10 @@ DEFAULT_GRID = {
 }
 
 # ------------------------------------------------------------------------- per-stream settings
-# Method settings that depend on the stream, applied before the profile's and the user's own
-# settings (which win). A stream's variant ('split-mnist-sorted') takes its base stream's.
-# ocm-dynamic: the paper's expansion threshold lambda2 (nats) and component cap per stream
-# (docs/methods.md); "*" is every other stream's.
-STREAM_METHOD_SETTINGS = {
-    "ocm-dynamic": {
-        "*": {"lambda2": 10.0, "max_components": 10},
-        "mini": {"lambda2": 10.0, "max_components": 30},
-        "split-mnist": {"lambda2": 10.0, "max_components": 30},
-        "split-fashion": {"lambda2": 10.0, "max_components": 10},
-        "mnist-fashion": {"lambda2": 10.0, "max_components": 10},
-        "cross-domain": {"lambda2": 0.5, "max_components": 10},   # the paper's; no such stream here yet
-    },
-    # curl's snapshot period and limix's replay size are one task's length ("task", declared in
-    # their configs and resolved per cell from the stream that runs, max_train_per_task included:
-    # methods/core/task_length.py), not a per-stream number here.
-}
+# Method settings that depend on the stream (OCM-dynamic's expansion threshold and component cap)
+# are declared beside the stream (streams/registry.py: `method_settings`), so that a stream of
+# one's own carries its own. curl's snapshot period and limix's replay size are one task's length
+# ("task", declared in their configs and resolved per cell: methods/core/task_length.py).
 
 # ------------------------------------------------------------------------------- devices
 # Profiles that `--device auto` runs on the GPU when there is one (the paper profile: E = 100,

@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass
 
 from bench import HARNESS_VERSION
-from bench.planning.defaults import STREAM_METHOD_SETTINGS
 from bench.planning.profiles import Profile, parse_method_settings
 from bench.planning.validate import MATCH_PREFIX
 from bench.record import Record, as_records
@@ -20,7 +19,8 @@ from methods import METHODS, get_method
 from methods.core.labels import make_label, parse_label, split_top_level
 from methods.core.registry import expand_preset
 from streams import STREAMS, get_stream_spec
-from streams.registry import UnknownNameError, base_stream
+from methods.core.settings import keyed_values
+from streams.registry import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def method_config(spec, stream: str, overrides: dict | None = None) -> dict:
-    """A method's settings on `stream`: its config's defaults, then the stream's own
-    (defaults.STREAM_METHOD_SETTINGS; a variant stream takes its base's), then `overrides`."""
-    per_stream = STREAM_METHOD_SETTINGS.get(spec.name, {})
-    for_stream = per_stream.get(base_stream(stream), per_stream.get("*", {}))
-    return dataclasses.asdict(spec.make_config({**for_stream, **(overrides or {})}))
+    """A method's settings on `stream`: its config's defaults, then the stream's own (declared
+    beside the stream: `StreamSpec.method_settings`; a `-sorted` variant has its base's), then
+    `overrides`. A setting declared `omitted_at_default` is left out while at its default."""
+    for_stream = get_stream_spec(stream).method_settings.get(spec.name, {})
+    return keyed_values(spec.make_config({**for_stream, **(overrides or {})}))
 
 
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:
