@@ -14,10 +14,11 @@ provenance; tables.py and captions.py: the layouts), the gate (bench/check.py: t
 and their tolerances), bench.report's `--metric` choices and docs/metrics.md's index (a test keeps
 it equal to `index_markdown()`).
 
-Adding a metric is one module here (its `register_metric`, and an `Evaluation` naming the class in
-bench/evaluation that computes it) plus its test; adding a summary of the per-task matrices is one
-module here (`register_summary`, and a `register_layout` for its table) plus its test. Pure Python:
-importing this package imports neither numpy nor torch.
+Adding a summary of the per-task matrices is one module here (`register_summary`, and a
+`register_layout` for its table) plus its test: every module of this package is imported. Adding a
+metric measured while a cell runs is its module here (`register_metric`, and an `Evaluation` naming
+the class that computes it) plus that class in bench/evaluation and its test. Pure Python: importing
+this package imports neither numpy nor torch.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from bench.metrics.registry import (
     register_summary,
     without_seeds,
 )
+
 
 # ------------------------------------------------------------------------------- derived views
 def matrix_metrics() -> list[Metric]:
@@ -133,9 +135,23 @@ def index_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-# The built-in families, in the order their columns, layouts and evaluations appear (NLL first: its
-# evaluation draws from the cell's evaluation generator before the sample-quality one does).
-from bench.metrics import nll, fid, kid, prdc, continual, clog  # noqa: E402,F401,I001
+# The families, each a module of this package: the built-in ones first, in the order their columns,
+# layouts and evaluations appear (NLL first: its evaluation draws from the cell's evaluation
+# generator before the sample-quality one does), then any other module here, by name. A new
+# metric or summary is a new module: nothing to add to a list.
+BUILT_IN = ("nll", "fid", "kid", "prdc", "continual", "clog")
+
+
+def _import_families() -> None:
+    import importlib
+    import pkgutil
+
+    others = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in (*BUILT_IN, "registry"))
+    for name in (*BUILT_IN, *others):
+        importlib.import_module(f"{__name__}.{name}")
+
+
+_import_families()
 
 __all__ = ["Column", "EVALUATIONS", "Evaluation", "LAYOUTS", "METRICS", "Metric", "MetricRegistrationError",
            "Provenance", "SUMMARIES", "Summary", "SummaryLayout", "checked", "columns", "derived_columns",
