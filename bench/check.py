@@ -14,7 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.planning.defaults import CHECK_TOLERANCE, CHECKED_METRICS
+from bench.metrics import checked, columns, provenance_of
+
+# The checked columns and their one-sided slack, as each metric's module declares them (bench/metrics).
+CHECK_TOLERANCE = checked()
+CHECKED_METRICS = list(CHECK_TOLERANCE)
 
 REFERENCE_COLUMNS = ["profile", "stream", "method", "metric", "mean", "std", "n", "provenance", "seeds"]
 
@@ -25,9 +29,7 @@ class CheckError(ValueError):
 
 def metric_provenance(cells, stream: str, method: str, metric: str) -> str | None:
     """The provenance (JSON) of `metric` for one table row: select_cells made it one per stream."""
-    from bench.reporting.frames import NLL_METRICS
-
-    column = "nll_provenance" if metric in NLL_METRICS else "sample_provenance"
+    column = provenance_of(metric).column
     values = cells[(cells["stream"] == stream) & (cells["method"] == method)][column].dropna()
     return values.iloc[0] if len(values) else None
 
@@ -107,14 +109,13 @@ def compare(current, reference, tolerance: dict[str, float], seeds: dict | None 
     the results."""
     import pandas as pd
 
-    from bench.reporting.frames import METRICS
-
+    metrics = columns()
     now = current.set_index(["stream", "method", "metric"])["mean"]
     counts = current.set_index(["stream", "method", "metric"])["n"]
     rows = []
     for _, ref in reference.iterrows():
         key = (ref["stream"], ref["method"], ref["metric"])
-        metric = METRICS.get(ref["metric"])
+        metric = metrics.get(ref["metric"])
         sign = 1.0 if metric is None or metric.lower_is_better else -1.0
         tol = tolerance.get(ref["metric"], 0.0)
         if key not in now.index:
@@ -161,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and metric, and its seeds")
     p.add_argument("--tolerance", default=None, metavar="METRIC=VALUE,...",
                    help="how much worse than the reference a mean may get, per metric, in its units "
-                        "(defaults: " + ", ".join(f"{k}={v}" for k, v in CHECK_TOLERANCE.items())
-                        + "; other checked metrics: 0)")
+                        "(defaults, declared with each metric in bench/metrics: "
+                        + ", ".join(f"{k}={v:g}" for k, v in CHECK_TOLERANCE.items()) + ")")
     p.add_argument("--update", action="store_true",
                    help="rewrite the reference from the results instead of checking (after an intended "
                         "change of numbers)")

@@ -1,8 +1,9 @@
 """`python -m bench.report DIR`: paper tables from a results directory.
 
 Layouts (`--metric`): nll / nll_best_component / fid (the paper's Table 1: rows = methods, columns
-= streams, "metric / memory / components"), forgetting (NLL forgetting and BWT per stream), matrix
-(the per-task NLL[t, j] matrix per stream and method), claims (the OCM paper's claims per stream,
+= streams, "metric / memory / components"; also kid, precision, recall, density, coverage), forgetting
+(NLL forgetting and BWT per stream), clog (the CLoG benchmark's AIQ / AFQ / FR), matrix (the per-task
+NLL[t, j] matrix per stream and method), claims (the OCM paper's claims per stream,
 tested over seeds); `--paper` sets the paper's Table-1 numbers beside ours; `--sweep KEY` lays
 out a sweep over KEY.
 `--figures` also draws heatmaps, curves, timelines and the methods' ranks per stream into
@@ -20,9 +21,10 @@ import argparse
 import sys
 from pathlib import Path
 
-FORMATS = ("text", "markdown", "csv", "latex")
-LAYOUTS = ("nll", "nll_best_component", "fid", "kid", "precision", "recall", "density", "coverage", "forgetting",
-           "matrix", "claims")   # bench.reporting.tables.LAYOUTS (a test keeps the two equal), here for a fast --help
+from bench.metrics import report_layouts
+from bench.reporting import REPORT_FORMATS as FORMATS
+
+LAYOUTS = tuple(report_layouts())   # the metric registry's (pure Python: a fast --help)
 # --out's suffix -> the format written when --format is not given
 SUFFIX_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".tex": "latex"}
 

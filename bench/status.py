@@ -11,30 +11,30 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.execution.claims import live_claims
+from bench.execution.claims import describe_holder, live_claims
 from bench.execution.store import ResultStore
 
 
 def cell_states(store: ResultStore) -> list[dict]:
     manifest = store.manifest()
-    records = {r["key"]: r for r in store.records() if "key" in r}
+    records = {r.key: r for r in store.records() if r.key}
     running = live_claims(store.root)
     keys = list(dict.fromkeys([*manifest, *records]))
     rows = []
     for key in keys:
         entry, record = manifest.get(key, {}), records.get(key)
         stem = entry.get("record", "").removesuffix(".json")
-        label = entry.get("label") or (f"{record['method']}/{record['stream']}/seed{record['seed']}" if record else key)
-        if record and record.get("status") == "done":
-            state, detail = "done", f"NLL {record['nll']:.2f} on {record.get('device', 'cpu')}"
+        label = entry.get("label") or (f"{record.method}/{record.stream}/seed{record.seed}" if record else key)
+        if record and record.done:
+            state, detail = "done", f"NLL {record.metric('nll'):.2f} on {record.device or 'cpu'}"
         elif stem in running:
-            state, detail = "running", f"pid {running[stem].get('pid')} on {running[stem].get('host')}"
+            state, detail = "running", describe_holder(running[stem])
         elif record:
-            state, detail = "failed", record.get("error", "")
+            state, detail = "failed", record.error or ""
         else:
             state, detail = "pending", ""
         rows.append({"cell": label, "state": state, "detail": detail, "key": key,
-                     "traceback": (record or {}).get("traceback") if state == "failed" else None,
+                     "traceback": record.traceback if state == "failed" and record else None,
                      "path": store.records_dir / entry["record"] if entry.get("record") else None})
     return rows
 

@@ -67,8 +67,12 @@ class OCMIW50Config(OCMConfig):
 @dataclass(frozen=True)
 class DynamicOCMConfig(OCMConfig):
     lambda2: float = 10.0              # expand when |R - R_last| exceeds this (nats); the paper's
-    max_components: int = setting(30, min=1)   # per-stream values are in bench/planning/defaults.py
+    max_components: int = setting(30, min=1)   # per-stream values are declared with the streams (streams/registry.py)
     expansion_k: int = setting(1000, min=1)    # importance samples per component in R
+    # the expansion test (and R_last's update) runs only at a selection with more than this many
+    # before it: the authors' cross-domain code waits for 30 (examples/cross_domain.py); 0: at every
+    # selection, as their other scripts (left out of cells' keys while 0: records before it stand)
+    expansion_after: int = setting(0, min=0, omitted_at_default=True)
 
 
 # --------------------------------------------------------------------------------------- LGM

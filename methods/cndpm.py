@@ -75,11 +75,11 @@ from methods.models.vae import BernoulliVAE
 from streams.stream import binarize
 
 
-def seeded_vae(seed: int, mc_samples: int = 1) -> BernoulliVAE:
+def seeded_vae(seed: int, mc_samples: int = 1, input_dim: int = 784) -> BernoulliVAE:
     """A `BernoulliVAE` initialised from `seed` (the global random state is left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return BernoulliVAE(mc_samples=mc_samples)
+        return BernoulliVAE(input_dim=input_dim, mc_samples=mc_samples)
 
 
 def expert_nll(vae: BernoulliVAE, x: torch.Tensor, samples: int = 1,
@@ -97,10 +97,10 @@ class CNDPMModel(nn.Module):
     and their counts N_k (`counts`, float64). `update_mask[k]`: expert k may be updated now (the
     minimum-usage rule; set by the plugin for each incoming batch)."""
 
-    def __init__(self, mc_samples: int = 1, placeholder_seed: int = 0):
+    def __init__(self, mc_samples: int = 1, placeholder_seed: int = 0, input_dim: int = 784):
         super().__init__()
         self.mc_samples = mc_samples
-        self.placeholder = seeded_vae(placeholder_seed, mc_samples)
+        self.placeholder = seeded_vae(placeholder_seed, mc_samples, input_dim)
         for p in self.placeholder.parameters():
             p.requires_grad_(False)
         self.experts = nn.ModuleList()
@@ -116,7 +116,7 @@ class CNDPMModel(nn.Module):
         return len(self.experts)
 
     def add_expert(self, count: float, seed: int) -> BernoulliVAE:
-        expert = seeded_vae(seed, self.mc_samples).to(self.device)
+        expert = seeded_vae(seed, self.mc_samples, self.placeholder.input_dim).to(self.device)
         self.experts.append(expert)
         self.counts = torch.cat([self.counts, self.counts.new_tensor([float(count)])])
         self.update_mask.append(True)
@@ -215,7 +215,7 @@ class CNDPMPlugin(GenerativePlugin):
 
     def build_model(self, profile) -> CNDPMModel:
         self.model = CNDPMModel(mc_samples=self.config.mc_samples or profile.mc_samples,
-                                placeholder_seed=self.seed)
+                                placeholder_seed=self.seed, input_dim=self.input_dim)
         return self.model
 
     def before_training(self, strategy, **kwargs):
@@ -335,7 +335,7 @@ class CNDPMPlugin(GenerativePlugin):
             "step": strategy.clock.train_iterations if strategy is not None else None,
             "position": self.stream_position, "experts": model.num_experts,
             "components": model.num_components, "stm": size,
-            "buffer": size,   # what bench/reporting/figures.py plots for a method without an LTM
+            "buffer": size,   # what it stores at the event (the timeline contract: bench.record.Timeline)
             "expanded": True})
         if cfg.wake == "harness":
             refresh_optimizer(strategy)   # the new expert's parameters join the main optimizer

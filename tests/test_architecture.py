@@ -2,6 +2,7 @@
 top or inside a function, is checked against the table below. A new import that points up a
 layer (a planner importing the executor, a method importing the harness) fails here."""
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,15 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # layer -> the layers it may import (besides itself). The CLIs (bench.run, bench.report, ...,
 # bench.perf, bench.cli) sit on top and may import anything.
+BENCH_BASE = {"bench", "bench.metrics", "bench.record"}   # the version, the metric registry, the record type
 ALLOWED = {
     "streams": set(),
     "methods.models": {"streams"},
     "methods.core": {"methods.models", "streams"},
     "methods": {"methods.core", "methods.models", "streams"},          # the method modules
-    "bench.planning": {"bench", "methods", "methods.core", "methods.models", "streams"},
-    "bench.evaluation": {"bench", "bench.planning", "methods", "methods.core", "methods.models", "streams"},
-    "bench.execution": {"bench", "bench.planning", "bench.evaluation", "methods", "methods.core", "streams"},
-    "bench.reporting": {"bench", "bench.planning", "methods", "streams"},
+    "bench.metrics": {"bench", "streams"},                             # declarations: pure Python
+    "bench.record": {"bench", "bench.metrics"},                        # a cell's record, typed
+    "bench.planning": BENCH_BASE | {"methods", "methods.core", "methods.models", "streams"},
+    "bench.evaluation": BENCH_BASE | {"bench.planning", "methods", "methods.core", "methods.models", "streams"},
+    "bench.execution": BENCH_BASE | {"bench.planning", "bench.evaluation", "methods", "methods.core", "streams"},
+    "bench.reporting": BENCH_BASE | {"bench.planning", "methods", "streams"},
 }
 LAYERS = sorted(ALLOWED, key=len, reverse=True)
 
@@ -34,8 +38,8 @@ def layer_of(module: str) -> str | None:
     return None
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -49,11 +53,11 @@ def imports(path: Path) -> set[str]:
     return {name for name in found if name.split(".")[0] in ("bench", "methods", "streams")}
 
 
-def violations() -> list[str]:
+def violations(root: Path = ROOT) -> list[str]:
     bad = []
     for package in ("bench", "methods", "streams"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            name = module_name(path)
+        for path in sorted((root / package).rglob("*.py")):
+            name = module_name(path, root)
             layer = layer_of(name)
             if layer is None or layer == "bench":
                 continue   # a CLI (or bench/__init__, which holds the version only)
@@ -70,15 +74,67 @@ def test_layers_depend_only_downward():
     assert violations() == []
 
 
-def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
-    """The checker itself: a planner module that imports the executor is reported."""
-    fake = ROOT / "bench" / "planning" / "_upward_import_probe.py"
-    fake.write_text("from bench.execution.executor import run_cells\n")
-    try:
-        assert violations() == ["bench.planning._upward_import_probe (bench.planning) imports "
-                                "bench.execution.executor (bench.execution)"]
-    finally:
-        fake.unlink()
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """{module: the project's modules it imports}, at the top or inside functions ('from a import b'
+    counts as importing a, and a.b when that is a module)."""
+    paths = {module_name(p, root): p for package in ("bench", "methods", "streams")
+             for p in sorted((root / package).rglob("*.py"))}
+    graph = {}
+    for name, path in paths.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        graph[name] = {m for m in found if m in paths and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or through others (Tarjan's strongly
+    connected components of more than one module)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                found.append(sorted(group))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_two_modules_import_each_other():
+    """No circle of imports, not even one hidden by imports inside functions (planning/grid.py and
+    profiles.py, perf/benchmarks.py and packing.py were one each)."""
+    assert cycles(import_graph()) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_check_catches_an_upward_import(tmp_path):
+    """The checker itself, on a copy of the tree (the repository is never written): a planner
+    module that imports the executor is reported, and nothing else."""
+    for package in ("bench", "methods", "streams"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pt", "__pycache__"))
+    (tmp_path / "bench" / "planning" / "_upward_import_probe.py").write_text(
+        "from bench.execution.executor import run_cells\n")
+    assert violations(tmp_path) == ["bench.planning._upward_import_probe (bench.planning) imports "
+                                    "bench.execution.executor (bench.execution)"]
 
 
 HOOK_PROBE = """

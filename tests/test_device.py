@@ -130,7 +130,7 @@ def test_the_runner_uses_the_gpu_with_several_spawned_workers(tmp_path):
 
 @cuda
 def test_fid_features_and_samples_on_the_gpu_match_the_cpu(tmp_path):
-    from bench.evaluation.cell import cached_extractor, cached_stream
+    from bench.evaluation.caches import cached_extractor, cached_stream
     from bench.evaluation.fid import FIDEvaluator, gaussian_stats
     from methods.models.vae import BernoulliVAE
 

@@ -118,3 +118,73 @@ def test_make_setup_installs_the_project_itself_without_downloads():
     assert "setuptools==" in (ROOT / "requirements.lock").read_text()   # what builds it, from the lock
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"ocm-bench": "bench.cli:main"}
+
+
+def test_the_metrics_index_is_the_registrys():
+    from bench.metrics import index_markdown
+
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    start = text.index("<!-- index: bench.metrics.index_markdown() -->\n")
+    end = text.index("<!-- end of index -->")
+    assert text[start:end].split("\n", 1)[1] == index_markdown()
+
+
+LISTED = re.compile(r"^[\w.+-][\w.+/-]*(/|\.\w+)$")   # a folder 'core/' or a file 'grid.py', 'examples/my_method.py'
+
+
+def architecture_layout() -> tuple[set[str], set[str]]:
+    """(paths listed, folders listed without their files) in docs/architecture.md's layout block:
+    nesting by indentation (2 spaces a level), each line's leading names up to its description."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## The layout", 1)[1].split("```", 2)[1]
+    paths, stack = set(), []   # stack: (indent, folder)
+    for line in block.splitlines()[1:]:
+        indent = len(line) - len(line.lstrip())
+        names = []
+        for token in line.split():
+            if not LISTED.match(token):
+                break
+            names.append(token)
+        if not names:
+            continue   # a description's continuation
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        prefix = stack[-1][1] if stack else ""
+        for name in names:
+            paths.add(prefix + name)
+        if len(names) == 1 and names[0].endswith("/"):
+            stack.append((indent, prefix + names[0]))
+    summarised = {p for p in paths if p.endswith("/") and not any(q != p and q.startswith(p) for q in paths)}
+    return paths, summarised
+
+
+def test_the_architecture_page_lists_the_tree():
+    """docs/architecture.md's layout names every module of bench/, methods/ and streams/ (a folder
+    listed without its files stands for them), and every path it names exists."""
+    paths, summarised = architecture_layout()
+    missing = [p for p in sorted(paths) if not (ROOT / p).exists()]
+    assert missing == [], f"docs/architecture.md lists what is not there: {missing}"
+    unlisted = []
+    for package in ("bench", "methods", "streams"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = str(path.relative_to(ROOT))
+            if path.name in ("__init__.py", "__main__.py") or relative in paths:
+                continue
+            if any(relative.startswith(folder) for folder in summarised):
+                continue
+            unlisted.append(relative)
+    assert unlisted == [], f"docs/architecture.md's layout does not list: {unlisted}"
+
+
+def test_one_version_number():
+    """The package's version is the harness's (pyproject reads bench.HARNESS_VERSION), and the
+    changelog's newest release is it."""
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    from bench import HARNESS_VERSION
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert read_configuration(ROOT / "pyproject.toml", expand=True)["project"]["version"] == HARNESS_VERSION
+    releases = re.findall(r"^## \[(\d[^\]]*)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert releases[0] == HARNESS_VERSION

@@ -145,6 +145,8 @@ def test_the_fidelity_study_page_builds_in_seconds():
     assert page.count('<section class="group" id="p') == 6
     assert 'id="sweep-epochs-nll"' in page and 'id="sweep-steps-per-batch-nll"' in page
     assert "No sample grids" in page and "No FID, KID" in page
+    # the methods' own numbers (Record.extras), read generically: OCM's selections, STM/LTM sizes
+    assert "What the methods recorded of their own" in page and "selections " in page and "ltm_size " in page
 
 
 @pytest.mark.skipif(find_chromium() is None, reason=NO_CHROMIUM)

@@ -1,6 +1,6 @@
 import math
 
-from bench.evaluation.metrics import backward_transfer, forgetting
+from bench.metrics.continual import backward_transfer, forgetting
 
 MATRIX = [[100.0, 300.0, 310.0],
           [130.0, 110.0, 305.0],

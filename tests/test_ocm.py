@@ -117,6 +117,27 @@ def test_expansion_fires_exactly_when_r_moves_more_than_lambda2_below_the_cap():
     assert components == [1, 1, 2, 2, 3, 3] and plugin.expansions == 2
 
 
+def test_the_cross_domain_rule_tests_for_expansion_only_after_its_selections():
+    """expansion_after = 2 (the authors' cross-domain code: 30): the first two selections neither
+    test nor set R_last; the third sets R_last, the fourth may expand. The default (0) tests at
+    every selection, and is left out of a cell's settings (records before it keep their keys)."""
+    model = BernoulliVAE(input_dim=16, hidden=8, latent=2)
+    plugin = ScriptedDynamicOCM([-100, -150, -160], lambda2=10.0, max_components=3, lambda1=2.0,
+                                expansion_after=2)
+    events = []
+    for _ in range(5):
+        plugin.stm, plugin.ltm = torch.rand(20, 16).round(), torch.rand(5, 16).round()
+        plugin.select(model)
+        events.append({k: plugin.timeline[-1].get(k) for k in ("r", "expanded")})
+    assert events[:2] == [{"r": None, "expanded": None}] * 2        # not tested: R_last not set either
+    assert events[2:] == [{"r": -100, "expanded": False}, {"r": -150, "expanded": True},
+                          {"r": -160, "expanded": False}]
+    from methods.core.settings import keyed_values
+
+    assert "expansion_after" not in keyed_values(DynamicOCMConfig())
+    assert keyed_values(DynamicOCMConfig(expansion_after=30))["expansion_after"] == 30
+
+
 def test_after_expansion_only_the_new_component_trains():
     torch.manual_seed(0)
     model = BernoulliVAE()

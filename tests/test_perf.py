@@ -3,8 +3,9 @@ the model's. (Its timings are not asserted: they are benchmark output, not test 
 import pytest
 import torch
 
-from bench.perf.benchmarks import HarnessRun, PlainRun, overhead_pair, vae_iwae_flops
+from bench.perf.benchmarks import overhead_pair, vae_iwae_flops
 from bench.perf.independent import IndependentRun, IndependentVAE
+from bench.perf.runs import HarnessRun, PlainRun
 from bench.planning.profiles import resolve_profile
 from methods.models.vae import BernoulliVAE
 
@@ -30,13 +31,18 @@ def test_the_plain_loop_takes_exactly_those_steps():
     seconds = plain.train([64, 64, 30])
     assert seconds > 0
     steps = {int(state["step"]) for state in plain.optimizer.state.values()}
-    assert steps == {3}
+    assert steps == {3} and plain.steps == 3
 
 
-def test_an_overhead_pair_times_the_three_loops_on_the_same_steps():
-    steps, ours, plain, independent, timer = overhead_pair("ocm", images(4), resolve_profile("smoke"), 0, CPU)
-    assert steps >= 4 and ours > 0 and plain > 0 and independent > 0
-    assert timer is not None   # OCM's selections are timed on their own
+@pytest.mark.parametrize("method", ["ocm", "lgm"])   # the fused step, and an eager method that adds images
+def test_an_overhead_pair_times_the_three_loops_on_the_same_steps(method):
+    """The three loops take as many optimizer steps as the harness's strategy did, on minibatches
+    of the sizes it trained on."""
+    pair = overhead_pair(method, images(4), resolve_profile("smoke"), 0, CPU)
+    assert pair.steps >= 4
+    assert pair.steps_taken == {"harness": pair.steps, "plain": pair.steps, "independent": pair.steps}
+    assert pair.ours > 0 and pair.plain > 0 and pair.independent > 0
+    assert (pair.timer is not None) == (method == "ocm")   # OCM's selections are timed on their own
 
 
 def test_the_independent_vae_is_the_papers_vae_with_its_own_elbo():

@@ -1,11 +1,17 @@
 """Provenance by construction: every setting the evaluation writes in `nll_info` and `fid_info`
-is compared; changing any one of them in one seed's record makes the report refuse to mix."""
+(the provenances the metric registry declares, bench/metrics) is compared; changing any one of them
+in one seed's record makes the report refuse to mix, and the gate refuse to compare it with a
+reference computed the other way."""
 import copy
 import json
 
 import pytest
 
-from bench.reporting.frames import NLL_INFORMATIONAL, SAMPLE_INFORMATIONAL, ReportError, select_cells
+from bench.check import reference_from, refuse_other_provenance
+from bench.metrics import provenances
+from bench.metrics.fid import SAMPLE_PROVENANCE
+from bench.metrics.nll import NLL_PROVENANCE
+from bench.reporting.frames import ReportError, select_cells
 
 FID_INFO = {   # as bench/evaluation/fid.py writes it (a quick-profile Split-Fashion cell)
     "bootstrap": {"interval": "percentile", "level": 0.95, "reps": 200, "seed": 0,
@@ -60,8 +66,13 @@ def with_setting(info: dict, path: tuple, value) -> None:
     info[path[-1]] = value
 
 
-@pytest.mark.parametrize("field, informational", [("fid_info", SAMPLE_INFORMATIONAL), ("nll_info", NLL_INFORMATIONAL)])
-def test_every_written_setting_is_compared(field, informational):
+def test_the_registry_declares_the_two_provenances_the_evaluation_writes():
+    assert [p.field for p in provenances()] == ["nll_info", "fid_info"]
+
+
+@pytest.mark.parametrize("provenance", [SAMPLE_PROVENANCE, NLL_PROVENANCE], ids=lambda p: p.field)
+def test_every_written_setting_is_compared(provenance):
+    field, informational = provenance.field, provenance.informational
     base = [record(0), record(1)]
     select_cells(base, None)   # the same settings: no complaint
     checked = 0
@@ -73,6 +84,30 @@ def test_every_written_setting_is_compared(field, informational):
             continue
         with pytest.raises(ReportError, match="computed differently"):
             select_cells(other, None)
+        checked += 1
+    assert checked >= (14 if field == "fid_info" else 4)
+
+
+@pytest.mark.parametrize("provenance", [SAMPLE_PROVENANCE, NLL_PROVENANCE], ids=lambda p: p.field)
+def test_the_gate_refuses_a_reference_computed_with_any_other_setting(provenance):
+    """The reference's provenance column is the registry's: each written setting changed in the
+    current records (both seeds) makes the gate refuse the comparison (exit 2), not call it a
+    regression; an informational one does not."""
+    field, informational = provenance.field, provenance.informational
+    reference = reference_from(select_cells([record(0), record(1)], None))
+    assert reference["provenance"].notna().all()
+    refuse_other_provenance(reference_from(select_cells([record(0), record(1)], None)), reference)
+    checked = 0
+    for path, value in settings(record(0)[field]):
+        now = [record(0), record(1)]
+        for r in now:
+            with_setting(r[field], path, changed(value))
+        current = reference_from(select_cells(now, None))
+        if path[0] in informational:
+            refuse_other_provenance(current, reference)
+            continue
+        with pytest.raises(ReportError, match="computed differently from the reference"):
+            refuse_other_provenance(current, reference)
         checked += 1
     assert checked >= (14 if field == "fid_info" else 4)
 

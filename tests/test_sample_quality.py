@@ -10,6 +10,7 @@ import torch
 from torchmetrics.image.kid import maximum_mean_discrepancy, poly_kernel
 
 from bench.evaluation import sample_quality as sq
+from bench.evaluation.context import recorded_summaries
 from bench.evaluation.fid import frechet_distance, gaussian_stats
 
 
@@ -92,9 +93,9 @@ def test_prdc_matches_the_definitions_on_overlapping_sets():
 
 def test_forgetting_and_bwt_of_a_higher_is_better_matrix_are_positive_and_negative_when_worse():
     matrix = [[0.9, 0.1], [0.5, 0.8]]   # task 0 dropped from 0.9 to 0.5
-    higher = sq.summaries("precision", matrix, higher_is_better=True)
+    higher = recorded_summaries("precision", matrix)   # the registry: precision is higher-is-better
     assert higher == {"forgetting_precision": pytest.approx(0.4), "bwt_precision": pytest.approx(-0.4)}
-    lower = sq.summaries("kid", [[0.1, 0.0], [0.3, 0.2]])   # KID rose: worse
+    lower = recorded_summaries("kid", [[0.1, 0.0], [0.3, 0.2]])   # KID rose: worse
     assert lower == {"forgetting_kid": pytest.approx(0.2), "bwt_kid": pytest.approx(-0.2)}
 
 
@@ -174,6 +175,7 @@ def test_bootstrap_intervals_are_seeded_and_bracket_the_estimate():
 # ---- a cell ---------------------------------------------------------------------------------------
 
 def test_a_cell_with_fid_records_kid_prdc_intervals_and_provenance(tmp_path, monkeypatch):
+    import bench.evaluation.caches as caches
     import bench.evaluation.cell as cell_module
     from bench.evaluation.features import ClassifierRecipe, classifier_features
     from bench.planning.grid import expand_grid
@@ -181,7 +183,7 @@ def test_a_cell_with_fid_records_kid_prdc_intervals_and_provenance(tmp_path, mon
     from streams.stream import load_stream
 
     extractor = classifier_features(load_stream("mini"), tmp_path / "classifier", ClassifierRecipe(steps=100))
-    monkeypatch.setattr(cell_module, "cached_extractor", lambda name, stream, data_dir: extractor)
+    monkeypatch.setattr(caches, "cached_extractor", lambda name, stream, data_dir: extractor)
     profile = resolve_profile("smoke", ["fid_features=classifier", "fid_samples=200",
                                         "eval_test_per_task=160"])
     cell = expand_grid(["finetune"], ["mini"], [0], profile)[0]

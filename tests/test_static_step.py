@@ -17,7 +17,8 @@ from bench.planning.profiles import resolve_profile
 from bench.run import main
 from methods import get_method
 from methods.core.minibatches import TensorMinibatches
-from methods.core.static_step import WARMUP_STEPS, FusedStep, resolve_step_mode
+from methods.core.static_step import WARMUP_STEPS, FusedStep
+from methods.core.training_step import resolve_training_step
 from methods.core.strategy import GenerativeStrategy, NonFiniteLossError, PluginHooks
 from methods.models.vae import BernoulliVAE, GenerativeLoss
 
@@ -36,8 +37,8 @@ def smoke_cell(method, seed=0, settings=None):
 ])
 def test_the_fused_step_gives_the_eager_loops_numbers_to_the_bit(method, settings):
     cell = smoke_cell(method, settings=settings)
-    eager = train_and_evaluate(cell, device="cpu", step="eager")
-    fused = train_and_evaluate(cell, device="cpu", step="fused")
+    eager = train_and_evaluate(cell, device="cpu", training_step="eager")
+    fused = train_and_evaluate(cell, device="cpu", training_step="fused")
     assert (eager["training_step"], fused["training_step"]) == ("eager", "fused")
     assert fused["nll_matrix"] == eager["nll_matrix"]
     for key in ("gradient_steps", "images_trained", "memory", "components"):
@@ -47,10 +48,15 @@ def test_the_fused_step_gives_the_eager_loops_numbers_to_the_bit(method, setting
 
 @pytest.mark.parametrize("method", ["lgm", "curl", "cndpm", "limix"])
 def test_methods_with_per_step_callbacks_always_train_eager(method):
+    """The method's plugin acts at every step: the predicate says so from the plugins it is given
+    (without the method's plugin it says no), the step that would be captured on a GPU resolves to
+    eager for it, and a cell asked for the fused step trains eager."""
     strategy = strategy_for(method)
-    assert strategy._has_per_step_callbacks(PluginHooks(strategy.plugins))
-    assert resolve_step_mode("auto", torch.device("cuda"), per_step_callbacks=True) == "eager"
-    assert train_and_evaluate(smoke_cell(method), device="cpu", step="fused")["training_step"] == "eager"
+    callbacks = strategy._has_per_step_callbacks(PluginHooks(strategy.plugins))
+    others = [p for p in strategy.plugins if not isinstance(p, get_method(method).plugin_class)]
+    assert callbacks and not strategy._has_per_step_callbacks(PluginHooks(others))
+    assert resolve_training_step("auto", torch.device("cuda"), per_step_callbacks=callbacks) == "eager"
+    assert train_and_evaluate(smoke_cell(method), device="cpu", training_step="fused")["training_step"] == "eager"
 
 
 @pytest.mark.parametrize("method", ["finetune", "first-k", "reservoir", "ocm", "ocm-iw50", "ocm-dynamic", "joint"])
@@ -59,22 +65,23 @@ def test_methods_without_per_step_callbacks_take_the_fused_or_captured_step(meth
     assert not strategy._has_per_step_callbacks(PluginHooks(strategy.plugins))
 
 
-def strategy_for(method, profile="smoke", step="auto"):
+def strategy_for(method, profile="smoke", training_step="auto"):
     spec = get_method(method)
     plugin = spec.plugin_class(spec.config_class(**method_config(spec, "mini", resolve_profile(profile).methods.get(method))))
     model = plugin.build_model(resolve_profile(profile))
-    return GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), plugins=[plugin], step=step)
+    return GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), plugins=[plugin],
+                              training_step=training_step)
 
 
-def test_step_modes_resolve_by_device_and_unknown_ones_list_the_valid_ones(tmp_path, capsys):
-    assert resolve_step_mode("auto", CPU, False) == "fused"
-    assert resolve_step_mode("auto", torch.device("cuda", 0), False) == "graph"
-    assert resolve_step_mode("graph", CPU, False) == "fused"      # no graphs off CUDA
-    assert resolve_step_mode("compiled", CPU, False) == "compiled"
-    assert resolve_step_mode("eager", torch.device("cuda", 0), False) == "eager"
+def test_training_steps_resolve_by_device_and_unknown_ones_list_the_valid_ones(tmp_path, capsys):
+    assert resolve_training_step("auto", CPU, False) == "fused"
+    assert resolve_training_step("auto", torch.device("cuda", 0), False) == "graph"
+    assert resolve_training_step("graph", CPU, False) == "fused"      # no graphs off CUDA
+    assert resolve_training_step("compiled", CPU, False) == "compiled"
+    assert resolve_training_step("eager", torch.device("cuda", 0), False) == "eager"
     with pytest.raises(ValueError, match="valid: auto, eager, fused, graph, compiled"):
         GenerativeStrategy(model=BernoulliVAE(), optimizer=torch.optim.Adam(BernoulliVAE().parameters()),
-                           step="turbo")
+                           training_step="turbo")
     with pytest.raises(SystemExit):
         main(["--methods", "finetune", "--training-step", "turbo", "--out", str(tmp_path)])
     assert "invalid choice: 'turbo'" in capsys.readouterr().err
@@ -95,8 +102,8 @@ class ExplodingVAE(BernoulliVAE):
 
 def test_a_nan_loss_stops_the_fused_step_too():
     model = ExplodingVAE()
-    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), step="fused")
-    strategy.step_mode = "fused"
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), training_step="fused")
+    strategy.training_step = "fused"
     strategy.dataloader = TensorMinibatches(torch.rand(64 * 5, 784), 64, torch.Generator().manual_seed(0))
     with pytest.raises(NonFiniteLossError, match="NaN or infinite at training step 3"):
         strategy.training_epoch()
@@ -107,8 +114,8 @@ def test_the_compiled_step_keeps_the_eager_random_stream():
     """torch.compile with the eager random numbers (inductor's fallback_random): the same
     trajectory within float tolerance. Not faster on the CPU (bench.perf --only step)."""
     cell = smoke_cell("reservoir")
-    eager = train_and_evaluate(cell, device="cpu", step="eager")
-    compiled = train_and_evaluate(cell, device="cpu", step="compiled")
+    eager = train_and_evaluate(cell, device="cpu", training_step="eager")
+    compiled = train_and_evaluate(cell, device="cpu", training_step="compiled")
     assert compiled["training_step"] == "compiled"
     torch.testing.assert_close(torch.tensor(compiled["nll_matrix"]), torch.tensor(eager["nll_matrix"]),
                                rtol=1e-4, atol=1e-3)
@@ -129,11 +136,11 @@ def test_ray_packs_gpu_cells_by_asking_for_a_fraction_of_a_gpu():
     assert executor.ray_gpus_per_cell(None, 4, "auto", {"quick"}, gpus_available=True) == 0     # CPU cells
 
 
-def _fake_cell_process(cell, root, data_dir, device, step, parent, conn):
+def _fake_cell_process(cell, root, data_dir, device, training_step, parent, conn):
     """A worker that holds its slot for a moment and says where and when it ran."""
     start = time.time()
     time.sleep(0.3)
-    conn.send({"status": "done", "device": device, "step": step, "span": (start, time.time())})
+    conn.send({"status": "done", "device": device, "training_step": training_step, "span": (start, time.time())})
     conn.close()
 
 
@@ -149,8 +156,8 @@ def test_the_local_executor_packs_gpu_cells_per_gpu_and_leaves_cpu_cells_alone(t
             pass
 
     outcomes = executor.run_local(gpu_cells + cpu_cells, ResultStore(tmp_path), workers=8, data_dir=None,
-                                  bar=Bar(), device="auto", step="graph", cells_per_gpu=2)
-    assert len(outcomes) == 11 and all(o["step"] == "graph" for o in outcomes.values())
+                                  bar=Bar(), device="auto", training_step="graph", cells_per_gpu=2)
+    assert len(outcomes) == 11 and all(o["training_step"] == "graph" for o in outcomes.values())
     on_gpu = [outcomes[c.key] for c in gpu_cells]
     assert {o["device"] for o in on_gpu} == {"cuda:0", "cuda:1"}
     assert [outcomes[c.key]["device"] for c in cpu_cells] == ["auto", "auto"]   # resolved in the worker
@@ -228,11 +235,11 @@ def test_cells_through_the_emulated_graph_match_fused_cells_to_the_bit(method, s
     from methods.core import static_step, strategy
 
     cell = smoke_cell(method, settings=settings)
-    fused = train_and_evaluate(cell, device="cpu", step="fused")
+    fused = train_and_evaluate(cell, device="cpu", training_step="fused")
     EmulatedGraphs.captures = 0
     monkeypatch.setattr(static_step, "CudaGraphs", EmulatedGraphs)
-    monkeypatch.setattr(strategy, "resolve_step_mode", lambda requested, device, per_step: "graph")
-    graph = train_and_evaluate(cell, device="cpu", step="graph")
+    monkeypatch.setattr(strategy, "resolve_training_step", lambda requested, device, per_step: "graph")
+    graph = train_and_evaluate(cell, device="cpu", training_step="graph")
     assert graph["training_step"] == "graph" and "graph_capture_error" not in graph
     assert graph["graph_captures"] == EmulatedGraphs.captures >= 1 and graph["graph_replays"] > 0
     assert graph["nll_matrix"] == fused["nll_matrix"]
@@ -285,11 +292,11 @@ def test_a_cell_whose_step_cannot_be_captured_says_so_and_keeps_the_fused_number
     from methods.core import static_step, strategy
 
     cell = smoke_cell("ocm-dynamic")   # expands: the rebuilt step must not try to capture again
-    fused = train_and_evaluate(cell, device="cpu", step="fused")
+    fused = train_and_evaluate(cell, device="cpu", training_step="fused")
     monkeypatch.setattr(static_step, "CudaGraphs", UncapturableGraphs)
-    monkeypatch.setattr(strategy, "resolve_step_mode", lambda requested, device, per_step: "graph")
+    monkeypatch.setattr(strategy, "resolve_training_step", lambda requested, device, per_step: "graph")
     with pytest.warns(UserWarning, match="could not be captured") as warned:
-        record = train_and_evaluate(cell, device="cpu", step="graph")
+        record = train_and_evaluate(cell, device="cpu", training_step="graph")
     assert len(warned) == 1
     assert record["training_step"] == "fused" and record["graph_captures"] == 0
     assert record["graph_capture_error"].startswith("RuntimeError: operation not permitted")
@@ -327,8 +334,8 @@ def test_the_captured_step_gives_the_eager_numbers_within_float_tolerance():
 @pytest.mark.parametrize("method", ["reservoir", "ocm", "ocm-dynamic"])
 def test_cells_trained_through_the_graph_match_eager_cells(method):
     cell = smoke_cell(method)
-    eager = train_and_evaluate(cell, device="cuda", step="eager")
-    graph = train_and_evaluate(cell, device="cuda", step="graph")
+    eager = train_and_evaluate(cell, device="cuda", training_step="eager")
+    graph = train_and_evaluate(cell, device="cuda", training_step="graph")
     assert graph["training_step"] == "graph" and graph["graph_replays"] > 0
     if method == "reservoir":   # a data-independent schedule: the same steps, the same trajectory
         assert graph["gradient_steps"] == eager["gradient_steps"]

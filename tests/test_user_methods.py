@@ -39,9 +39,14 @@ class Plugin(GenerativePlugin):
 def registry_guard(monkeypatch):
     """Leave the registry, sys.modules and $OCM_BENCH_IMPORTS as they were (other tests iterate
     over every registered method)."""
-    monkeypatch.delenv(user_methods.ENV_VAR, raising=False)
+    environment_before = os.environ.get(user_methods.ENV_VAR)   # delenv of an absent variable records
+    monkeypatch.delenv(user_methods.ENV_VAR, raising=False)      # nothing to undo: restored below
     methods_before, modules_before = dict(METHODS), set(sys.modules)
     yield
+    if environment_before is None:
+        os.environ.pop(user_methods.ENV_VAR, None)
+    else:
+        os.environ[user_methods.ENV_VAR] = environment_before
     for name in set(METHODS) - set(methods_before):
         del METHODS[name]
     METHODS.update(methods_before)

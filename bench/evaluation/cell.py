@@ -7,7 +7,6 @@ scored on every task's test set j: NLL[t, j]. The final NLL is over the union of
 """
 from __future__ import annotations
 
-import functools
 import random
 import time
 import traceback
@@ -18,43 +17,22 @@ import torch
 
 from bench import HARNESS_VERSION
 from bench.evaluation.allocator import keep_freed_memory
+from bench.evaluation.caches import cached_stream
+from bench.evaluation.context import EvaluationContext, evaluation_classes
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
-from bench.evaluation.features import get_extractor
-from bench.evaluation.fid import FIDEvaluator
 from bench.evaluation.images import save_grids
-from bench.evaluation.metrics import backward_transfer, forgetting
-from bench.evaluation.nll import nll_row
 from bench.planning.grid import Cell
+from bench.record import CORE_FIELDS, Record, metric_field_names
 from methods import get_method
 from methods.core.strategy import GenerativeStrategy
 from methods.core.task_length import resolve_task_lengths, task_length_fields
-from methods.models.native import decoder as decoder_inference
 from streams.benchmark import online_experiences, task_benchmark
-from streams.datasets import resolve_data_dir
-from streams.stream import load_stream
-
-
-@functools.lru_cache(maxsize=4)
-def cached_stream(name: str, data_dir):
-    """Streams loaded once per process (the runner loads them before forking its workers)."""
-    return load_stream(name, data_dir)
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-@functools.lru_cache(maxsize=4)
-def cached_extractor(name: str, stream_name: str, data_dir):
-    """FID feature extractors, built (a classifier trained) once per process."""
-    return get_extractor(name, cached_stream(stream_name, data_dir), cache_dir(data_dir))
-
-
-def cache_dir(data_dir) -> Path:
-    """Where FID classifiers and real-set statistics are cached (inside the data directory)."""
-    return resolve_data_dir(data_dir) / "cache"
 
 
 def training_optimizer(model: torch.nn.Module, profile, device: torch.device) -> torch.optim.Adam:
@@ -67,7 +45,7 @@ def training_optimizer(model: torch.nn.Module, profile, device: torch.device) ->
 
 
 def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
-                       device: str = "auto", step: str = "auto", on_trained=None) -> dict:
+                       device: str = "auto", training_step: str = "auto", on_trained=None) -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
 
     The model, the memories, the test sets and every random draw live on `device` (bench.evaluation.device);
@@ -88,6 +66,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     task_length = round(sum(map(len, train_sets)) / n_tasks)   # what "one task's length" means here
     config = resolve_task_lengths(spec.config_class(**cell.method_config), task_length)
     plugin = spec.plugin_class(config, seed=cell.seed)
+    plugin.image_shape = tuple(train_sets[0].shape[1:])   # the stream's: the models' input size
     model = plugin.build_model(profile).to(where)
     optimizer = training_optimizer(model, profile, where)
     # The schedule: E passes over what the method trains on (the paper's), or matched compute
@@ -95,20 +74,19 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     epochs = 1 if profile.steps_per_batch else plugin.train_epochs(profile)
     strategy = GenerativeStrategy(model=model, optimizer=optimizer, train_epochs=epochs,
                                   train_mb_size=profile.batch_size, plugins=[plugin], seed=cell.seed,
-                                  device=where, steps_per_batch=profile.steps_per_batch, step=step)
+                                  device=where, steps_per_batch=profile.steps_per_batch,
+                                  training_step=training_step)
 
     test_sets = [stream.test_images(t, profile.eval_test_per_task) for t in range(n_tasks)]
     benchmark = task_benchmark(train_sets, test_sets)
     test_sets = [x.to(where) for x in test_sets]
     eval_generator = torch.Generator(where).manual_seed(cell.seed)
-    fid = None
-    if profile.fid_features:
-        extractor = cached_extractor(profile.fid_features, cell.stream, data_dir).on(where)
-        fid = FIDEvaluator(extractor, f"{cell.stream}-{stream.spec.test_binarization_seed}", test_sets,
-                           profile.fid_samples, cache_dir(data_dir))
-    fid_matrix, fid_final, fid_seconds, pictures = [], None, 0.0, []
+    # The metric families' evaluations (bench/metrics: NLL, then FID/KID/PRDC when the profile has
+    # FID features), each scoring the model after every task segment, in the registry's order.
+    context = EvaluationContext(cell, stream, test_sets, where, data_dir)
+    evaluations = [evaluation(context) for evaluation in evaluation_classes(profile)]
 
-    matrix, best_matrix, train_seconds, eval_seconds, last_row = [], [], 0.0, 0.0, None
+    train_seconds, segments, pictures = 0.0, 0, []
     for task_experience in benchmark.train_stream:
         start = time.perf_counter()
         if spec.needs_task_boundaries:
@@ -118,33 +96,18 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
                 strategy.train(batch_experience)
         train_seconds += time.perf_counter() - start
 
-        start = time.perf_counter()
-        last_row = nll_row(model, test_sets, profile.eval_k, eval_generator)
-        matrix.append([float(v.mean()) for v in last_row.mixture])
-        best_matrix.append([float(v.mean()) for v in last_row.best_component])
-        eval_seconds += time.perf_counter() - start
-
-        if fid is not None:
-            start = time.perf_counter()
-            row, fid_final = fid.row(model, eval_generator)
-            fid_matrix.append(row)
-            fid_seconds += time.perf_counter() - start
+        for evaluation in evaluations:
+            evaluation.after_segment(model, eval_generator)
         if profile.sample_grids and artifact_dir is not None:
-            pictures += save_grids(model, test_sets, artifact_dir, len(matrix) - 1, eval_generator)
+            pictures += save_grids(model, test_sets, artifact_dir, segments, eval_generator)
+        segments += 1
 
     if on_trained is not None:
         on_trained(model, stream)
+    measured = [evaluation.fields() for evaluation in evaluations]
+    extras = method_extras(plugin)
     return {
-        "nll": float(torch.cat(last_row.mixture).mean()),
-        "nll_best_component": float(torch.cat(last_row.best_component).mean()),
-        # the test-set sampling error of the final NLL: std over test images / sqrt(images)
-        "nll_se": standard_error(torch.cat(last_row.mixture)),
-        "nll_best_component_se": standard_error(torch.cat(last_row.best_component)),
-        "nll_info": nll_info(profile, stream, test_sets, where),
-        "nll_matrix": matrix,
-        "nll_best_component_matrix": best_matrix,
-        "forgetting_nll": forgetting(matrix),
-        "bwt_nll": backward_transfer(matrix),
+        **measured[0],   # the NLL's (the first family: every profile runs it)
         "test_sizes": [len(x) for x in test_sets],
         "train_sizes": [len(x) for x in train_sets],
         # task-length settings ("task", "task*X") as the image counts this cell ran with
@@ -158,35 +121,26 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "components": plugin.num_components(model),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
         "iterations": strategy.clock.train_iterations,
         "device": describe(where),
         "cpu_kernels": cpu_kernels(),
-        "training_step": strategy.step_mode,
+        "training_step": strategy.training_step,
         **strategy.step_stats(),
-        "nll_decoder_form": decoder_inference.form(where),
-        **plugin.extra_stats(),
-        **({"fid": fid_final, "fid_matrix": fid_matrix, "forgetting_fid": forgetting(fid_matrix),
-            "bwt_fid": backward_transfer(fid_matrix), "fid_seconds": fid_seconds,
-            "fid_offset": fid.offset_used,
-            **fid.summary(cell.seed, stream.spec.test_binarization_seed)} if fid is not None else {}),
+        **extras,
+        **{k: v for fields in measured[1:] for k, v in fields.items()},   # FID/KID/PRDC, when run
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
 
 
-def standard_error(values: torch.Tensor) -> float:
-    """std / sqrt(n) of per-image values (float64): how much the mean would move with another
-    draw of as many test images."""
-    values = values.double()
-    return float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
-
-
-def nll_info(profile, stream, test_sets, device) -> dict:
-    """What the NLL numbers were computed with: reports and the gate never put side by side
-    numbers whose provenance differs (bench/reporting/frames.py)."""
-    return {"estimator": f"IWAE-{profile.eval_k}", "test_images": [len(x) for x in test_sets],
-            "binarization_seed": stream.spec.test_binarization_seed, "dtype": "float32",
-            "decoder_form": decoder_inference.form(device)}
+def method_extras(plugin) -> dict:
+    """The method's own numbers (`extra_stats()`), the record's `extras`: a key that is a field of
+    the record or of a metric is refused (it would overwrite what the harness measured)."""
+    extras = plugin.extra_stats()
+    taken = sorted(set(extras) & (set(CORE_FIELDS) | metric_field_names() | {"timeline", "schema_version"}))
+    if taken:
+        raise ValueError(f"{type(plugin).__name__}.extra_stats() returns {', '.join(taken)}: the record's own "
+                         "fields; give them other names")
+    return extras
 
 
 def record_header(cell: Cell) -> dict:
@@ -198,16 +152,16 @@ def record_header(cell: Cell) -> dict:
 
 
 def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto",
-             step: str = "auto") -> dict:
+             training_step: str = "auto") -> Record:
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
     record."""
     record = record_header(cell)
     start = time.time()
     try:
-        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, step), status="done")
+        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, training_step), status="done")
     except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
         record.update(status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8))
     record["wall_seconds"] = time.time() - start
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    return record
+    return Record.from_json(record)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.planning.defaults import GPU_PROFILES
+from methods.core.labels import base_name
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +30,7 @@ class DeviceUnavailableError(RuntimeError):
 
 def base_profile(profile_name: str) -> str:
     """'paper[epochs=2]' -> 'paper' (overridden profiles keep their base's device preference)."""
-    return profile_name.split("[", 1)[0]
+    return base_name(profile_name)
 
 
 def prefers_gpu(profile_name: str) -> bool:

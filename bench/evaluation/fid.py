@@ -27,6 +27,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy.linalg import LinAlgWarning
 
 from bench.evaluation import sample_quality as sq
+from bench.evaluation.context import EvaluationContext, recorded_summaries
 from bench.evaluation.features import FeatureExtractor, refuse_cache
 from streams.files import atomic_path
 from streams.stream import binarize
@@ -148,7 +149,7 @@ class FIDEvaluator:
             rows = self.matrices[name]
             out[name] = rows[-1][-1]
             out[f"{name}_matrix"] = [r[:-1] for r in rows]
-            out.update(sq.summaries(name, out[f"{name}_matrix"], name in sq.HIGHER_IS_BETTER))
+            out.update(recorded_summaries(name, out[f"{name}_matrix"]))
         out["kid_std"] = self.matrices["kid_std"][-1][-1]
         start = time.perf_counter()
         out.update(sq.bootstrap_intervals(self.real_features[-1], self.last_fake, seed))
@@ -170,6 +171,33 @@ class FIDEvaluator:
         return {**self.info, "real_per_task": [len(f) for f in self.real_features[:-1]],
                 "real_overall": len(self.real_features[-1]), **settings,
                 "test_binarization_seed": test_binarization_seed}
+
+
+class SampleQualityEvaluation:
+    """The sample-quality family's evaluation (bench/metrics/fid.py, kid.py, prdc.py): FID[t, j], KID
+    and PRDC rows after every task segment on one set of samples; the record's fields at the end."""
+
+    def __init__(self, context: EvaluationContext):
+        from bench.evaluation.caches import cache_dir, cached_extractor
+
+        c, profile = context, context.profile
+        extractor = cached_extractor(profile.fid_features, c.cell.stream, c.data_dir).on(c.device)
+        self.context = context
+        self.evaluator = FIDEvaluator(extractor, f"{c.cell.stream}-{c.stream.spec.test_binarization_seed}",
+                                      c.test_sets, profile.fid_samples, cache_dir(c.data_dir))
+        self.matrix, self.final, self.seconds = [], None, 0.0
+
+    def after_segment(self, model, generator: torch.Generator) -> None:
+        start = time.perf_counter()
+        row, self.final = self.evaluator.row(model, generator)
+        self.matrix.append(row)
+        self.seconds += time.perf_counter() - start
+
+    def fields(self) -> dict:
+        c = self.context
+        return {"fid": self.final, "fid_matrix": self.matrix, **recorded_summaries("fid", self.matrix),
+                "fid_seconds": self.seconds, "fid_offset": self.evaluator.offset_used,
+                **self.evaluator.summary(c.cell.seed, c.stream.spec.test_binarization_seed)}
 
 
 def cache_path(kind: str, extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],

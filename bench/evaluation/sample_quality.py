@@ -14,8 +14,8 @@
   self-similarity k(x, x) and bias the replicates upward): the kernel matrices are torchmetrics'
   `poly_kernel`, computed once in blocks, and each replicate is a weighting of them by its resample
   counts. Its sampling variance is that of the subset KID up to the subsets' Monte-Carlo noise.
-- Forgetting / BWT of higher-is-better matrices (`summaries(..., higher_is_better=True)`): those
-  of bench.evaluation.metrics on -M, so positive forgetting and negative BWT still mean worse.
+- Forgetting / BWT of every matrix: bench/metrics/continual.py (those of a higher-is-better
+  matrix are taken on -M, so positive forgetting and negative BWT still mean worse).
 """
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ import torch
 from prdc import compute_prdc
 from threadpoolctl import threadpool_limits
 from torchmetrics.image.kid import poly_kernel, poly_mmd
-
-from bench.evaluation.metrics import backward_transfer, forgetting
 
 # torchmetrics' subset size and degree; 10 subsets instead of its 100 and its float32: KID is
 # computed 30 times per 5-task cell (each task and overall, after each task), and 100 float64
@@ -86,13 +84,6 @@ def prdc(real, fake, nearest_k: int = PRDC_NEAREST_K) -> dict[str, float]:
         values = compute_prdc(np.asarray(real, dtype=np.float32), np.asarray(fake, dtype=np.float32),
                               nearest_k)
     return {k: float(v) for k, v in values.items()}
-
-
-def summaries(name: str, matrix, higher_is_better: bool = False) -> dict:
-    """forgetting_<name> and bwt_<name> of M[t, j]; for a higher-is-better metric they are taken on
-    -M, so that (as for NLL and FID) positive forgetting and negative BWT mean worse."""
-    m = -np.asarray(matrix, dtype=float) if higher_is_better else matrix
-    return {f"forgetting_{name}": forgetting(m), f"bwt_{name}": backward_transfer(m)}
 
 
 # ---- bootstrap ---------------------------------------------------------------------------------

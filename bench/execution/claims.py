@@ -163,6 +163,11 @@ def live_claims(root: Path, stale_after: float | None = None) -> dict[str, dict]
     return out
 
 
+def describe_holder(info: dict) -> str:
+    """'pid 123 on host': who holds a claim (its owner info, as `live_claims` gives it)."""
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+
+
 def release_if_owned_by(path: Path, pid: int) -> None:
     """Remove a claim left by worker `pid` (a worker the runner saw die)."""
     if owner(path).get("pid") == pid:

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from bench.evaluation.cell import record_header, run_cell
+from bench.execution import EXECUTORS
 from bench.evaluation.device import prefers_gpu
 from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.reaper import start_reaper
@@ -28,14 +29,13 @@ from bench.execution.store import ResultStore
 from bench.planning.grid import Cell
 from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
 
-EXECUTORS = ("local", "ray", "slurm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", step: str = "auto") -> dict:
+def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", training_step: str = "auto") -> dict:
     """Run one cell unless it is done or claimed by a live worker; returns its outcome.
-    `device` is resolved here, in the worker (bench.evaluation.device); `step` is how a training
-    step runs (methods/core/static_step.py)."""
+    `device` is resolved here, in the worker (bench.evaluation.device); `training_step` is how a
+    training step runs (methods/core/training_step.py)."""
     torch.set_num_threads(1)
     store = ResultStore(root)
     if store.is_done(cell):
@@ -47,13 +47,13 @@ def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", ste
         if store.is_done(cell):   # finished by another runner between our check and our claim
             return {"status": "done", "skipped": True}
         store.log_execution(cell)
-        record = run_cell(cell, data_dir, store.artifact_dir(cell), device, step)
+        record = run_cell(cell, data_dir, store.artifact_dir(cell), device, training_step)
         try:
             store.save(cell, record)
         except OSError as err:   # e.g. a full disk: no record is left, the next run reruns the cell
             return {"status": "failed", "error": f"its record could not be written: {err}"}
         store.log_execution(cell, "saved")
-    return {"status": record["status"], "error": record.get("error")}
+    return {"status": record.status, "error": record.error}
 
 
 def _failed(err: BaseException) -> dict:
@@ -77,7 +77,7 @@ def die_with_parent() -> None:
         pass
 
 
-def _cell_process(cell: Cell, root: str, data_dir, device: str, step: str, parent: int, conn) -> None:
+def _cell_process(cell: Cell, root: str, data_dir, device: str, training_step: str, parent: int, conn) -> None:
     # Ctrl-C reaches every process of the terminal's group: the runner handles it (it kills its
     # workers and says how to resume); a worker printing its own KeyboardInterrupt would only add
     # a traceback per cell
@@ -86,7 +86,7 @@ def _cell_process(cell: Cell, root: str, data_dir, device: str, step: str, paren
     if os.getppid() != parent:   # the runner died before the line above took effect
         os._exit(1)
     torch.set_num_threads(1)
-    conn.send(execute_cell(cell, root, data_dir, device, step))
+    conn.send(execute_cell(cell, root, data_dir, device, training_step))
     conn.close()
 
 
@@ -147,7 +147,7 @@ def visible_gpus() -> int:
 
 
 def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: str = "auto",
-              step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
+              training_step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
     """In-process for one worker, else one process per cell, at most `workers` at a time: forked
     (they share the loaded streams), or spawned when cells may use CUDA, which cannot be
     initialised in a forked child. GPU cells are packed `cells_per_gpu` per GPU, each started on
@@ -165,7 +165,7 @@ def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: st
 
     if workers <= 1 or len(cells) <= 1:
         for cell in cells:
-            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, place(cell, list(slots))[0], step)
+            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, place(cell, list(slots))[0], training_step)
             bar.update()
         return outcomes
     context = multiprocessing.get_context(worker_start_method(device, cells))
@@ -180,7 +180,7 @@ def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: st
                 cell = queue.pop(index)
                 receive, send = context.Pipe(duplex=False)
                 process = context.Process(target=_cell_process, daemon=True,
-                                          args=(cell, str(store.root), data_dir, where, step, os.getpid(), send))
+                                          args=(cell, str(store.root), data_dir, where, training_step, os.getpid(), send))
                 process.start()
                 send.close()
                 running[process.sentinel] = (process, cell, receive, where if slot else None)
@@ -227,7 +227,7 @@ def ray_gpus_per_cell(gpus_per_cell: float | None, cells_per_gpu: int | None, de
 
 def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,
             cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
-            device: str = "auto", step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
+            device: str = "auto", training_step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
     """One Ray task per cell; joins `address` if given, else starts a local Ray with `workers` CPUs.
     Each task asks for `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (fractions share a GPU:
     `cells_per_gpu` N asks for 1/N); Ray hides the GPUs a task did not ask for, so `auto` then
@@ -244,7 +244,7 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
         gpus_per_cell = ray_gpus_per_cell(gpus_per_cell, cells_per_gpu, device, {c.profile.name for c in cells},
                                           ray.cluster_resources().get("GPU", 0) > 0)
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(execute_cell)
-        pending = {task.remote(c, str(store.root), data_dir, device, step): c for c in cells}
+        pending = {task.remote(c, str(store.root), data_dir, device, training_step): c for c in cells}
         outcomes = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -263,7 +263,7 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
 
 def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = None,
               time_minutes: int = 60, gpus_per_cell: float | None = None, cluster: str | None = None,
-              poll_seconds: float = 2.0, device: str = "auto", step: str = "auto",
+              poll_seconds: float = 2.0, device: str = "auto", training_step: str = "auto",
               cells_per_gpu: int | None = None) -> dict[str, dict]:
     """A Slurm job array, one task per cell (submitit); `cluster="local"` runs them locally.
     Without a GPU count, a job asks for one GPU when the cells are GPU work (`--device cuda`, or
@@ -280,7 +280,7 @@ def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = 
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
     jobs = executor.map_array(execute_cell, cells, [str(store.root)] * len(cells), [data_dir] * len(cells),
-                              [device] * len(cells), [step] * len(cells))
+                              [device] * len(cells), [training_step] * len(cells))
     outcomes, waiting = {}, dict(zip(jobs, cells))
     while waiting:
         for job in [j for j in waiting if j.done()]:
@@ -296,21 +296,21 @@ def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = 
 
 
 def run_cells(cells: list[Cell], store: ResultStore, workers: int, data_dir=None,
-              progress: bool = True, executor: str = "local", device: str = "auto", step: str = "auto",
+              progress: bool = True, executor: str = "local", device: str = "auto", training_step: str = "auto",
               cells_per_gpu: int | None = None, **options) -> dict[str, dict]:
     """Run `cells` on `executor` with `device` (auto | cpu | cuda[:N], resolved in each worker),
-    training steps run as `step` (methods/core/static_step.py) and GPU cells packed
+    training steps run as `training_step` (methods/core/training_step.py) and GPU cells packed
     `cells_per_gpu` per GPU; returns {cell key: outcome} for each one."""
     bar = tqdm(total=len(cells), desc=f"cells ({executor})", unit="cell", file=sys.stderr,
                disable=not progress)
     try:
         if executor == "local":
-            return run_local(cells, store, workers, data_dir, bar, device, step, cells_per_gpu)
+            return run_local(cells, store, workers, data_dir, bar, device, training_step, cells_per_gpu)
         if executor == "ray":
-            return run_ray(cells, store, workers, data_dir, bar, device=device, step=step,
+            return run_ray(cells, store, workers, data_dir, bar, device=device, training_step=training_step,
                            cells_per_gpu=cells_per_gpu, **options)
         if executor == "slurm":
-            return run_slurm(cells, store, data_dir, bar, device=device, step=step,
+            return run_slurm(cells, store, data_dir, bar, device=device, training_step=training_step,
                              cells_per_gpu=cells_per_gpu, **options)
         raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     finally:

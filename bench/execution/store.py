@@ -1,10 +1,12 @@
 """The result store: one JSON record per grid cell, written atomically.
 
-`<out>/records/<stream>__<method>__seed<seed>__<key>.json`. A record is written to a temporary file
-in the same folder and renamed into place, so an interrupted run never leaves a half record; a
+`<out>/records/<stream>__<method>__seed<seed>__<key>.json`: a `bench.record.Record`'s JSON (written
+by `save`, read by `read`: the one place records meet the disk). A record is written to a temporary
+file in the same folder and renamed into place, so an interrupted run never leaves a half record; a
 cell whose record says "done" is finished, a "failed" one is run again. A record file that does
-not read as a JSON record (a full disk, a hand edit) is moved into `records/corrupt/` with a
-one-line warning, and its cell counts as not done: the next run reruns it.
+not read as a record (a full disk, a hand edit) is moved into `records/corrupt/` with a one-line
+warning, and its cell counts as not done: the next run reruns it. A record of a newer schema than
+this harness reads is left where it is, with a warning, and not counted.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from bench.planning.grid import Cell
+from bench.record import SCHEMA_VERSION, Record, RecordError, as_record
 from streams.files import atomic_path
 
 
@@ -31,21 +34,28 @@ class ResultStore:
         """Pictures of the cell live next to its record: images/<record name>/."""
         return self.root / "images" / self.path(cell).stem
 
-    def load(self, cell: Cell) -> dict | None:
+    def load(self, cell: Cell) -> Record | None:
         return self.read(self.path(cell))
 
-    def read(self, path: Path) -> dict | None:
+    def read(self, path: Path) -> Record | None:
         """The record at `path`; None if there is none, or if it is corrupt (then moved aside)."""
         try:
-            record = json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (ValueError, UnicodeDecodeError):   # JSONDecodeError is a ValueError
-            record = None
-        if isinstance(record, dict) and "status" in record:
-            return record
-        self.quarantine(path)
-        return None
+            data = None
+        newer = isinstance(data, dict) and isinstance(data.get("schema_version"), int) \
+            and data["schema_version"] > SCHEMA_VERSION
+        if newer:
+            print(f"warning: {path} was written by a newer harness (record schema {data['schema_version']}); "
+                  "not read", file=sys.stderr)
+            return None
+        try:
+            return Record.from_json(data)
+        except (RecordError, TypeError):
+            self.quarantine(path)
+            return None
 
     def quarantine(self, path: Path) -> None:
         """Move a corrupt record into records/corrupt/ (kept for inspection), with a warning."""
@@ -60,12 +70,13 @@ class ResultStore:
 
     def is_done(self, cell: Cell) -> bool:
         record = self.load(cell)
-        return record is not None and record.get("status") == "done"
+        return record is not None and record.done
 
-    def save(self, cell: Cell, record: dict) -> Path:
+    def save(self, cell: Cell, record: Record | dict) -> Path:
+        """Write `record` (a Record, or the JSON object of one) as the cell's record."""
         path = self.path(cell)
         with atomic_path(path, suffix=".json", durable=True) as tmp, open(tmp, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
+            json.dump(as_record(record).to_json(), f, indent=1, sort_keys=True)
         return path
 
     def log_execution(self, cell: Cell, event: str = "started") -> None:
@@ -101,7 +112,7 @@ class ResultStore:
             print(f"warning: {path} is not valid JSON; treated as empty", file=sys.stderr)
             return {}
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[Record]:
         """Every record in the store (done and failed)."""
         if not self.records_dir.exists():
             return []

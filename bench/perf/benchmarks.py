@@ -23,127 +23,33 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tabulate import tabulate
 
 from bench.evaluation.allocator import keep_freed_memory
-from bench.evaluation.cell import training_optimizer
 from bench.perf.independent import IndependentRun
-from bench.planning.grid import method_config
+from bench.perf.packing import packing_rows
+from bench.perf.runs import CPU, HarnessRun, PlainRun, mini_images, synchronize
 from bench.planning.profiles import resolve_profile
-from methods import get_method
-from methods.core.strategy import GenerativeStrategy
 from methods.models.vae import BernoulliVAE
-from methods.ocm import OCMPlugin
-from streams.benchmark import online_experiences, task_benchmark
-from streams.stream import binarize, load_stream
 
-
-class EventTimer:
-    """Wraps a plugin method, accumulating its wall time and call count."""
-
-    def __init__(self, obj, name):
-        self.seconds, self.calls, original = 0.0, 0, getattr(obj, name)
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.calls += 1
-        setattr(obj, name, timed)
-
-
-CPU = torch.device("cpu")
 MIN_SECONDS = 20.0   # least wall time spent on the pairs of one overhead measurement
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so that wall-clock timings are honest."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+class OverheadPair(NamedTuple):
+    steps: int                  # the harness's steps (minibatches), which the other loops repeat
+    ours: float                 # seconds: the harness
+    plain: float                # a plain PyTorch loop
+    independent: float          # the independent implementation (bench/perf/independent.py)
+    timer: object               # OCM's selections, timed on their own (None for other methods)
+    steps_taken: dict           # {loop: optimizer steps it took}: the same for the three
 
 
-class HarnessRun:
-    """One method through our strategy + plugin, an experience (online batch) at a time.
-
-    Says the size of every minibatch it trained on, so that the plain loops can take the same
-    steps: from the model's forward when the strategy ran eager (a method may add generated images
-    to a minibatch, LGM and CURL do), else from the experience's minibatch plan (a captured step
-    runs the model's forward hooks only when it is captured; fused steps train the plan as is)."""
-
-    def __init__(self, method: str, images: torch.Tensor, profile, seed: int = 0,
-                 device: torch.device = CPU, step: str = "auto"):
-        spec = get_method(method)
-        plugin = spec.plugin_class(spec.config_class(**method_config(spec, "mini", profile.methods.get(method))),
-                                   seed=seed)
-        torch.manual_seed(seed)
-        model = plugin.build_model(profile).to(device)
-        self.strategy = GenerativeStrategy(
-            model=model, optimizer=training_optimizer(model, profile, device),
-            train_epochs=profile.epochs, train_mb_size=profile.batch_size, plugins=[plugin],
-            seed=seed, device=device, step=step)
-        self.forward_sizes: list[int] = []
-        model.register_forward_pre_hook(lambda _module, args: self.forward_sizes.append(len(args[0])))
-        self.timer = EventTimer(plugin, "select") if isinstance(plugin, OCMPlugin) else None
-        self.loader = None   # the experience's minibatch plan (the strategy drops it after training)
-        make_loader = self.strategy.make_train_dataloader
-
-        def keep_loader(**kwargs):
-            make_loader(**kwargs)
-            self.loader = self.strategy.dataloader
-
-        self.strategy.make_train_dataloader = keep_loader
-        self.experiences = list(online_experiences(task_benchmark([images], [images[:1]]).train_stream[0]))
-        self.device = device
-
-    def train(self, experience) -> tuple[list[int], float]:
-        """(minibatch sizes, seconds) of training on one experience, selection events excluded.
-        The sizes are read from the experience's minibatch plan (a captured step runs the model's
-        forward hooks only when it is captured)."""
-        events = self.timer.seconds if self.timer else 0.0
-        first = len(self.forward_sizes)
-        synchronize(self.device)
-        start = time.perf_counter()
-        self.strategy.train(experience)
-        synchronize(self.device)
-        seconds = time.perf_counter() - start - ((self.timer.seconds - events) if self.timer else 0.0)
-        if self.strategy.step_mode == "eager":
-            return self.forward_sizes[first:], seconds
-        return self.loader.batch_sizes() * self.strategy.train_epochs, seconds
-
-
-class PlainRun:
-    """The same training steps in a plain PyTorch loop: a random minibatch of the same size from
-    the same images, freshly binarized; the same model, loss, optimizer and device."""
-
-    def __init__(self, images: torch.Tensor, profile, seed: int = 0, device: torch.device = CPU):
-        torch.manual_seed(seed)
-        self.generator = torch.Generator(device).manual_seed(seed)
-        self.images = images.to(device)
-        self.model = BernoulliVAE(mc_samples=profile.mc_samples).to(device)
-        self.optimizer = training_optimizer(self.model, profile, device)
-        self.device = device
-
-    def train(self, batch_sizes: list[int]) -> float:
-        synchronize(self.device)
-        start = time.perf_counter()
-        for size in batch_sizes:
-            idx = torch.randint(len(self.images), (size,), generator=self.generator, device=self.device)
-            x = binarize(self.images[idx], self.generator)
-            self.optimizer.zero_grad()
-            loss = self.model(x).mean()
-            loss.backward()
-            self.optimizer.step()
-        synchronize(self.device)
-        return time.perf_counter() - start
-
-
-def overhead_pair(method: str, images: torch.Tensor, profile, seed: int, device: torch.device):
-    """(steps, harness seconds, plain seconds, independent seconds, event timer), the three loops
-    interleaved per experience (the independent one: bench/perf/independent.py).
+def overhead_pair(method: str, images: torch.Tensor, profile, seed: int, device: torch.device) -> OverheadPair:
+    """The three loops' seconds on the same steps, interleaved per experience (the independent one:
+    bench/perf/independent.py), and the steps each took.
 
     The machine's speed drifts by 10-20% over seconds (a shared host), so two whole runs one after
     the other disagree by that much; alternating every experience (1-10 steps, tens of ms) exposes
@@ -157,13 +63,9 @@ def overhead_pair(method: str, images: torch.Tensor, profile, seed: int, device:
         plain_seconds += plain.train(sizes)
         independent_seconds += independent.train(sizes)
         steps += len(sizes)
-    return steps, ours_seconds, plain_seconds, independent_seconds, ours.timer
-
-
-def mini_images(batches: int) -> torch.Tensor:
-    """The first `batches` x 64 training images of `mini` (seed 0's order)."""
-    stream = load_stream("mini")
-    return torch.cat([stream.train_images(t, 0) for t in range(len(stream.tasks))])[:batches * 64]
+    taken = {"harness": ours.strategy.clock.train_iterations, "plain": plain.steps,
+             "independent": len(independent.losses)}
+    return OverheadPair(steps, ours_seconds, plain_seconds, independent_seconds, ours.timer, taken)
 
 
 def training_overhead(methods, batches: int, repeats: int, profile_name: str = "quick",
@@ -177,7 +79,7 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
         # At least `repeats` runs, and at least MIN_SECONDS of them: a finetune run is 40 steps
         # (half a second), too short for one run to say much on a noisy machine.
         while r < repeats or time.perf_counter() - started < MIN_SECONDS:
-            steps, ours, plain, independent, events = overhead_pair(method, images, profile, r, device)
+            steps, ours, plain, independent, events, _ = overhead_pair(method, images, profile, r, device)
             per_step.append((ours / steps * 1e3, plain / steps * 1e3, independent / steps * 1e3))
             ratios.append(plain / ours)
             independent_ratios.append(independent / ours)
@@ -191,7 +93,7 @@ def training_overhead(methods, batches: int, repeats: int, profile_name: str = "
     return rows
 
 
-def step_modes(methods, batches: int, profile_name: str, device: torch.device, modes) -> list[list]:
+def training_steps(methods, batches: int, profile_name: str, device: torch.device, modes) -> list[list]:
     """ms per training step of each step mode (methods/core/static_step.py), the modes' runs of
     one method interleaved experience by experience (against drift); each run's first experience
     (capture, compilation) is left out."""
@@ -199,7 +101,7 @@ def step_modes(methods, batches: int, profile_name: str, device: torch.device, m
     images = mini_images(batches)
     rows = []
     for method in methods:
-        runs = {mode: HarnessRun(method, images, profile, 0, device, step=mode) for mode in modes}
+        runs = {mode: HarnessRun(method, images, profile, 0, device, training_step=mode) for mode in modes}
         totals = {mode: [0, 0.0] for mode in modes}
         for i, experience in enumerate(runs[modes[0]].experiences):
             for mode, run in runs.items():
@@ -211,7 +113,7 @@ def step_modes(methods, batches: int, profile_name: str, device: torch.device, m
         for mode in modes:
             steps, seconds = totals[mode]
             ms = seconds / steps * 1e3
-            resolved = runs[mode].strategy.step_mode
+            resolved = runs[mode].strategy.training_step
             rows.append([method, mode if resolved == mode else f"{mode} (ran {resolved})", steps,
                          f"{ms:.3f}", f"{eager_ms / ms:.2f}"])
     return rows
@@ -312,7 +214,7 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
     """Times the smoke grid with 1 and 2 workers, alternating the order against drift."""
     import tempfile
 
-    from bench.evaluation.cell import cached_stream
+    from bench.evaluation.caches import cached_stream
     from bench.execution.executor import run_cells
     from bench.execution.store import ResultStore
     from bench.planning.grid import expand_grid
@@ -432,10 +334,9 @@ def main(argv=None) -> int:
         modes = ("eager", "fused", "graph") if on_gpu else ("eager", "fused", "compiled")
         add(f"Training step modes ({args.profile} profile, mini, {args.batches} incoming batches, first "
             f"experience left out, {where})",
-            step_modes(methods, args.batches, args.profile, device, modes),
+            training_steps(methods, args.batches, args.profile, device, modes),
             ["method", "training step", "steps timed", "ms/step", "speed-up vs eager"])
     if "packing" in parts:
-        from bench.perf.packing import packing_rows
 
         counts = [int(c) for c in (args.cells or ("1,2,4,8" if on_gpu else "1,2")).split(",")]
         add(f"Packed cells ({methods[0]}, {args.profile} profile, mini, {args.seconds:.0f} s each, {where})",

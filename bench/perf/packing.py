@@ -53,7 +53,7 @@ def _cell(method: str, profile_name: str, device: str, seed: int, batches: int, 
 def _train_for(method: str, profile_name: str, device: str, seed: int, batches: int, seconds: float,
                barrier) -> tuple[int, float]:
     from bench.evaluation.allocator import keep_freed_memory
-    from bench.perf.benchmarks import HarnessRun, mini_images
+    from bench.perf.runs import HarnessRun, mini_images
     from bench.planning.profiles import resolve_profile
 
     torch.set_num_threads(1)

@@ -12,13 +12,15 @@ import json
 from dataclasses import dataclass
 
 from bench import HARNESS_VERSION
-from bench.planning.defaults import STREAM_METHOD_SETTINGS
-from bench.planning.profiles import Profile
+from bench.planning.profiles import Profile, parse_method_settings
 from bench.planning.validate import MATCH_PREFIX
+from bench.record import Record, as_records
 from methods import METHODS, get_method
+from methods.core.labels import make_label, parse_label, split_top_level
 from methods.core.registry import expand_preset
 from streams import STREAMS, get_stream_spec
-from streams.registry import UnknownNameError, base_stream
+from methods.core.settings import keyed_values
+from streams.registry import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -64,39 +66,6 @@ class Cell:
         return f"{self.label_method}/{self.stream}/seed{self.seed}"
 
 
-def split_top_level(text: str) -> list[str]:
-    """'a,b[x=1,y=2],c' -> ['a', 'b[x=1,y=2]', 'c']: commas inside brackets do not split."""
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += (ch == "[") - (ch == "]")
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return [p.strip() for p in parts + [current] if p.strip()]
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """'reservoir[budget=match:ocm]' -> ('reservoir', {'budget': 'match:ocm'}); 'ocm' -> ('ocm', {})."""
-    name, bracket, rest = text.partition("[")
-    if not bracket:
-        return text, {}
-    if not rest.endswith("]"):
-        raise UnknownNameError(f"method variant '{text}' must look like METHOD[setting=value,...]")
-    settings = {}
-    for item in split_top_level(rest[:-1]):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UnknownNameError(f"setting '{item}' in '{text}' is not of the form setting=value")
-        settings[key.strip()] = value.strip()
-    return name.strip(), settings
-
-
-def variant_label(name: str, settings: dict[str, str]) -> str:
-    return name if not settings else f"{name}[{','.join(f'{k}={v}' for k, v in settings.items())}]"
-
-
 def parse_names(text: str, valid: dict, kind: str) -> list[str]:
     """'a,b' or 'all' -> names, checked against `valid` (error lists the valid names). Methods
     may be variants, 'reservoir[budget=match:ocm]': a method with its own settings."""
@@ -105,7 +74,7 @@ def parse_names(text: str, valid: dict, kind: str) -> list[str]:
         raise UnknownNameError(f"no {kind} given; valid {kind}: {', '.join(valid)}")
     for name in names:
         if kind == "methods":
-            get_method(expand_preset(*parse_variant(name))[0])
+            get_method(expand_preset(*parse_label(name))[0])
         else:
             get_stream_spec(name)
     return list(dict.fromkeys(names))
@@ -123,26 +92,24 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def method_config(spec, stream: str, overrides: dict | None = None) -> dict:
-    """A method's settings on `stream`: its config's defaults, then the stream's own
-    (defaults.STREAM_METHOD_SETTINGS; a variant stream takes its base's), then `overrides`."""
-    per_stream = STREAM_METHOD_SETTINGS.get(spec.name, {})
-    for_stream = per_stream.get(base_stream(stream), per_stream.get("*", {}))
-    return dataclasses.asdict(spec.make_config({**for_stream, **(overrides or {})}))
+    """A method's settings on `stream`: its config's defaults, then the stream's own (declared
+    beside the stream: `StreamSpec.method_settings`; a `-sorted` variant has its base's), then
+    `overrides`. A setting declared `omitted_at_default` is left out while at its default."""
+    for_stream = get_stream_spec(stream).method_settings.get(spec.name, {})
+    return keyed_values(spec.make_config({**for_stream, **(overrides or {})}))
 
 
 def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profile: Profile) -> list[Cell]:
     """Cells in stream, method, seed order. A variant's own settings override the profile's."""
-    from bench.planning.profiles import parse_method_settings
-
     cells = []
     for stream in streams:
         for text in methods:
-            given, written = parse_variant(text)
+            given, written = parse_label(text)
             name, own = expand_preset(given, written)   # a preset is its method with its settings
             spec = get_method(name)
             overrides = {**profile.methods.get(name, {}), **parse_method_settings(spec, own)}
             config = method_config(spec, stream, overrides)
-            label = variant_label(given, written) if given != name or written else ""
+            label = make_label(given, written) if given != name or written else ""
             cells += [Cell(name, stream, seed, profile, config, variant=label) for seed in seeds]
     return cells
 
@@ -158,19 +125,17 @@ def missing_reference(cell: Cell, setting: str, reference: str) -> MatchError:
         f"{HARNESS_VERSION}); run it first or add '{reference}' to --methods")
 
 
-def reference_record(cell: Cell, reference_method: str, records: list[dict]) -> dict | None:
+def reference_record(cell: Cell, reference_method: str, records) -> Record | None:
     """The finished record of `reference_method` on the cell's stream and seed, under the same
     profile settings (the profile's name aside), with the config this profile gives that method."""
     spec = get_method(reference_method)
-    expected = method_config(spec, cell.stream, cell.profile.methods.get(reference_method))
+    expected = as_json(method_config(spec, cell.stream, cell.profile.methods.get(reference_method)))
     profile = as_json({k: v for k, v in cell.profile.to_dict().items() if k not in ("methods", "name")})
-    expected = as_json(expected)
-    for record in records:
-        if (record.get("status") == "done" and record.get("method") == reference_method
-                and not record.get("matched") and record.get("stream") == cell.stream
-                and record.get("seed") == cell.seed and record.get("harness_version") == HARNESS_VERSION
-                and record.get("method_config") == expected
-                and {k: v for k, v in record["profile"].items() if k != "name"} == profile):
+    for record in as_records(records):
+        if (record.done and record.method == reference_method and not record.matched
+                and record.stream == cell.stream and record.seed == cell.seed
+                and record.harness_version == HARNESS_VERSION and record.method_config == expected
+                and {k: v for k, v in record.profile.items() if k != "name"} == profile):
             return record
     return None
 
@@ -180,7 +145,7 @@ def as_json(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def resolve_matches(cell: Cell, records: list[dict]) -> Cell:
+def resolve_matches(cell: Cell, records) -> Cell:
     """The cell with every 'match:METHOD' setting replaced by that method's peak memory (the most
     samples it ever stored) on the same stream, seed and profile, taken from `records`."""
     unresolved = cell.unresolved
@@ -191,7 +156,8 @@ def resolve_matches(cell: Cell, records: list[dict]) -> Cell:
         record = reference_record(cell, reference, records)
         if record is None:
             raise missing_reference(cell, setting, reference)
-        config[setting] = max(1, int(record.get("memory_peak", record["memory"])))
+        peak = record.memory_peak if record.memory_peak is not None else record.memory   # older records: none
+        config[setting] = max(1, int(peak))
         matched.append((setting, reference))
     return dataclasses.replace(cell, method_config=config, matched=tuple(matched))
 

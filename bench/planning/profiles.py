@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from bench.metrics.fid import FEATURE_EXTRACTORS
 from bench.planning.validate import check_value, field_bounds, field_types, parse_setting
+from methods.core.labels import make_label, parse_label
 from methods.core.settings import setting
 from streams.registry import UnknownNameError
 
@@ -40,7 +42,7 @@ class Profile:
     eval_k: int = setting(min=1)     # importance samples of the IWAE NLL estimate
     eval_test_per_task: int | None = setting(min=1)   # test images per task scored (None: all)
     max_train_per_task: int | None = setting(min=1)   # truncate each task's training data (None: all)
-    fid_features: str | None = setting(None, choices=("classifier", "inception", None))   # None: no FID
+    fid_features: str | None = setting(None, choices=(*FEATURE_EXTRACTORS, None))   # None: no FID
     fid_samples: int = setting(1000, min=2)   # generated samples per FID (the same for every method)
     sample_grids: bool = True        # PNG grids of samples and reconstructions per task segment
     steps_per_batch: int | None = setting(None, min=1)   # None: the paper's schedule, `epochs` passes over (batch +
@@ -123,7 +125,7 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
                 f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION"
                 + close_hint(key, _SETTABLE))
         check_value(key, parsed, bounds)
-    label = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(given.items()))}]"
+    label = make_label(name, dict(sorted(given.items())))
     return dataclasses.replace(profile, name=label, methods=methods, **changes)
 
 
@@ -148,7 +150,5 @@ def close_hint(name: str, valid) -> str:
 def split_label(label: str) -> tuple[str, dict[str, str]]:
     """'quick[epochs=3,lr=0.0001]' -> ('quick', {'epochs': '3', 'lr': '0.0001'}): the inverse of
     the label `resolve_profile` gives, for reports that lay records out against a setting."""
-    from bench.planning.grid import parse_variant
-
-    return parse_variant(label)
+    return parse_label(label)
 

@@ -19,18 +19,19 @@ from collections import defaultdict
 
 from bench.planning.defaults import RELATIVE_COST
 from bench.planning.grid import Cell
+from bench.record import as_records
 
 
 def relative_cost(method: str) -> float:
     return RELATIVE_COST.get(method, 1.0)
 
 
-def expected_seconds(cells: list[Cell], records: list[dict]) -> dict[str, float]:
+def expected_seconds(cells: list[Cell], records) -> dict[str, float]:
     """{cell key: expected wall seconds} from the finished `records` and RELATIVE_COST."""
     seconds = defaultdict(list)
-    for record in records:
-        if record.get("status") == "done" and "wall_seconds" in record:
-            seconds[(record["method"], record["stream"], record["profile_name"])].append(record["wall_seconds"])
+    for record in as_records(records):
+        if record.done and record.wall_seconds is not None:
+            seconds[(record.method, record.stream, record.profile_name)].append(record.wall_seconds)
     measured = {group: statistics.median(values) for group, values in seconds.items()}
     per_unit = defaultdict(list)     # seconds per unit of relative cost, per (stream, profile)
     for (method, stream, profile), value in measured.items():
@@ -53,7 +54,7 @@ def training_scale(profile) -> float:
     return float(profile.steps_per_batch or profile.epochs)
 
 
-def longest_first(cells: list[Cell], records: list[dict]) -> list[Cell]:
+def longest_first(cells: list[Cell], records) -> list[Cell]:
     """`cells` by decreasing expected time (ties keep the grid's order)."""
     expected = expected_seconds(cells, records)
     return sorted(cells, key=lambda cell: -expected[cell.key])

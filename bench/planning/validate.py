@@ -146,10 +146,3 @@ def check_value(key: str, value, bounds: dict | None = None) -> None:
         raise SettingError(f"{key} must be at least {bounds['min']}, not {value}")
     if "above" in bounds and value <= bounds["above"]:
         raise SettingError(f"{key} must be greater than {bounds['above']}, not {value}")
-
-
-def check_config(prefix: str, values: dict, config_class: type | None = None) -> None:
-    """Every value of a profile (prefix '') or a method config (prefix 'reservoir.')."""
-    bounds = field_bounds(config_class) if config_class is not None else {}
-    for key, value in values.items():
-        check_value(f"{prefix}{key}", value, bounds.get(key) if config_class is not None else None)

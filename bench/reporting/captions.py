@@ -69,9 +69,9 @@ def fid_protocol(cells: pd.DataFrame) -> str:
 
 def paper_names(methods) -> str:
     """'first-k = VAE-ELBO-Random, ...' for the methods that have a name in the OCM paper."""
-    from methods import paper_name
+    from methods import base_name, paper_name
 
-    names = dict.fromkeys(m.partition("[")[0] for m in methods)
+    names = dict.fromkeys(base_name(m) for m in methods)
     pairs = [f"{m} = {paper_name(m)}" for m in names if paper_name(m)]
     return ", ".join(pairs)
 

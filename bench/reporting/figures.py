@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.record import Record, Timeline, as_records
 from bench.reporting.frames import Metric, mean_matrix, registry_rank
 from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
@@ -159,44 +160,46 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll")
     return written
 
 
-def draw_timelines(records: list[dict], folder: Path) -> list[Path]:
+def draw_timelines(records, folder: Path) -> list[Path]:
     """Memory and component count against stream position for methods that record a timeline
-    (OCM selections, CURL expansions), expansions marked; one figure per (profile, stream)."""
+    (OCM selections, CURL expansions; bench.record.Timeline), expansions marked; one figure per
+    (profile, stream)."""
     folder.mkdir(parents=True, exist_ok=True)
-    groups: dict[tuple, list[dict]] = {}
+    records = [r for r in as_records(records) if r.done]
+    groups: dict[tuple, list[Record]] = {}
     for r in records:
-        if r.get("status") == "done" and r.get("timeline"):
-            groups.setdefault((r["profile_name"], r["stream"]), []).append(r)
+        if r.timeline:
+            groups.setdefault((r.profile_name, r.stream), []).append(r)
     written = []
     # the colours of the other figures: styles over every method of the records, not only these
-    styles = method_styles(r.get("method_label") or r["method"] for r in records if r.get("status") == "done")
+    styles = method_styles(r.label for r in records)
     for index, ((profile, stream), group) in enumerate(groups.items()):
         fig, (mem_ax, comp_ax) = plt.subplots(2, 1, figsize=(7, 5), sharex=True,
                                               gridspec_kw={"height_ratios": [2, 1]})
-        seeds = sorted({r["seed"] for r in group})
-        for r in sorted(group, key=lambda r: (registry_rank(r.get("method_label") or r["method"]), r["seed"])):
-            method = r.get("method_label") or r["method"]
-            label = f"{method} seed {r['seed']}"
+        seeds = sorted({r.seed for r in group})
+        for r in sorted(group, key=lambda r: (registry_rank(r.label), r.seed)):
+            method = r.label
+            label = f"{method} seed {r.seed}"
             colour = styles[method]["color"]   # the method's colour; its seeds differ by dash
-            dash = LINESTYLES[seeds.index(r["seed"]) % len(LINESTYLES)]
-            events = r["timeline"]
-            x = [e["position"] for e in events]
-            if "ltm" in events[0]:
-                line, = mem_ax.step(x, [e["ltm"] for e in events], where="post", label=f"{label}: LTM",
+            dash = LINESTYLES[seeds.index(r.seed) % len(LINESTYLES)]
+            timeline = Timeline(r.timeline)
+            x = timeline.positions
+            if timeline.before_selection() is not None:
+                line, = mem_ax.step(x, timeline.memory(), where="post", label=f"{label}: LTM",
                                     color=colour, linestyle=dash)
-                mem_ax.step(x, [e["ltm"] + e["stm"] for e in events], where="post", alpha=0.35,
+                mem_ax.step(x, timeline.before_selection(), where="post", alpha=0.35,
                             color=colour, linestyle=dash, label=f"{label}: STM + LTM before selection")
             else:   # CURL, CN-DPM: their buffer at each expansion
-                line, = mem_ax.plot(x, [e.get("buffer", 0) for e in events], linestyle="none",
+                line, = mem_ax.plot(x, timeline.memory(), linestyle="none",
                                     label=f"{label}: buffer", **styles[method])
-            comp_ax.step([0, *x], [1, *[e["components"] for e in events]], where="post",
+            comp_ax.step([0, *x], [1, *timeline.components], where="post",
                          color=colour, linestyle=dash, label=label)
-            expanded = [e for e in events if e.get("expanded")]
+            expanded = timeline.expansions
             comp_ax.plot([e["position"] for e in expanded], [e["components"] for e in expanded], "v",
                          color=line.get_color())
         mem_ax.set_ylabel("samples stored")
         mem_ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        integer_axis(comp_ax.yaxis, range(1, 1 + max(e["components"] for r in group for e in r["timeline"])))
+        integer_axis(comp_ax.yaxis, range(1, 1 + max(c for r in group for c in Timeline(r.timeline).components)))
         comp_ax.set_ylabel("components")
         comp_ax.set_xlabel("stream position (images seen); ▼ = expansion")
         mem_ax.set_title(f"{stream}, {profile}", fontsize=8)

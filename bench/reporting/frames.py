@@ -6,96 +6,39 @@ average records of different profiles or harness versions, `summary_frame` aggre
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from bench.metrics import Column, columns, derived_columns, provenances
+from bench.metrics import METRICS as REGISTERED
+from bench.record import Record, as_records
+
+# A report column of a metric or of a summary of one (bench/metrics): its label, direction, digits.
+Metric = Column
+METRICS: dict[str, Column] = columns()
+MATRICES = [m.matrix for m in REGISTERED.values() if m.matrix]
+INTERVALS = {f"{m.interval}_half": m.interval for m in REGISTERED.values() if m.interval}   # column -> record field
+PROVENANCE_COLUMNS = [p.column for p in provenances()]
+# What a method stored and spent (not metrics: no direction, no provenance): the record's fields.
+BUDGETS = ["memory", "memory_peak", "gradient_steps", "images_trained", "components", "train_seconds", "eval_seconds"]
+
 CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_name", "seed",
-                "needs_task_boundaries", "nll", "nll_best_component", "forgetting_nll", "bwt_nll", "memory",
-                "memory_peak", "gradient_steps", "images_trained", "components", "parameters",
-                "train_seconds", "eval_seconds", "eval_k", "eval_test_per_task", "nll_matrix", "fid",
-                "forgetting_fid", "bwt_fid", "fid_matrix", "fid_extractor", "fid_samples", "matched_budget",
-                "budget_note", "timeline", "config", "nll_se", "kid", "forgetting_kid", "bwt_kid",
-                "precision", "recall", "density", "coverage", "nll_provenance", "sample_provenance",
-                "fid_ci_half", "kid_ci_half"]
-SUMMARY_METRICS = ["nll", "nll_best_component", "forgetting_nll", "bwt_nll", "fid", "forgetting_fid",
-                   "bwt_fid", "memory", "memory_peak", "gradient_steps", "images_trained", "components",
-                   "train_seconds", "eval_seconds", "nll_se", "kid", "forgetting_kid", "bwt_kid",
-                   "precision", "recall", "density", "coverage", "fid_ci_half", "kid_ci_half"]
+                "needs_task_boundaries", *METRICS, *BUDGETS, "parameters", "eval_k", "eval_test_per_task",
+                *MATRICES, "fid_extractor", "fid_samples", "matched_budget", "budget_note", "timeline", "config",
+                *PROVENANCE_COLUMNS, *INTERVALS]
+SUMMARY_METRICS = [*METRICS, *BUDGETS, *INTERVALS]
 
 
 class ReportError(ValueError):
     """Records that cannot be put in one table (none, or of different profiles); bad layout."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    column: str
-    label: str
-    lower_is_better: bool
-    digits: int | None = 2    # decimals in tables; None: 4 significant digits (KID's scale follows
-                              # the features': thousands on classifier features, 0.01 on Inception's)
-    interval: str | None = None   # the column of its per-seed bootstrap interval's half-width
-
-
-METRICS = {
-    "nll": Metric("nll", "NLL (nats)", True),
-    "nll_best_component": Metric("nll_best_component", "best-component NLL (nats)", True),
-    "forgetting_nll": Metric("forgetting_nll", "NLL forgetting (nats)", True),
-    "bwt_nll": Metric("bwt_nll", "NLL BWT (nats)", False),
-    "fid": Metric("fid", "FID", True, interval="fid_ci_half"),
-    "forgetting_fid": Metric("forgetting_fid", "FID forgetting", True),
-    "bwt_fid": Metric("bwt_fid", "FID BWT", False),
-    "kid": Metric("kid", "KID", True, None, interval="kid_ci_half"),
-    "forgetting_kid": Metric("forgetting_kid", "KID forgetting", True),
-    "bwt_kid": Metric("bwt_kid", "KID BWT", False),
-    "precision": Metric("precision", "precision", False, 3),
-    "recall": Metric("recall", "recall", False, 3),
-    "density": Metric("density", "density", False, 3),
-    "coverage": Metric("coverage", "coverage", False, 3),
-}
-NLL_METRICS = {"nll", "nll_best_component", "forgetting_nll", "bwt_nll", "nll_se"}
-
-
-# Provenance is every key the evaluation writes in `nll_info` / `fid_info` (bench/evaluation/cell.py,
-# fid.py), seeds aside, except these, which do not change the numbers: the evaluator's decoder form
-# (the C kernel and the torch form agree to float rounding), where a classifier's weights came from
-# and its accuracy (its weights' hash is compared). Compared by construction: a key the evaluation
-# starts writing is compared from then on (it named `real`, `dtype` and `binarization_seed` here
-# while fid.py wrote `real_per_task`, `frechet_dtype`, `test_binarization_seed`: never compared).
-NLL_INFORMATIONAL = ("decoder_form",)
-SAMPLE_INFORMATIONAL = ("source", "test_accuracy")
-
-
-def nll_provenance(record: dict) -> str:
-    """What a record's NLL was computed with (JSON): the estimator (IWAE-K), the test images per
-    task, the test binarization seed, the dtype. A record older than `nll_info` gets what its
-    profile and harness version imply (float32, the stream's seed of that version)."""
-    from streams import STREAMS
-
-    info = record.get("nll_info") or {
-        "estimator": f"IWAE-{(record.get('profile') or {}).get('eval_k')}",
-        "test_images": record.get("test_sizes"), "dtype": "float32",
-        "binarization_seed": getattr(STREAMS.get(record.get("stream")), "test_binarization_seed", None)}
-    return json.dumps({k: v for k, v in info.items() if k not in NLL_INFORMATIONAL}, sort_keys=True)
-
-
-def sample_provenance(record: dict) -> str | None:
-    """What a record's FID/KID/PRDC were computed with (JSON: feature extractor and its weights'
-    hash, sample counts, ...); None without sample-quality metrics."""
-    info = record.get("sample_quality_info") or record.get("fid_info")
-    if not info:
-        return None
-    return json.dumps({k: without_seeds(v) for k, v in info.items() if k not in SAMPLE_INFORMATIONAL},
-                      sort_keys=True, default=str)
-
-
-def without_seeds(value):
-    """A setting without its random seeds (the cell's seed: they differ from seed to seed by design)."""
-    if isinstance(value, dict):
-        return {k: without_seeds(v) for k, v in value.items() if k != "seed"}
-    return value
+def provenance_values(record: Record) -> dict[str, str | None]:
+    """{provenance column: what the record's numbers of that family were computed with (JSON)}: every
+    key its evaluation wrote, the cell's seeds and the declared informational keys aside
+    (bench/metrics: compared by construction)."""
+    return {p.column: p.of(record) for p in provenances()}
 
 
 def provenance_conflicts(values) -> dict[str, list]:
@@ -109,31 +52,40 @@ def provenance_conflicts(values) -> dict[str, list]:
     return {key: sorted(v) for key, v in seen.items() if len(v) > 1}
 
 
+def derived_values(record: Record) -> dict[str, float]:
+    """The summaries computed from the record's matrices when it is read (bench/metrics: CLoG's
+    AIQ, AFQ, FR); NaN where the record has no such matrix."""
+    out = {}
+    for column, (metric, summary) in derived_columns().items():
+        matrix = record.metric(metric.matrix)
+        out[column] = summary.compute(matrix, metric.lower_is_better) if matrix else float("nan")
+    return out
+
+
 def registry_rank(name):
     """Streams and methods sort in registry order, a variant right after its method (unknown
     names after all, as they are)."""
-    from methods import METHODS, PRESETS
+    from methods import METHODS, PRESETS, base_name
     from streams import STREAMS
 
     order = {n: i for i, n in enumerate([*STREAMS, *METHODS])}
     if not isinstance(name, str):
         return name
-    base = name.partition("[")[0]
+    base = base_name(name)
     if base in PRESETS:   # a preset sorts as a variant of its method
         return order.get(PRESETS[base].method, len(order)) + 0.5
     return order.get(name, order.get(base, len(order)) + (0.5 if base != name else 0))
 
 
-def matched_budget(record: dict) -> str | None:
+def matched_budget(record: Record) -> str | None:
     """'budget=ocm:590' for a cell whose settings were matched to another method's memory."""
-    matched = record.get("matched") or {}
-    return ",".join(f"{k}={ref}:{record['method_config'][k]}" for k, ref in matched.items()) or None
+    return ",".join(f"{k}={ref}:{record.method_config[k]}" for k, ref in record.matched.items()) or None
 
 
-def budget_note(record: dict) -> str | None:
+def budget_note(record: Record) -> str | None:
     """What a method may store, from its config: 'budget 3000', 'budget = ocm's peak memory',
     'STM 512, LTM <= 2560'; None for methods without a memory setting."""
-    config, matched = record.get("method_config") or {}, record.get("matched") or {}
+    config, matched = record.method_config, record.matched
     if "budget" in matched:
         return f"budget = {matched['budget']}'s peak memory"
     if "budget" in config:
@@ -144,12 +96,12 @@ def budget_note(record: dict) -> str | None:
     return None
 
 
-def config_text(record: dict) -> str:
+def config_text(record: Record) -> str:
     """The record's method settings as one JSON text, a matched setting as 'match:REF' (its number
     is REF's peak memory on each seed: different per seed by design, one experiment all the same)."""
-    config = dict(record.get("method_config") or {}) if record.get("method_config") is not None else None
-    for key, reference in (record.get("matched") or {}).items():
-        if config is not None and key in config:
+    config = dict(record.method_config)
+    for key, reference in record.matched.items():
+        if key in config:
             config[key] = f"match:{reference}"
     return json.dumps(config, sort_keys=True)
 
@@ -159,26 +111,31 @@ def half_width(interval) -> float:
     return (interval[1] - interval[0]) / 2 if interval else float("nan")
 
 
-def cells_frame(records: list[dict]) -> pd.DataFrame:
+def cell_row(r: Record) -> dict:
+    """A finished record as one row of the cells frame (its fields, by name: CELL_COLUMNS)."""
+    fid_info = r.metric("fid_info") or {}
+    return {**r.metrics, **{name: getattr(r, name) for name in BUDGETS if name in Record.__dataclass_fields__},
+            "profile_name": r.profile_name, "harness_version": r.harness_version, "stream": r.stream,
+            "method": r.label, "method_name": r.method, "seed": r.seed,
+            "needs_task_boundaries": r.needs_task_boundaries, "parameters": r.parameters,
+            "eval_k": r.profile["eval_k"], "eval_test_per_task": r.profile["eval_test_per_task"],
+            "fid_extractor": fid_info.get("extractor"), "fid_samples": fid_info.get("samples"),
+            "matched_budget": matched_budget(r), "budget_note": budget_note(r), "timeline": r.timeline,
+            "config": config_text(r), **provenance_values(r), **derived_values(r),
+            **{column: half_width(r.metric(field)) for column, field in INTERVALS.items()}}
+
+
+def cells_frame(records) -> pd.DataFrame:
     """One row per finished cell (evaluation settings lifted out of the stored profile). `method`
     is the method's label (a variant such as 'reservoir[budget=match:ocm]' is its own row);
-    `method_name` the registered method."""
-    done = [{**r, "method": r.get("method_label") or r["method"], "method_name": r["method"],
-             "eval_k": r["profile"]["eval_k"],
-             "eval_test_per_task": r["profile"]["eval_test_per_task"],
-             "fid_extractor": (r.get("fid_info") or {}).get("extractor"),
-             "fid_samples": (r.get("fid_info") or {}).get("samples"),
-             "matched_budget": matched_budget(r), "budget_note": budget_note(r),
-             "config": config_text(r),
-             "nll_provenance": nll_provenance(r), "sample_provenance": sample_provenance(r),
-             "fid_ci_half": half_width(r.get("fid_ci")), "kid_ci_half": half_width(r.get("kid_ci"))}
-            for r in records if r.get("status") == "done"]
+    `method_name` the registered method. `records`: Records, or the JSON objects of records."""
+    done = [cell_row(r) for r in as_records(records) if r.done]
     frame = pd.DataFrame(done, columns=CELL_COLUMNS)
     frame[SUMMARY_METRICS] = frame[SUMMARY_METRICS].astype(float)   # missing metrics (no FID) are NaN
     return frame
 
 
-def select_cells(records: list[dict], profile: str | None) -> pd.DataFrame:
+def select_cells(records, profile: str | None) -> pd.DataFrame:
     """The finished cells of one profile and harness version, in registry order (refuses mixes)."""
     cells = cells_frame(records)
     if cells.empty:
@@ -218,7 +175,8 @@ def refuse_mixed_provenance(cells: pd.DataFrame) -> None:
     """Numbers of one stream are put side by side only when they were computed the same way (the
     same IWAE estimator, test images and binarization; the same feature extractor, weights and
     sample counts)."""
-    for column, what in (("nll_provenance", "NLL"), ("sample_provenance", "FID/KID/PRDC")):
+    for provenance in provenances():
+        column, what = provenance.column, provenance.name
         for stream, values in cells.groupby("stream", sort=False)[column]:
             conflicts = provenance_conflicts(values)
             if conflicts:

@@ -27,14 +27,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.reporting.frames import METRICS, ReportError, nll_provenance, select_cells
+from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
+from bench.metrics import METRICS as REGISTERED
+from bench.metrics import metric_layouts
+from bench.metrics.nll import NLL_PROVENANCE
+from bench.record import Record, as_records
+from bench.reporting.frames import METRICS, ReportError, select_cells
+from bench.reporting.tables import PAPER_METRICS, build_report, run_table, sweep_report
 from bench.reporting.paper import paper_entry
-from bench.reporting.tables import SAMPLE_QUALITY, build_report, run_table, sweep_report
 
 GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
 GRID_STYLE = {"nrow": 8, "padding": 1, "pad_value": 0.5}   # draws its grids (same torchvision call)
-METRIC_NAMES = {"nll": "NLL", "nll_best_component": "best-component NLL", "fid": "FID", "kid": "KID",
-                "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage"}
+METRIC_NAMES = {name: metric.summary_label for name, metric in REGISTERED.items()}   # 'NLL', 'FID', ...
 FIGURE_CAPTIONS = {   # file name ending -> what the figure shows (figures.py's figures)
     "-nll-matrix.png": "NLL[t, j] per method (mean over seeds): row t = after task t, column j = test "
                        "task j; one colour scale for all methods (nats)",
@@ -127,13 +131,13 @@ def label_order(label: str):
                        for k, v in sorted((k, sweep_value(v)) for k, v in settings.items()))
 
 
-def profile_groups(records: list[dict]) -> list[tuple[tuple[str, str], list[dict]]]:
+def profile_groups(records: list[Record]) -> list[tuple[tuple[str, str], list[Record]]]:
     """Records by (profile label, harness version): one table each (frames.select_cells refuses
     mixes), finished and failed, in label order."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list[Record]] = {}
     for r in records:
-        if r.get("status") in ("done", "failed"):
-            groups.setdefault((str(r.get("profile_name")), str(r.get("harness_version"))), []).append(r)
+        if r.status in ("done", "failed"):
+            groups.setdefault((str(r.profile_name), str(r.harness_version)), []).append(r)
     return sorted(groups.items(), key=lambda kv: (label_order(kv[0][0]), kv[0][1]))
 
 
@@ -146,28 +150,29 @@ def run_section(anchor: str, cells: pd.DataFrame) -> str:
     return layout_block(anchor, "run", "The run's table (as bench.run prints it)", run_table(cells, wide=True, fmt_name="html"))
 
 
-def tables_section(anchor: str, records: list[dict], cells: pd.DataFrame) -> str:
+def tables_section(anchor: str, records: list[Record], cells: pd.DataFrame) -> str:
     """The Table-1 layout of every metric the records have, forgetting and the matrices: all from
     tables.py, as bench.report prints them."""
     out, notes = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n'], []
     mixtures = bool((cells["components"] > 1).any())
     # the OCM paper's Table-1 numbers beside ours where it has any for these methods and streams
     paper = any(paper_entry(m, s) for m, s in set(zip(cells["method"], cells["stream"])))
-    for layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
+    for layout in metric_layouts():
         if layout == "nll_best_component" and not mixtures:
             notes.append(note("No best-component NLL table: no mixture in these records (every model has "
                               "one component), so it equals the NLL."))
             continue
-        if layout in SAMPLE_QUALITY and cells[layout].isna().all():
+        if cells[layout].isna().all():
             continue   # said once below
         heading = METRIC_NAMES[layout]
-        out.append(layout_block(anchor, layout, heading, build_report(records, layout, "html", paper=paper)))
-    out.append(layout_block(anchor, "forgetting", "Forgetting and backward transfer",
-                            build_report(records, "forgetting", "html")))
+        out.append(layout_block(anchor, layout, heading,
+                                build_report(records, layout, "html", paper=paper and layout in PAPER_METRICS)))
+    for name, layout in SUMMARY_LAYOUTS.items():
+        out.append(layout_block(anchor, name, layout.title, build_report(records, name, "html")))
     if paper:   # streams of the OCM paper's Table 1: its claims, tested on these records
         out.append(layout_block(anchor, "claims", "The paper's claims", build_report(records, "claims", "html")))
     out.append("</div>\n")
-    missing = [METRIC_NAMES[m] for m in SAMPLE_QUALITY if cells[m].isna().all()]
+    missing = [METRIC_NAMES[m] for m in metric_layouts() if cells[m].isna().all()]
     if "FID" in missing:
         notes.append(note(f"No {', '.join(missing)} in these records: they were run without sample-quality "
                           "metrics (profile setting fid_features = none); bench.run --fid-features "
@@ -209,14 +214,14 @@ def figures_html(paths: list[Path]) -> str:
                    f"</figcaption></figure>\n" for p in paths)
 
 
-def figures_section(cells: pd.DataFrame, records: list[dict], folder: Path) -> str:
+def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) -> str:
     """figures.py's figures of this group: heatmaps and curves per stream, timelines, ranks."""
     from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_timelines
 
     paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, METRICS["nll"])
-    paths += draw_timelines([r for r in records if r.get("status") == "done"], folder)
+    paths += draw_timelines([r for r in records if r.done], folder)
     notes = []
-    if not any(r.get("timeline") for r in records if r.get("status") == "done"):
+    if not any(r.timeline for r in records if r.done):
         notes.append(note("No timeline: no method of these records keeps one (OCM variants record their "
                           "selections, CURL its expansions)."))
     if cells["stream"].nunique() > 1:
@@ -229,10 +234,10 @@ def figures_section(cells: pd.DataFrame, records: list[dict], folder: Path) -> s
             + "</div>\n")
 
 
-def last_grid(record: dict, root: Path, kind: str) -> tuple[Path, int] | None:
+def last_grid(record: Record, root: Path, kind: str) -> tuple[Path, int] | None:
     """The record's `kind` grid (samples, reconstructions) after its last task, if on disk."""
-    tasks = len(record.get("nll_matrix") or [])
-    for picture in record.get("pictures") or []:
+    tasks = len(record.metric("nll_matrix") or [])
+    for picture in record.pictures or []:
         if Path(picture).name == f"{kind}-after-task{tasks}.png":
             path = root / "images" / picture
             return (path, tasks) if path.is_file() else None
@@ -263,14 +268,14 @@ def real_test_grid(stream: str, data_dir=None) -> tuple[bytes | None, str]:
     return buffer.getvalue(), what
 
 
-def samples_section(anchor: str, cells: pd.DataFrame, records: list[dict], root: Path,
+def samples_section(anchor: str, cells: pd.DataFrame, records: list[Record], root: Path,
                     real_grids: dict, data_dir=None) -> str:
     """Per stream: each method's samples after the last task (its lowest seed with a grid) beside
     real test images; the same cells' reconstructions, folded."""
     out = ["<h3>Samples</h3>\n"]
-    done = [r for r in records if r.get("status") == "done"]
-    if not any(r.get("pictures") for r in done):
-        drawn = {bool((r.get("profile") or {}).get("sample_grids")) for r in done}
+    done = [r for r in records if r.done]
+    if not any(r.pictures for r in done):
+        drawn = {bool(r.profile.get("sample_grids")) for r in done}
         why = ("the profile does not draw them (sample_grids = false; --set sample_grids=true draws them)"
                if drawn == {False} else "the records name no pictures")
         return out[0] + note(f"No sample grids: {why}.")
@@ -282,14 +287,13 @@ def samples_section(anchor: str, cells: pd.DataFrame, records: list[dict], root:
                  if png else f"<figure>{note(what)}</figure>"]
         recon, missing = [], []
         for method in dict.fromkeys(cells.loc[cells["stream"] == stream, "method"]):
-            mine = sorted((r for r in done if r["stream"] == stream
-                           and (r.get("method_label") or r["method"]) == method), key=lambda r: r["seed"])
+            mine = sorted((r for r in done if r.stream == stream and r.label == method), key=lambda r: r.seed)
             found = next(((r, grid) for r in mine if (grid := last_grid(r, root, "samples"))), None)
             if found is None:
                 missing.append(method)
                 continue
             record, (path, task) = found
-            label = f"{method}, seed {record['seed']}, after task {task}"
+            label = f"{method}, seed {record.seed}, after task {task}"
             cards.append(f"<figure>{image(path.read_bytes(), label)}<figcaption>{esc(label)}</figcaption>"
                          "</figure>")
             pair = last_grid(record, root, "reconstructions")
@@ -333,52 +337,87 @@ FEATURE_KEYS = ("extractor", "weights_sha256", "source", "dataset", "dim", "test
                 "real_per_task", "real_overall")
 
 
-def provenance_section(records: list[dict], version: str) -> str:
+def provenance_section(records: list[Record], version: str) -> str:
     """What the numbers were computed with, as the records say it."""
-    done = [r for r in records if r.get("status") == "done"]
-    profile = [{k: v for k, v in (r.get("profile") or {}).items() if k != "name"} for r in done]
+    done = [r for r in records if r.done]
+    profile = [{k: v for k, v in r.profile.items() if k != "name"} for r in done]
     implied = "implied by the profile and harness version (records older than nll_info)"
-    nll = [r.get("nll_info") or {**json.loads(nll_provenance(r)), "source": implied} for r in done]
-    features = [{k: (r.get("fid_info") or {})[k] for k in FEATURE_KEYS if k in (r.get("fid_info") or {})}
-                or None for r in done]
+    nll = [r.metric("nll_info") or {**json.loads(NLL_PROVENANCE.of(r)), "source": implied} for r in done]
+    features = [{k: v for k, v in (r.metric("fid_info") or {}).items() if k in FEATURE_KEYS} or None
+                for r in done]
     rows = [("harness version", version),
-            ("profile", distinct([r.get("profile_name") for r in done])),
+            ("profile", distinct([r.profile_name for r in done])),
             ("resolved profile", distinct(profile)),
-            ("seeds", ", ".join(str(s) for s in sorted({r["seed"] for r in done}))),
+            ("seeds", ", ".join(str(s) for s in sorted({r.seed for r in done}))),
             ("NLL estimator", distinct(nll)),
             ("feature extractor (FID/KID/PRDC)",
              distinct(features) if any(features) else "none: no sample-quality metrics in these records"),
-            ("torch", distinct([r.get("torch_version") for r in done])),
-            ("device", distinct([r.get("device") for r in done])),
-            ("CPU kernels", distinct([r.get("cpu_kernels") for r in done])
-             if any(r.get("cpu_kernels") for r in done) else "not recorded"),
-            ("training step", distinct([r.get("training_step") for r in done])),
-            ("NLL decoder form", distinct([r.get("nll_decoder_form") for r in done]))]
+            ("torch", distinct([r.torch_version for r in done])),
+            ("device", distinct([r.device for r in done])),
+            ("CPU kernels", distinct([r.cpu_kernels for r in done])
+             if any(r.cpu_kernels for r in done) else "not recorded"),
+            ("training step", distinct([r.training_step for r in done])),
+            ("NLL decoder form", distinct([r.metric("nll_decoder_form") for r in done]))]
     body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>\n" for k, v in rows)
     return ('<h3>Provenance</h3>\n<p>What these records say they were computed with (records that differ: '
             f'values joined with " | ").</p>\n<dl class="provenance">\n{body}</dl>\n')
 
 
-def failed_section(records: list[dict]) -> str:
-    failed = [r for r in records if r.get("status") == "failed"]
+def extra_text(values: list) -> str:
+    """A method's extra across seeds: the mean of numbers (with the range), else the distinct values."""
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if numbers and len(numbers) == len(values):
+        mean = sum(numbers) / len(numbers)
+        text = f"{mean:.4g}"
+        return text + (f" ({min(numbers):.4g}-{max(numbers):.4g})" if min(numbers) != max(numbers) else "")
+    shown = [f"{len(v)} values" if isinstance(v, list) and len(v) > 6 else setting_text(v) for v in values]
+    return " | ".join(dict.fromkeys(shown))
+
+
+def extras_section(records: list[Record]) -> str:
+    """What each method recorded of its own (its `extra_stats()`: Record.extras), read generically:
+    per stream and method, each key over the seeds."""
+    done = [r for r in records if r.done and r.extras]
+    if not done:
+        return ""
+    rows = []
+    for (stream, label), group in groupby_label(done).items():
+        keys = list(dict.fromkeys(k for r in group for k in r.extras))
+        text = "; ".join(f"{k} {extra_text([r.extras.get(k) for r in group])}" for k in keys)
+        rows.append(f"<tr><td>{esc(label)}</td><td>{esc(stream)}</td><td>{esc(text)}</td></tr>\n")
+    return ("<h3>What the methods recorded of their own</h3>\n<p>Each method's own numbers (its plugin's "
+            "<code>extra_stats()</code>), over its seeds: the mean of a number (and its range), else the values."
+            "</p>\n<figure class=\"table\"><table>\n<thead><tr><th>method</th><th>stream</th><th>recorded</th>"
+            "</tr></thead>\n<tbody>\n" + "".join(rows) + "</tbody></table></figure>\n")
+
+
+def groupby_label(records: list[Record]) -> dict[tuple[str, str], list[Record]]:
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.stream, r.label), []).append(r)
+    return groups
+
+
+def failed_section(records: list[Record]) -> str:
+    failed = [r for r in records if r.status == "failed"]
     if not failed:
         return ""
-    items = "".join(f"<li>{esc(r.get('method_label') or r.get('method'))} on {esc(r.get('stream'))}, seed "
-                    f"{esc(r.get('seed'))}: {esc(str(r.get('error') or 'no reason recorded'))}</li>\n"
+    items = "".join(f"<li>{esc(r.label)} on {esc(r.stream)}, seed "
+                    f"{esc(r.seed)}: {esc(str(r.error or 'no reason recorded'))}</li>\n"
                     for r in failed)
     said = note(f"{len(failed)} cell(s) failed: not in the tables (bench.run reruns them).", "note error")
     return f"<h3>Failed cells</h3>\n{said}<ul>{items}</ul>\n"
 
 
-def group_section(index: int, profile: str, version: str, records: list[dict], root: Path,
+def group_section(index: int, profile: str, version: str, records: list[Record], root: Path,
                   folder: Path, real_grids: dict, data_dir=None) -> tuple[str, str]:
     """(the section of one profile and harness version, its table-of-contents entry)."""
     anchor = f"p{index}"
-    done = [r for r in records if r.get("status") == "done"]
+    done = [r for r in records if r.done]
     title = f"Profile {profile} (harness {version})"
     out = [f'<section class="group" id="{anchor}">\n<h2>{esc(title)}</h2>\n']
-    streams = list(dict.fromkeys(r["stream"] for r in done))
-    seeds = sorted({r["seed"] for r in done})
+    streams = list(dict.fromkeys(r.stream for r in done))
+    seeds = sorted({r.seed for r in done})
     out.append(f"<p>{len(done)} finished cell(s) on {esc(', '.join(streams) or 'no stream')}; "
                f"seeds {esc(', '.join(map(str, seeds)) or '-')}.</p>\n")
     if len(seeds) == 1:
@@ -397,24 +436,25 @@ def group_section(index: int, profile: str, version: str, records: list[dict], r
     else:
         out.append(note("No finished cell of this profile.", "note error"))
     out.append(failed_section(records))
+    out.append(extras_section(records))
     out.append(provenance_section(records, version))
     out.append("</section>\n")
     return "".join(out), f'<li><a href="#{anchor}">{esc(title)}</a></li>'
 
 
-def sweep_keys(records: list[dict]) -> list[str]:
+def sweep_keys(records: list[Record]) -> list[str]:
     """Settings that take two or more values across the profile labels of one base profile."""
     from bench.planning.profiles import split_label
 
     values: dict[str, set] = {}
-    for label in {r.get("profile_name") for r in records if r.get("status") == "done"}:
+    for label in {r.profile_name for r in records if r.done}:
         _, settings = split_label(str(label))
         for key, value in settings.items():
             values.setdefault(key, set()).add(value)
     return [key for key, seen in sorted(values.items()) if len(seen) > 1]
 
 
-def sweeps_section(records: list[dict], folder: Path) -> tuple[str, str]:
+def sweeps_section(records: list[Record], folder: Path) -> tuple[str, str]:
     """Each sweep the labels form: its table (tables.sweep_report) and figure (figures.draw_sweep),
     for NLL and, when recorded, FID."""
     from bench.reporting.figures import draw_sweep
@@ -443,13 +483,14 @@ def sweeps_section(records: list[dict], folder: Path) -> tuple[str, str]:
     return "".join(out), entry
 
 
-def build_page(root: str | Path, records: list[dict], command: str, data_dir=None) -> str:
+def build_page(root: str | Path, records, command: str, data_dir=None) -> str:
     """The page of `records` (read from results directory `root`, where the sample grids are)."""
     from bench import HARNESS_VERSION
 
     root = Path(root)
+    records = as_records(records)
     groups = profile_groups(records)
-    if not any(r.get("status") == "done" for _, rs in groups for r in rs):
+    if not any(r.done for _, rs in groups for r in rs):
         raise ReportError("no finished records in this directory")
     sections, toc, real_grids = [], [], {}
     with tempfile.TemporaryDirectory(prefix="bench-html-") as tmp:
@@ -461,9 +502,9 @@ def build_page(root: str | Path, records: list[dict], command: str, data_dir=Non
         section, entry = sweeps_section(records, Path(tmp) / "sweeps")
         sections.append(section)
         toc.append(entry)
-    done = sum(r.get("status") == "done" for r in records)
-    failed = sum(r.get("status") == "failed" for r in records)
-    streams = sorted({r["stream"] for r in records if r.get("status") == "done"})
+    done = sum(r.done for r in records)
+    failed = sum(r.status == "failed" for r in records)
+    streams = sorted({r.stream for r in records if r.done})
     head = (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -486,7 +527,7 @@ def regenerate_command(results: str, out: str, profile: str | None = None) -> st
                      *(["--profile", shlex.quote(profile)] if profile else [])])
 
 
-def write_page(root: str | Path, records: list[dict], out: str | Path, command: str,
+def write_page(root: str | Path, records, out: str | Path, command: str,
                data_dir=None) -> tuple[int, float]:
     """Build the page and write it to `out`; (its size in bytes, seconds taken)."""
     start = time.perf_counter()

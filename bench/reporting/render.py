@@ -10,10 +10,11 @@ import html
 import numpy as np
 from tabulate import tabulate
 
+from bench.reporting import FORMATS
+
 BOUNDARY_MARK = "†"   # the method needs task boundaries
 BEST_MARK = "*"       # the best per column in text tables (bold in Markdown, LaTeX and HTML)
 SAME_MARK = "≈"       # not distinguishable from the column's best (significance.py); $\approx$ in LaTeX
-FORMATS = ("text", "markdown", "latex", "html")
 
 
 def mean_std(mean: float, std: float, digits: int = 2) -> str:
@@ -68,6 +69,8 @@ def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION
     """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`).
     `width`: a text table's caption is wrapped to the table's width, at least 80 and at most
     `width` columns (None: one line)."""
+    if fmt_name not in FORMATS:
+        raise ValueError(f"the renderer draws {', '.join(FORMATS)}, not '{fmt_name}'")
     if fmt_name == "latex":
         spec = "l" + "c" * (len(headers) - 1)
         lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(title)}}}",

@@ -7,7 +7,8 @@ Report layouts (`--metric`):
   (LaTeX, Markdown) or marked * (text); ≈ marks methods not distinguishable from the column's best
   (paired t-test over seeds, significance.py); † marks methods that need task boundaries; an
   "avg rank" column (rank per stream by mean, averaged) once some method is on 2+ streams.
-- forgetting: NLL forgetting and BWT per stream.
+- forgetting: NLL forgetting and BWT per stream; clog: the CLoG benchmark's AIQ / AFQ / FR (the
+  summary layouts of bench/metrics, drawn by one function).
 - matrix: the per-task NLL[t, j] matrix (mean over seeds), one table per stream and method.
 - claims: the OCM paper's claims per stream (claims.py): holds / fails / cannot tell, with the
   mean paired difference and the paired t-test's p over seeds.
@@ -19,9 +20,13 @@ Formats: text, markdown, csv (numbers, long form), latex (booktabs).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
+from bench.metrics import METRICS as REGISTERED
+from bench.metrics import SUMMARIES, SummaryLayout, metric_layouts, report_layouts
 from bench.reporting.captions import caption, ranks_note, significance_note
 from bench.reporting.claims import claims_frame, claims_table
 from bench.reporting.frames import (
@@ -29,6 +34,7 @@ from bench.reporting.frames import (
     Metric,
     ReportError,
     best_methods,
+    cells_frame,
     mean_matrix,
     registry_rank,
     select_cells,
@@ -46,8 +52,7 @@ from bench.reporting.significance import (
 )
 from bench.reporting.sweep import sweep_frame, sweep_summary, sweep_table
 
-SAMPLE_QUALITY = ["fid", "kid", "precision", "recall", "density", "coverage"]
-LAYOUTS = ["nll", "nll_best_component", *SAMPLE_QUALITY, "forgetting", "matrix", "claims"]
+LAYOUTS = report_layouts()   # each metric's Table 1, the summary layouts, matrix, claims (bench/metrics)
 PAPER_METRICS = ("nll", "nll_best_component")   # the paper's Table 1 is in log-likelihoods
 
 
@@ -131,6 +136,18 @@ def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WI
                       fmt_name, caption(cells, what, best_marked=False))
     return render(headers, table_rows, "text", caption(cells, what, best_marked=False),
                   width=None if wide else width)
+
+
+def run_summary(records, folder, wide: bool = False) -> str:
+    """bench.run's summary of its grid: the run's table (returned), and every cell's numbers and their
+    aggregates in `folder`/cells.csv and summary.csv; '' when no cell has finished."""
+    cells = cells_frame(records)
+    if not len(cells):
+        return ""
+    text = run_table(cells, wide=wide)
+    cells.to_csv(Path(folder) / "cells.csv", index=False)
+    summary_frame(cells).to_csv(Path(folder) / "summary.csv", index=False)
+    return text
 
 
 def table_width(columns: dict[str, list[str]]) -> int:
@@ -221,32 +238,35 @@ def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str, paper: bool = 
                   caption(cells, f"{metric.label} / memory (samples) / components", notes=notes))
 
 
-def forgetting_table(cells: pd.DataFrame, fmt_name: str) -> str:
+def summary_table(cells: pd.DataFrame, layout: SummaryLayout, fmt_name: str) -> str:
+    """A summary layout (bench/metrics: forgetting and BWT, CLoG's AIQ / AFQ / FR): per stream and
+    method, the layout's summaries of each of its metrics that the records have ('a / b; c / d'),
+    the first metric's first summary deciding the best."""
     summary = summary_frame(cells)
-    best = best_methods(summary, METRICS["forgetting_nll"])
-    has_fid = bool(cells["fid"].notna().any())
+    names = [name for name, s in SUMMARIES.items() if s.group == layout.name]
+    shown = tuple(m for m in layout.metrics if m in cells and cells[m].notna().any())
+    best = best_methods(summary, METRICS[f"{names[0]}_{shown[0]}"])
 
     def text(r):
-        nll = (f"{mean_std(r['forgetting_nll_mean'], r['forgetting_nll_std'])} / "
-               f"{mean_std(r['bwt_nll_mean'], r['bwt_nll_std'])}")
-        if not has_fid:
-            return nll
-        return (f"{nll}; {mean_std(r['forgetting_fid_mean'], r['forgetting_fid_std'], 1)} / "
-                f"{mean_std(r['bwt_fid_mean'], r['bwt_fid_std'], 1)}")
+        parts = []
+        for m in shown:
+            spec = REGISTERED[m]
+            digits = spec.summary_digits if spec.summary_digits is not None else spec.digits
+            parts.append(" / ".join(mean_std(r[f"{n}_{m}_mean"], r[f"{n}_{m}_std"], decimals_for(r[f"{n}_{m}_mean"], digits))
+                                    for n in names))
+        return "; ".join(parts)
     headers, rows = grid_table(summary, text, fmt_name, best)
-    what = ("NLL forgetting (lower is better) / BWT (higher is better), nats, on the NLL[t, j] matrix: "
-            "f_j = NLL[T, j] - min_{j<=l<T} NLL[l, j], BWT = mean_j (NLL[j, j] - NLL[T, j])"
-            + ("; then the same on the FID[t, j] matrix" if has_fid else "") + "; bold: lowest NLL forgetting")
-    return render(headers, rows, fmt_name, caption(cells, what))
+    return render(headers, rows, fmt_name, caption(cells, layout.caption(shown)))
 
 
 def matrix_tables(cells: pd.DataFrame, fmt_name: str) -> str:
     out = []
     for (stream, method), group in cells.groupby(["stream", "method"], sort=False):
-        for column, name, unit in (("nll_matrix", "NLL", "nats"), ("fid_matrix", "FID", "")):
-            matrix = mean_matrix(group, column)
+        for metric in (m for m in REGISTERED.values() if m.matrix_table):
+            matrix = mean_matrix(group, metric.matrix)
             if matrix is None:
                 continue
+            name, unit = metric.summary_label, metric.unit
             headers = [plain(h, fmt_name) for h in ["after task", *[f"task {j + 1}" for j in range(matrix.shape[1])]]]
             rows = [[str(t + 1), *[f"{v:.2f}" for v in row]] for t, row in enumerate(matrix)]
             what = f"{name}[t, j] ({unit + ', ' if unit else ''}mean over {len(group)} seed(s)): {method} on {stream}"
@@ -262,14 +282,17 @@ def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text
         return claims_frame(cells).to_csv(index=False) if fmt_name == "csv" else claims_table(cells, fmt_name)
     if fmt_name == "csv":
         return summary_frame(cells).to_csv(index=False)
-    if layout in ("nll", "nll_best_component", *SAMPLE_QUALITY):
-        if layout in SAMPLE_QUALITY and cells[layout].isna().all():
-            raise ReportError(f"these records have no {layout.upper() if layout in ('fid', 'kid') else layout} "
-                              "(run with --fid-features classifier|inception)")
+    if layout in metric_layouts():
+        if cells[layout].isna().all():
+            metric = REGISTERED[layout]
+            hint = metric.provenance.missing if metric.provenance is not None else ""
+            raise ReportError(f"these records have no {metric.summary_label}" + (f" ({hint})" if hint else ""))
         return table_one(cells, METRICS[layout], fmt_name, paper)
-    if layout == "forgetting":
-        return forgetting_table(cells, fmt_name)
-    return matrix_tables(cells, fmt_name)
+    if layout in SUMMARY_LAYOUTS:
+        return summary_table(cells, SUMMARY_LAYOUTS[layout], fmt_name)
+    if layout == "matrix":
+        return matrix_tables(cells, fmt_name)
+    raise ReportError(f"unknown layout '{layout}'; valid: {', '.join(LAYOUTS)}")
 
 
 def sweep_metric(layout: str) -> Metric:

@@ -15,6 +15,7 @@ CURL's buffer). What it does not: the finite-loss check and the minibatches belo
 """
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -41,7 +42,8 @@ class GenerativePlugin(SupervisedPlugin):
 
     Images: every tensor of images a method is given or returns is float32 `[N, C, H, W]` with
     grey levels in [0, 1] (not binarized: the strategy draws a fresh binarization at every pass),
-    on the strategy's device; C, H, W are the stream's (1, 28, 28 for every shipped stream).
+    on the strategy's device; C, H, W are the stream's (`self.image_shape`, set by the harness before
+    `build_model`; 1, 28, 28 for every shipped stream), and `self.input_dim` their product.
 
     Define (all optional; the base trains on the incoming images and stores nothing):
     - `replay_images()`: what you store and train on with each incoming batch, or None; or
@@ -62,6 +64,8 @@ class GenerativePlugin(SupervisedPlugin):
     name: ClassVar[str] = "base"
     config_class: ClassVar[type | None] = None   # set by register_method
     needs_task_boundaries: ClassVar[bool] = False
+    # C, H, W of the stream's images: the harness sets it to the stream's before `build_model`
+    image_shape: tuple[int, ...] = (1, 28, 28)
 
     def __init__(self, config=None, seed: int = 0):
         super().__init__()
@@ -120,12 +124,18 @@ class GenerativePlugin(SupervisedPlugin):
         return {}
 
     # ----------------------------------------------------------- how our runner assembles it
+    @property
+    def input_dim(self) -> int:
+        """Pixels per image, C x H x W of the stream's images (`image_shape`): the models' input size."""
+        return math.prod(self.image_shape)
+
     def build_model(self, profile) -> torch.nn.Module:
         """The model this method trains, given the cell's profile (bench/planning/profiles.py:
-        `mc_samples`, `lr`, ...): the paper's Bernoulli MLP VAE by default. Any model of the contract
-        in methods/models/contract.py works (the evaluator, FID and picture grids use only it);
-        the harness moves it to the device and builds the optimizer."""
-        return BernoulliVAE(mc_samples=profile.mc_samples)
+        `mc_samples`, `lr`, ...): the paper's Bernoulli MLP VAE by default, of the stream's input
+        size (`self.input_dim`). Any model of the contract in methods/models/contract.py works (the
+        evaluator, FID and picture grids use only it); the harness moves it to the device and
+        builds the optimizer."""
+        return BernoulliVAE(input_dim=self.input_dim, mc_samples=profile.mc_samples)
 
     def train_epochs(self, profile) -> int:
         """Passes over `training_images` per experience: the profile's E (`epochs`) by default;

@@ -21,6 +21,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from methods.core.labels import base_name, make_label
+from methods.core.user_methods import count_registration, files_registering, load_all
 from streams.registry import UnknownNameError
 
 
@@ -74,14 +76,6 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {}
-_registrations = 0   # methods and presets registered so far (to tell an --import that registered none)
-
-
-def registrations() -> int:
-    """How many methods and presets have been registered (or re-registered) in this process."""
-    return _registrations
-
-
 def _source_file(cls: type) -> str | None:
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
@@ -128,7 +122,6 @@ def declare_method(name: str, config_class: type, description: str, plugin: str,
     """Declare a method whose plugin class is `plugin` ('module:QualName'), imported on first use
     (the built-in methods, methods/catalog.py). The module's `register_method(name, config_class)`
     decorator must then register that class, with the same config and boundary needs."""
-    global _registrations
     _check_config(name, config_class)
     existing = METHODS.get(name)
     if existing is not None and not (existing.plugin == plugin or
@@ -136,7 +129,7 @@ def declare_method(name: str, config_class: type, description: str, plugin: str,
         raise MethodRegistrationError(f"method name '{name}' is already registered by {_where(existing.plugin)}")
     if existing is None or not existing.loaded:
         METHODS[name] = MethodSpec(name, plugin, config_class, description, paper_name, needs_task_boundaries)
-    _registrations += 1
+    count_registration()
     return METHODS[name]
 
 
@@ -159,7 +152,6 @@ def register_method(name: str, config_class: type, description: str | None = Non
     _check_config(name, config_class)
 
     def decorate(plugin_class):
-        global _registrations
         existing = METHODS.get(name)
         if existing is not None and not same_definition(existing.plugin, plugin_class):
             raise MethodRegistrationError(
@@ -181,7 +173,7 @@ def register_method(name: str, config_class: type, description: str | None = Non
         plugin_class.config_class = config_class
         paper = paper_name or (existing.paper_name if existing is not None else None)
         METHODS[name] = MethodSpec(name, plugin_class, config_class, text, paper, needs_boundaries)
-        _registrations += 1
+        count_registration()
         return plugin_class
     return decorate
 
@@ -198,7 +190,7 @@ class Preset:
 
     @property
     def expansion(self) -> str:
-        return f"{self.method}[{','.join(f'{k}={v}' for k, v in self.settings.items())}]"
+        return make_label(self.method, self.settings)
 
 
 PRESETS: dict[str, Preset] = {}
@@ -207,10 +199,9 @@ PRESETS: dict[str, Preset] = {}
 def register_preset(name: str, method: str, settings: dict, description: str,
                     paper_name: str | None = None) -> Preset:
     """Register `name` as `method[settings]` (`--methods NAME`, `NAME[more=settings]`)."""
-    global _registrations
     if name in METHODS:
         raise MethodRegistrationError(f"preset '{name}' would hide the method of that name")
-    _registrations += 1
+    count_registration()
     PRESETS[name] = Preset(name, method, {k: str(v) for k, v in settings.items()}, description, paper_name)
     return PRESETS[name]
 
@@ -225,7 +216,7 @@ def expand_preset(name: str, settings: dict) -> tuple[str, dict]:
 
 def paper_name(label: str) -> str | None:
     """The OCM paper's name for a method or preset label ('cndpm-paper' -> 'CNDPM')."""
-    name = label.partition("[")[0]
+    name = base_name(label)
     if name in PRESETS:
         return PRESETS[name].paper_name
     return METHODS[name].paper_name if name in METHODS else None
@@ -235,8 +226,6 @@ def get_method(name: str) -> MethodSpec:
     """The method registered as `name`. An unknown name first loads the methods of installed
     packages (entry points) and of $OCM_BENCH_IMPORTS, each once, then is looked up again."""
     if name not in METHODS:
-        from methods.core.user_methods import load_all
-
         problems = load_all()
         if name not in METHODS:
             message = f"unknown method '{name}'; valid methods: {', '.join(METHODS)}" + (
@@ -250,8 +239,6 @@ def get_method(name: str) -> MethodSpec:
 def unknown_method_hint(name: str) -> str:
     """'; did you mean 'ocm-dynamic'?' for a misspelt name; for the name of a method that a file
     here registers (a forgotten --import), the --import to add; else how to load one's own."""
-    from methods.core.user_methods import files_registering
-
     close = difflib.get_close_matches(name, [*METHODS, *PRESETS], n=1, cutoff=0.75)
     if close:
         return f"; did you mean '{close[0]}'?"

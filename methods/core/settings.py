@@ -10,7 +10,9 @@ NAME.budget=0` before any cell runs (exit 2, one line) instead of a cell failing
 
 Bounds (each optional): `min` (value >= min), `above` (value > above), `choices` (one of these;
 None in the tuple allows none), `matchable` (the value may be `match:METHOD`, another method's peak
-memory, resolved from its record). The type comes from the field's annotation (int, float, bool,
+memory, resolved from its record). `omitted_at_default=True`: while the setting is at its default it
+is left out of the cell's settings, key and record (a setting added after records were written,
+whose default is the behaviour they were written with: their cells keep their keys). The type comes from the field's annotation (int, float, bool,
 str, `X | None`, tuples, `int | str` for task lengths). A config none of whose fields declares a
 bound falls back to the harness's older table of bounds by name (bench/planning/validate.py), so
 configs written before bounds were declared keep theirs; declare bounds to control them.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 
 BOUND_KEYS = ("min", "above", "choices", "matchable")
+OMITTED_AT_DEFAULT = "omitted_at_default"
 
 
 def bounds_metadata(min=None, above=None, choices=None, matchable=False) -> dict:  # noqa: A002
@@ -39,11 +42,23 @@ def bounds_metadata(min=None, above=None, choices=None, matchable=False) -> dict
 
 
 def setting(default=dataclasses.MISSING, *, min=None, above=None, choices=None,  # noqa: A002
-            matchable: bool = False, metadata: dict | None = None, **kwargs):
+            matchable: bool = False, omitted_at_default: bool = False, metadata: dict | None = None, **kwargs):
     """A dataclass field with its bounds in its metadata (see the module doc). Without a default
     the field is required (as the profile's fields are)."""
     meta = {**(metadata or {}), **bounds_metadata(min, above, choices, matchable)}
+    if omitted_at_default:
+        meta[OMITTED_AT_DEFAULT] = True
     return dataclasses.field(default=default, metadata=meta, **kwargs)
+
+
+def keyed_values(config) -> dict:
+    """A config's values as a cell's settings (`dataclasses.asdict`): every field, but those declared
+    `omitted_at_default` while they are at their default."""
+    values = dataclasses.asdict(config)
+    for f in dataclasses.fields(config):
+        if f.metadata.get(OMITTED_AT_DEFAULT) and values[f.name] == f.default:
+            del values[f.name]
+    return values
 
 
 def declared_bounds(config_class: type) -> dict[str, dict] | None:

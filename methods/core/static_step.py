@@ -3,7 +3,8 @@ update as one unit over tensors that stay on the device, so that a GPU can captu
 CUDA graph and replay it. A paper-profile step is bound by kernel launches and Python, not by its
 arithmetic: 2.3-2.9 ms per step on an H200 (reports/perf-cuda.md) for about 4 GFLOP.
 
-The strategy's `step` setting picks how a step runs (methods/core/strategy.py):
+The strategy's `training_step` setting picks how a step runs (methods/core/strategy.py; the list and
+how "auto" resolves: methods/core/training_step.py):
 - "eager": Avalanche's per-step loop, every plugin callback called (the only mode for methods with
   per-step callbacks: LGM, CURL, CN-DPM, LIMix, and any plugin that has one);
 - "fused": this unit, run as a plain function: the same draws, arithmetic and random stream as
@@ -33,27 +34,7 @@ import torch
 
 from streams.stream import binarize
 
-STEP_MODES = ("auto", "eager", "fused", "graph", "compiled")
 WARMUP_STEPS = 3   # ordinary steps (on a side stream) before a capture: lazy state, library handles
-
-
-def check_step_mode(mode: str) -> str:
-    if mode not in STEP_MODES:
-        raise ValueError(f"unknown training step '{mode}'; valid: {', '.join(STEP_MODES)}")
-    return mode
-
-
-def resolve_step_mode(requested: str, device: torch.device, per_step_callbacks: bool) -> str:
-    """The mode a strategy runs: `requested`, or eager where plugins need every step's callbacks,
-    and graph capture only on CUDA (elsewhere its step runs fused)."""
-    check_step_mode(requested)
-    if per_step_callbacks or requested == "eager":
-        return "eager"
-    if requested == "auto":
-        return "graph" if device.type == "cuda" else "fused"
-    if requested == "graph" and device.type != "cuda":
-        return "fused"
-    return requested
 
 
 class FusedStep:

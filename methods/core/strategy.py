@@ -39,7 +39,8 @@ from avalanche.training.templates.base_sgd import PeriodicEval
 from methods.core.helpers import experience_images
 from methods.core.minibatches import TensorMinibatches
 from methods.core.plugin import GenerativePlugin, method_minibatches
-from methods.core.static_step import FusedStep, check_step_mode, resolve_step_mode
+from methods.core.static_step import FusedStep
+from methods.core.training_step import check_training_step, resolve_training_step
 from methods.models.vae import GenerativeLoss
 
 _EMPTY_CALLBACKS = frozenset(
@@ -118,7 +119,7 @@ class GenerativeStrategy(SupervisedTemplate):
     def __init__(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_epochs: int = 1, train_mb_size: int = 64, plugins=None,
                  device: str = "cpu", seed: int = 0, steps_per_batch: int | None = None,
-                 step: str = "auto"):
+                 training_step: str = "auto"):
         with warnings.catch_warnings():  # "no loggers": on purpose, bench.evaluation.nll measures
             warnings.filterwarnings("ignore", message="No loggers specified")
             evaluator = EvaluationPlugin()
@@ -140,8 +141,8 @@ class GenerativeStrategy(SupervisedTemplate):
         self.steps_per_batch = steps_per_batch
         self.images_trained = 0   # rows in all training minibatches (replayed/generated included)
         # How a training step runs (methods/core/static_step.py): requested, and as resolved by train()
-        self.requested_step = check_step_mode(step)
-        self.step_mode: str | None = None
+        self.requested_training_step = check_training_step(training_step)
+        self.training_step: str | None = None   # the step it runs, resolved at the first experience
         self._fused: FusedStep | None = None
         self._captures = self._replays = 0   # of fused steps released (the model or optimizer changed)
         self._capture_error: str | None = None   # a capture failed: later fused steps are not captured
@@ -161,7 +162,7 @@ class GenerativeStrategy(SupervisedTemplate):
             self.model.train()
         self._place_model()
         hooks = self._plugin_hooks()
-        self.step_mode = resolve_step_mode(self.requested_step, self.device, self._per_step)
+        self.training_step = resolve_training_step(self.requested_training_step, self.device, self._per_step)
         hooks("before_training", self, kwargs)
         for self.experience in _experiences_parameter_as_iterable(experiences):
             hooks("before_train_dataset_adaptation", self, kwargs)
@@ -247,7 +248,7 @@ class GenerativeStrategy(SupervisedTemplate):
         """CUDA-graph captures and replays so far (for records), when steps were to be captured,
         and why a capture failed if one did (the step then ran fused)."""
         fused = self._fused
-        if fused is None or self.step_mode != "graph":
+        if fused is None or self.training_step != "graph":
             return {}
         error = fused.capture_error or self._capture_error
         return {"graph_captures": self._captures + fused.captures, "graph_replays": self._replays + fused.replays,
@@ -257,7 +258,7 @@ class GenerativeStrategy(SupervisedTemplate):
         """The fused step for the current model and optimizer (built again when either changed),
         or None when this epoch runs eager."""
         loader = self.dataloader
-        if (self.step_mode in (None, "eager") or not isinstance(loader, TensorMinibatches)
+        if (self.training_step in (None, "eager") or not isinstance(loader, TensorMinibatches)
                 or not loader.dynamic_binarization):
             return None
         fused = self._fused
@@ -267,7 +268,7 @@ class GenerativeStrategy(SupervisedTemplate):
                 self._captures, self._replays = self._captures + fused.captures, self._replays + fused.replays
                 self._capture_error = self._capture_error or fused.capture_error
                 fused.release()
-            mode = "fused" if self._capture_error else self.step_mode   # a step that failed to capture once
+            mode = "fused" if self._capture_error else self.training_step   # a step that failed to capture once
             fused = self._fused = FusedStep(self.model, self.optimizer, self._criterion, self.train_mb_size,
                                             loader.generator, mode)
         return fused

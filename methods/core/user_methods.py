@@ -1,16 +1,19 @@
-"""Methods defined outside this package: imported modules that call `register_method`.
+"""Methods and streams defined outside this project: imported modules that call `register_method`
+(methods/core/registry.py) or `register_stream` (streams/registry.py).
 
 Two ways in: `bench.run --import MODULE` (a dotted module name or a path to a .py file), and the
-`ocm_bench.methods` entry point group of installed packages, each entry point naming a module (or
-an object in it) whose import registers its methods:
+`ocm_bench.methods` and `ocm_bench.streams` entry point groups of installed packages, each entry
+point naming a module (or an object in it) whose import registers its methods or streams:
 
     [project.entry-points."ocm_bench.methods"]
     my_methods = "my_package.methods"
+    [project.entry-points."ocm_bench.streams"]
+    my_streams = "my_package.streams"
 
 Cells also run in spawned processes and on Ray/Slurm, which do not inherit the registry: so
 `--import` names its modules in $OCM_BENCH_IMPORTS (os.pathsep-separated, files as absolute paths),
-and `get_method` loads the entry points and that variable's modules (each once) before it calls a
-name unknown.
+and `get_method` and `get_stream_spec` load the entry points and that variable's modules (each once)
+before they call a name unknown.
 """
 from __future__ import annotations
 
@@ -27,10 +30,32 @@ from types import ModuleType
 
 ENV_VAR = "OCM_BENCH_IMPORTS"
 ENTRY_POINT_GROUP = "ocm_bench.methods"
+STREAM_ENTRY_POINT_GROUP = "ocm_bench.streams"
+ENTRY_POINT_GROUPS = (ENTRY_POINT_GROUP, STREAM_ENTRY_POINT_GROUP)
 FILE_PACKAGE = "ocm_user"   # modules imported from a file path are named ocm_user.<file stem>
 
 _entry_points_seen: dict[tuple[str, str], str | None] = {}   # (name, value) -> problem, or None
 _env_problems: dict[str, str] = {}                           # source -> why it did not import
+_registered = 0   # methods and presets registered so far (to tell an --import that registered none)
+
+
+def _stream_hooks() -> list:
+    from streams.registry import UNKNOWN_NAME_HOOKS
+
+    return UNKNOWN_NAME_HOOKS
+
+
+def count_registration() -> None:
+    """The method registry registered (or re-registered) a method or a preset."""
+    global _registered
+    _registered += 1
+
+
+def registrations() -> int:
+    """How many methods, presets and streams have been registered (or re-registered) in this process."""
+    from streams.registry import registrations as streams_registered
+
+    return _registered + streams_registered()
 
 
 class UserModuleError(ValueError):
@@ -119,17 +144,16 @@ def record_imports(sources: list[str]) -> None:
 
 def import_modules(sources: list[str], warn=None) -> list[ModuleType]:
     """`bench.run --import`: import each source, then record them all for the workers. A module
-    imported here for the first time that registers no method and no preset is reported to
+    imported here for the first time that registers no method, preset or stream is reported to
     `warn` (a callable taking the message), since naming its methods would then fail."""
-    from methods.core.registry import registrations
-
     modules = []
     for source in sources:
         before, loaded = registrations(), set(sys.modules)
         module = import_source(source)
         if warn is not None and registrations() == before and module.__name__ not in loaded:
-            warn(f"--import '{source}' registered no method: a method is a GenerativePlugin subclass "
-                 "decorated with @register_method(NAME, Config, description) (examples/my_method.py)")
+            warn(f"--import '{source}' registered no method and no stream: a method is a GenerativePlugin "
+                 "subclass decorated with @register_method(NAME, Config, description) (examples/my_method.py), "
+                 "a stream a register_stream(NAME, datasets, tasks) call (examples/cross_domain.py)")
         modules.append(module)
     record_imports(sources)
     return modules
@@ -165,18 +189,19 @@ def files_registering(name: str, root: str | os.PathLike | None = None, limit: i
 
 
 def load_entry_points() -> list[str]:
-    """Load the `ocm_bench.methods` entry points of installed packages, each once; returns why
-    any could not be loaded (a broken plugin package does not stop the others)."""
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        key = (ep.name, ep.value)
-        if key in _entry_points_seen:
-            continue
-        try:
-            ep.load()
-            _entry_points_seen[key] = None
-        except Exception as err:  # noqa: BLE001
-            _entry_points_seen[key] = (f"entry point '{ep.name} = {ep.value}' ({ENTRY_POINT_GROUP}): "
-                                       f"{type(err).__name__}: {err}")
+    """Load the `ocm_bench.methods` and `ocm_bench.streams` entry points of installed packages, each
+    once; returns why any could not be loaded (a broken plugin package does not stop the others)."""
+    for group in ENTRY_POINT_GROUPS:
+        for ep in importlib.metadata.entry_points(group=group):
+            key = (ep.name, ep.value)
+            if key in _entry_points_seen:
+                continue
+            try:
+                ep.load()
+                _entry_points_seen[key] = None
+            except Exception as err:  # noqa: BLE001
+                _entry_points_seen[key] = (f"entry point '{ep.name} = {ep.value}' ({group}): "
+                                           f"{type(err).__name__}: {err}")
     return [p for p in _entry_points_seen.values() if p]
 
 
@@ -194,3 +219,9 @@ def load_env_imports() -> list[str]:
 def load_all() -> list[str]:
     """Entry points, then $OCM_BENCH_IMPORTS; returns the problems (empty when all loaded)."""
     return load_entry_points() + load_env_imports()
+
+
+# A stream name unknown to the stream registry (a worker that has not imported the user's modules
+# yet) loads them first, as a method name does (streams cannot import this module: it registers here).
+if load_all not in _stream_hooks():
+    _stream_hooks().append(load_all)

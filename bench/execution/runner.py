@@ -1,0 +1,169 @@
+"""A planned grid run to its end: the cells that can run now, then those whose budget is matched to
+another cell's record, on the chosen executor; cells held by a live runner elsewhere waited for
+(or left to it); what failed and why. `bench.run` plans (bench/planning/plan.py), checks and warms
+up (bench/evaluation/prepare.py), hands the plan to `GridRunner.run`, and reports the outcome.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from bench.execution import EXECUTORS
+from bench.execution.claims import describe_holder, live_claims
+from bench.execution.store import ResultStore
+from bench.planning.grid import Cell
+from bench.planning.plan import GridPlan, cells_run, resolve_waiting
+from bench.planning.schedule import longest_first
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How cells run: `bench.run`'s execution options (the executor's own among them)."""
+    executor: str = "local"            # one of EXECUTORS
+    workers: int = 1
+    device: str = "auto"
+    training_step: str = "auto"
+    cells_per_gpu: int | None = None
+    gpus_per_cell: float | None = None
+    ray_address: str | None = None
+    slurm_partition: str | None = None
+    slurm_time: int = 60
+    slurm_cluster: str | None = None
+    data_dir: object = None
+    force: bool = False                # rerun cells that have a record
+    wait: bool = True                  # wait for cells a live runner elsewhere holds
+    progress: bool = False             # a progress bar
+
+    def check(self, warn) -> None:
+        """Refuse options that cannot work together (ValueError naming what to give instead)."""
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor '{self.executor}'; valid: {', '.join(EXECUTORS)}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {self.workers}")
+        if self.cells_per_gpu is not None and self.cells_per_gpu < 1:
+            raise ValueError(f"--cells-per-gpu must be at least 1, not {self.cells_per_gpu}")
+        if self.executor == "ray" and self.cells_per_gpu is not None and self.gpus_per_cell is not None:
+            raise ValueError("give --cells-per-gpu N (Ray then asks for 1/N GPU per cell) or --gpus-per-cell, "
+                             "not both")
+        if self.cells_per_gpu is not None and self.device == "cpu":
+            warn("--cells-per-gpu has no effect with --device cpu (--workers sets how many cells run at once)")
+        if self.executor == "slurm" and self.cells_per_gpu not in (None, 1):
+            raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
+                             "runs one cell (pack with the Ray executor on the allocation instead)")
+
+    @property
+    def local(self) -> bool:
+        """Whether the workers are this machine."""
+        return self.executor == "local"
+
+    def executor_options(self) -> dict:
+        return {"local": {}, "ray": {"address": self.ray_address, "gpus_per_cell": self.gpus_per_cell},
+                "slurm": {"partition": self.slurm_partition, "time_minutes": self.slurm_time,
+                          "gpus_per_cell": self.gpus_per_cell, "cluster": self.slurm_cluster}}[self.executor]
+
+
+@dataclass
+class GridOutcome:
+    cells: list[Cell]                                   # the grid as it ran, in grid order
+    failed: list[tuple[Cell, str]] = field(default_factory=list)     # (cell, why)
+    elsewhere: list[tuple[Cell, str]] = field(default_factory=list)  # (cell, the runner holding it)
+
+
+class GridRunner:
+    """Runs a plan's cells into `store` with `options`; `cells` is what it has got to (for the line
+    an interrupted run ends with)."""
+
+    def __init__(self, plan: GridPlan, store: ResultStore, options: RunOptions):
+        self.plan, self.store, self.options = plan, store, options
+        self.cells: list[Cell] = list(plan.cells)
+        self.outcomes: dict[str, dict] = {}
+
+    def run(self) -> GridOutcome:
+        """Both phases: the cells that can run, then the matched ones once the records they match
+        are there (the reference cells of this grid run in the first phase). An executor that
+        cannot start (its optional package missing) raises RuntimeError."""
+        self.run_phase(self.plan.ready, "cells")
+        resolved, unmatched = {}, []
+        if self.plan.waiting:
+            resolved, unmatched = resolve_waiting(self.plan, self.store.records())
+            self.cells = [*self.plan.ready, *resolved.values()]
+            self.run_phase(list(resolved.values()), "matched cells")
+        return self.outcome(cells_run(self.plan, resolved), unmatched)
+
+    def run_phase(self, cells: list[Cell], what: str) -> None:
+        store, options = self.store, self.options
+        store.write_manifest(cells)
+        if options.force:
+            for cell in cells:
+                store.path(cell).unlink(missing_ok=True)
+        pending = longest_first([c for c in cells if not store.is_done(c)], store.records())
+        print(f"{len(cells)} {what} ({len(cells) - len(pending)} already done), profile {self.plan.profile_names}, "
+              f"executor {options.executor}, {min(options.workers, max(len(pending), 1))} worker(s), device "
+              f"{options.device} -> {store.root}", file=sys.stderr)
+        self.execute(pending)
+        if options.wait:
+            held = [c for c in pending if self.outcomes.get(c.key, {}).get("status") == "running elsewhere"]
+            wait_for_other_runners(held, store, self.execute)
+
+    def execute(self, cells: list[Cell]) -> None:
+        from bench.execution.executor import run_cells   # torch: imported once there are cells to run
+
+        o = self.options
+        self.outcomes.update(run_cells(cells, self.store, o.workers, o.data_dir, progress=o.progress,
+                                       executor=o.executor, device=o.device, training_step=o.training_step,
+                                       cells_per_gpu=o.cells_per_gpu, **o.executor_options()))
+
+    def outcome(self, cells: list[Cell], unmatched: list[tuple[Cell, str]]) -> GridOutcome:
+        store = self.store
+        held = live_claims(store.root)
+        elsewhere = [(c, describe_holder(held[store.path(c).stem])) for c in cells
+                     if not store.is_done(c) and store.path(c).stem in held]
+        away = {c.key for c, _ in elsewhere}
+        failed = [(c, getattr(store.load(c), "error", None) or self.outcomes.get(c.key, {}).get("error")
+                   or "no record (interrupted?)")
+                  for c in cells if not store.is_done(c) and c.key not in away] + unmatched
+        return GridOutcome(cells, failed, elsewhere)
+
+    def interrupted_line(self) -> str:
+        """One line: how far an interrupted run got and how to resume it."""
+        done = sum(self.store.is_done(c) for c in self.cells)
+        return (f"interrupted (Ctrl-C): {done} of {len(self.cells)} cells done, their records kept in "
+                f"{self.store.root}; rerun the same command to resume")
+
+
+def wait_for_other_runners(cells, store: ResultStore, run, poll_seconds: float = 2.0,
+                           repeat_seconds: float = 30.0) -> None:
+    """Wait for `cells`, which live runners elsewhere held when this one came to them, saying which
+    and where; a cell whose runner let go of it without a finished record (it died, or its cell
+    failed there) is run here, once."""
+    waiting, said, said_at = list(cells), None, 0.0
+    while waiting:
+        held = live_claims(store.root)
+        free = [c for c in waiting if store.path(c).stem not in held and not store.is_done(c)]
+        if free:
+            run(free)
+        waiting = [c for c in waiting if not store.is_done(c) and c not in free]
+        if not waiting:
+            return
+        line = (f"waiting for {len(waiting)} cell(s) run by another runner: "
+                + ", ".join(f"{c.label} ({describe_holder(held.get(store.path(c).stem, {}))})" for c in waiting[:5])
+                + (" ..." if len(waiting) > 5 else ""))
+        if line != said or time.time() - said_at > repeat_seconds:
+            print(line, file=sys.stderr)
+            said, said_at = line, time.time()
+        time.sleep(poll_seconds)
+
+
+def failure_lines(failed: list[tuple[Cell, str]], store: ResultStore) -> list[str]:
+    """'  label: error (traceback in FILE)' per failed cell, then how to print the tracebacks."""
+    lines, traced = [], False
+    for cell, error in failed:
+        record = store.load(cell)
+        where = ""
+        if record is not None and record.traceback:
+            where, traced = f" (traceback in {store.path(cell)})", True
+        lines.append(f"  {cell.label}: {error}{where}")
+    if traced:
+        lines.append(f"tracebacks: python -m bench.status {store.root} --tracebacks")
+    return lines

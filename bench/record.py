@@ -1,0 +1,210 @@
+"""A cell's record as a type: what one grid cell ran and measured, written and read here only.
+
+On disk a record is one flat JSON object (bench/execution/store.py), as every harness version has
+written it; `Record.from_json` reads any of them (every record under reports/ today: tests/
+test_record.py) and `Record.to_json` writes it back key for key, with `schema_version` added. In
+memory it is typed, in four parts:
+
+- the cell: its key, stream, method (and label), seed, profile, settings, harness version, status;
+- what training spent and stored (budgets, sizes, the device, the training step, seconds);
+- `metrics`: the fields the metric registry declares (bench/metrics: values, per-task matrices,
+  recorded summaries, intervals, provenance), read by field name;
+- the method's own, in one declared place: `extras` (what its plugin's `extra_stats()` returned:
+  OCM's STM/LTM sizes, CN-DPM's counts, ...) and `timeline` (its events, `Timeline`); reports read
+  both generically, never a method's key by name.
+
+A `Record` is also a read-only mapping of its JSON (`record["nll"]`, `record.get("fid_info")`), so
+that scripts written against the dicts of earlier versions keep working; the harness's own layers
+read its fields. Schema 1 is the layout every record so far has (records without `schema_version`
+are schema 1); a record of a newer schema is refused with what to do.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+SCHEMA_VERSION = 1
+
+
+class RecordError(ValueError):
+    """A JSON object that is not a record this harness can read."""
+
+
+@dataclass(frozen=True, eq=False)
+class Record(Mapping):
+    # ------------------------------------------------------------------------------- the cell
+    status: str                        # "done" | "failed"
+    key: str | None = None             # the cell's content key (bench/planning/grid.py)
+    stream: str | None = None
+    method: str | None = None          # the registered method
+    method_label: str | None = None    # its label in tables: 'reservoir[budget=match:ocm]', a preset's name
+    seed: int | None = None
+    profile_name: str | None = None    # 'quick', 'quick[epochs=3]'
+    profile: dict = field(default_factory=dict)          # the resolved profile
+    method_config: dict = field(default_factory=dict)    # the resolved method settings
+    matched: dict = field(default_factory=dict)          # {setting: reference method} of a matched budget
+    needs_task_boundaries: bool = False
+    harness_version: str | None = None
+    torch_version: str | None = None
+    error: str | None = None           # a failed cell's
+    traceback: str | None = None
+    wall_seconds: float | None = None
+    finished_at: str | None = None
+    # ------------------------------------------------------------- what training spent and stored
+    memory: int | None = None          # samples stored at the end
+    memory_peak: int | None = None
+    gradient_steps: int | None = None
+    images_trained: int | None = None
+    iterations: int | None = None
+    stream_length: int | None = None
+    components: int | None = None
+    parameters: int | None = None
+    train_seconds: float | None = None
+    test_sizes: list | None = None
+    train_sizes: list | None = None
+    resolved_settings: dict | None = None   # task-length settings as the image counts the cell ran with
+    device: str | None = None
+    cpu_kernels: str | None = None
+    training_step: str | None = None   # the step that ran: eager | fused | graph | compiled
+    graph_captures: int | None = None
+    graph_replays: int | None = None
+    graph_capture_error: str | None = None
+    pictures: list | None = None       # sample grids, relative to the results directory's images/
+    # ------------------------------------------------------------ the metrics, the method's own
+    metrics: dict = field(default_factory=dict)    # the metric registry's fields, by name
+    timeline: list = field(default_factory=list)   # the method's events (Timeline)
+    extras: dict = field(default_factory=dict)     # the method's extra_stats()
+    schema_version: int = SCHEMA_VERSION
+    written: frozenset = field(default=frozenset(), repr=False)   # the top-level keys its JSON has
+
+    # ------------------------------------------------------------------------ reading, writing
+    @classmethod
+    def from_json(cls, data: Mapping) -> Record:
+        """The record of a JSON object as the harness wrote it (any version so far)."""
+        if isinstance(data, Record):
+            return data
+        if not isinstance(data, Mapping) or not isinstance(data.get("status"), str):
+            raise RecordError("not a record: no status")
+        version = data.get("schema_version", 1)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise RecordError(f"record schema {version!r} is newer than this harness reads ({SCHEMA_VERSION}): "
+                              "update the harness to read it")
+        own, metric_fields = CORE_FIELDS, metric_field_names()
+        values = {k: v for k, v in data.items() if k in own}
+        metrics = {k: v for k, v in data.items() if k in metric_fields}
+        extras = {k: v for k, v in data.items() if k not in own and k not in metric_fields
+                  and k not in ("timeline", "schema_version")}
+        for name in ("profile", "method_config", "matched"):
+            if values.get(name) is None:
+                values.pop(name, None)   # absent, or null in a hand-made record: the empty default
+        return cls(**values, metrics=metrics, extras=extras, timeline=data.get("timeline") or [],
+                   schema_version=version, written=frozenset(data) | {"schema_version"})
+
+    def to_json(self) -> dict:
+        """The flat JSON object: every key it was read or made with, as it was, and its schema."""
+        return dict(self._json)
+
+    @cached_property
+    def _json(self) -> dict:
+        out = {name: getattr(self, name) for name in CORE_FIELDS if name in self.written}
+        out.update(self.metrics)
+        out.update(self.extras)
+        if "timeline" in self.written:
+            out["timeline"] = self.timeline
+        out["schema_version"] = self.schema_version
+        return out
+
+    # --------------------------------------------------------------------- the mapping view
+    def __getitem__(self, key: str):
+        return self._json[key]
+
+    def __iter__(self):
+        return iter(self._json)
+
+    def __len__(self) -> int:
+        return len(self._json)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None
+
+    # ------------------------------------------------------------------------------ readers
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def label(self) -> str:
+        """The method's label in tables (a variant, a preset) or its name."""
+        return self.method_label or self.method
+
+    def metric(self, name: str, default=None):
+        """A metric registry field ('nll', 'fid_matrix', 'nll_info')."""
+        return self.metrics.get(name, default)
+
+    def replace(self, **changes) -> Record:
+        return dataclasses.replace(self, **changes)
+
+
+CORE_FIELDS = tuple(f.name for f in dataclasses.fields(Record)
+                    if f.name not in ("metrics", "timeline", "extras", "schema_version", "written"))
+
+
+def metric_field_names() -> frozenset:
+    """The record fields the metric registry declares (and the names they had in older records)."""
+    from bench.metrics import METRICS, provenances, record_fields
+
+    older = {name for p in provenances() for name in p.older_fields}
+    return frozenset(record_fields()) | older | {m for m in METRICS}
+
+
+def as_record(record) -> Record:
+    """A Record from a Record or a record's JSON object (as tests and scripts make them)."""
+    return record if isinstance(record, Record) else Record.from_json(record)
+
+
+def as_records(records) -> list[Record]:
+    return [as_record(r) for r in records]
+
+
+# --------------------------------------------------------------------------------- the timeline
+@dataclass(frozen=True)
+class Timeline:
+    """A method's events (`GenerativePlugin.timeline`), as reports read them: every event has
+    `position` (images of the stream seen) and `components` (after the event), and may say
+    `expanded`; what the method stores at the event is `ltm` (with the STM it selected from,
+    `stm`: OCM) or `buffer` (CURL, CN-DPM), the first of MEMORY_KEYS that its events have. Any other
+    key is the method's own."""
+    events: list
+
+    MEMORY_KEYS = ("ltm", "buffer")
+
+    @property
+    def positions(self) -> list:
+        return [e["position"] for e in self.events]
+
+    @property
+    def components(self) -> list:
+        return [e["components"] for e in self.events]
+
+    @property
+    def expansions(self) -> list:
+        return [e for e in self.events if e.get("expanded")]
+
+    @property
+    def memory_key(self) -> str | None:
+        return next((k for k in self.MEMORY_KEYS if self.events and k in self.events[0]), None)
+
+    def memory(self) -> list:
+        """What the method stores at each event (0 where an event does not say)."""
+        key = self.memory_key or "buffer"
+        return [e.get(key, 0) for e in self.events]
+
+    def before_selection(self) -> list | None:
+        """LTM + STM at each event for a method with both (the memory a selection chose from), else None."""
+        if self.memory_key != "ltm":
+            return None
+        return [e["ltm"] + e["stm"] for e in self.events]

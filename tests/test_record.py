@@ -1,0 +1,86 @@
+"""The typed record (bench/record.py): every record committed under reports/ reads, its fields
+typed and split (the cell, the metric registry's fields, the method's own), and writes back key for
+key; the store writes the schema version and refuses a newer one; a method's extras cannot
+overwrite the record's fields."""
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.execution.store import ResultStore
+from bench.metrics import record_fields
+from bench.record import CORE_FIELDS, SCHEMA_VERSION, Record, RecordError, Timeline, as_record
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted((ROOT / "reports").glob("*/records/*.json"))
+
+
+def test_there_are_committed_records_of_several_versions():
+    versions = {json.loads(p.read_text())["harness_version"] for p in COMMITTED}
+    assert len(COMMITTED) >= 100 and {"0.5.0", "0.7.0"} <= versions
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.parent.name}/{p.stem[:40]}")
+def test_every_committed_record_reads_and_writes_back_key_for_key(path):
+    data = json.loads(path.read_text())
+    record = Record.from_json(data)
+    assert record.to_json() == {**data, "schema_version": 1}   # nothing lost, nothing changed
+    assert dict(record) == record.to_json() and record["nll"] == data["nll"]   # the mapping view
+    assert record.done and record.key == data["key"] and record.seed == data["seed"]
+    assert record.label == (data.get("method_label") or data["method"])
+    assert record.metric("nll") == data["nll"] and record.metric("nll_matrix") == data["nll_matrix"]
+    # the three parts: the record's own fields, the metric registry's, the method's own
+    own = set(CORE_FIELDS) | {"timeline", "schema_version"}
+    assert set(record.metrics) <= set(record_fields()) | {"sample_quality_info"}
+    assert not set(record.extras) & (own | set(record.metrics))
+    assert set(data) == (set(data) & own) | set(record.metrics) | set(record.extras)
+
+
+def test_method_extras_are_the_methods_own_keys():
+    ocm = next(Record.from_json(json.loads(p.read_text())) for p in COMMITTED if "__ocm-dynamic__" in p.name)
+    assert {"stm_size", "ltm_size", "selections", "expansions"} <= set(ocm.extras)
+    timeline = Timeline(ocm.timeline)
+    assert timeline.memory_key == "ltm" and len(timeline.before_selection()) == len(timeline.events)
+    cndpm = next(Record.from_json(json.loads(p.read_text())) for p in COMMITTED if "__cndpm__" in p.name)
+    assert {"counts", "experts", "sleeps"} <= set(cndpm.extras)
+    assert Timeline(cndpm.timeline).memory_key == "buffer"
+
+
+def test_the_store_writes_the_schema_and_reads_records_back(tmp_path):
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
+
+    cell = expand_grid(["finetune"], ["mini"], [0], resolve_profile("smoke"))[0]
+    store = ResultStore(tmp_path)
+    data = json.loads(COMMITTED[0].read_text())
+    store.save(cell, data)
+    written = json.loads(store.path(cell).read_text())
+    assert written == {**data, "schema_version": SCHEMA_VERSION}
+    assert store.load(cell) == as_record(data) and isinstance(store.load(cell), Record)
+
+
+def test_a_newer_schema_is_refused_and_left_in_place(tmp_path, capsys):
+    with pytest.raises(RecordError, match="newer than this harness reads"):
+        Record.from_json({"status": "done", "schema_version": SCHEMA_VERSION + 1})
+    (tmp_path / "records").mkdir()
+    path = tmp_path / "records" / "a.json"
+    path.write_text(json.dumps({"status": "done", "schema_version": SCHEMA_VERSION + 1}))
+    assert ResultStore(tmp_path).records() == [] and path.exists()
+    assert "newer harness" in capsys.readouterr().err
+
+
+def test_not_a_record_is_refused():
+    for data in ({}, {"status": 3}, [], "done"):
+        with pytest.raises(RecordError):
+            Record.from_json(data)
+
+
+def test_a_methods_extras_cannot_overwrite_the_records_fields():
+    from bench.evaluation.cell import method_extras
+
+    class Plugin:
+        def extra_stats(self):
+            return {"memory": 3, "nll": 1.0, "mine": 2}
+
+    with pytest.raises(ValueError, match="memory, nll"):
+        method_extras(Plugin())
