@@ -65,6 +65,7 @@ def test_the_table1_layout_with_three_streams_missing_cells_and_the_papers_numbe
     text = build_report(records(), "nll", fmt, paper=True)
     assert "132.07 / 1.6K / 1" in text and "115.89 / 1.1K / 5" in text and "150.79 / 3.0K / 1" in text
     assert "247.90 / 1.6K / 1" in text          # ocm-iw50 on split-fashion: the paper's number
+    assert "ocm-iw50 (VAE-IWVAE50-OCM)" in text  # the paper's row names beside ours
     assert text.count("paper") >= 3             # one paper column per stream
     iw50 = next(line for line in text.splitlines() if "ocm-iw50" in line and "paper" not in line.lower()[:5])
     assert "-" in iw50                          # no mnist-fashion cell: a dash, not a gap

@@ -51,6 +51,7 @@ from bench.reporting.significance import (
     shows_ranks,
 )
 from bench.reporting.sweep import sweep_frame, sweep_summary, sweep_table
+from methods import paper_name
 
 LAYOUTS = report_layouts()   # each metric's Table 1, the summary layouts, matrix, claims (bench/metrics)
 PAPER_METRICS = ("nll", "nll_best_component")   # the paper's Table 1 is in log-likelihoods
@@ -169,6 +170,8 @@ def grid_table(summary: pd.DataFrame, cell_text, fmt_name: str, best: dict[str, 
     for method in methods:
         entries = summary[summary["method"] == method].set_index("stream")
         label = method_label(method, bool(entries["needs_task_boundaries"].iloc[0]))
+        if beside is not None and paper_name(method):   # the paper's layout: its row names too
+            label += f" ({paper_name(method)})"
         row = [plain(label, fmt_name)]
         for stream in streams:
             if stream not in entries.index:
