@@ -17,6 +17,7 @@ for m in fid kid precision recall density coverage; do
   $PY -m bench.report $DIR --metric $m --format markdown --out $OUT/$m.md
 done
 $PY -m bench.report $DIR --format csv --out $OUT/summary.csv
+$PY $DIR/cost.py > $OUT/cost.md
 { $PY -m bench.report $DIR --paper --format latex
   $PY -m bench.report $DIR --metric claims --format latex
   $PY -m bench.report $DIR --metric fid --format latex; } > reports/table1.tex
