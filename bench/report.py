@@ -3,8 +3,8 @@
 Layouts (`--metric`): nll / nll_best_component / fid (the paper's Table 1: rows = methods, columns
 = streams, "metric / memory / components"; also kid, precision, recall, density, coverage), forgetting
 (NLL forgetting and BWT per stream), clog (the CLoG benchmark's AIQ / AFQ / FR), matrix (the per-task
-NLL[t, j] matrix per stream and method), claims (the OCM paper's claims per stream,
-tested over seeds); `--paper` sets the paper's Table-1 numbers beside ours; `--sweep KEY` lays
+NLL[t, j] matrix per stream and method), quality (per stream: FID, KID and P/R/D/C side by side),
+claims (the OCM paper's claims per stream, tested over seeds); `--paper` sets the paper's Table-1 numbers beside ours; `--sweep KEY` lays
 out a sweep over KEY.
 `--figures` also draws heatmaps, curves, timelines and the methods' ranks per stream into
 DIR/figures/; `--html [OUT]` writes all of it, sample grids included, as one page that opens offline

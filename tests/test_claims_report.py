@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from bench.reporting.claims import CANNOT_TELL, FAILS, HOLDS, NOT_RUN, Claim, claims_frame
-from bench.reporting.frames import select_cells
+from bench.reporting.frames import ReportError, select_cells
 from bench.reporting.tables import build_report
 
 
@@ -78,9 +78,32 @@ def test_the_latex_tables_compile(tmp_path):
 
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex not installed (CI installs it)")
-    body = build_report(records(), "nll", "latex", paper=True) + build_report(records(), "claims", "latex")
+    body = (build_report(records(), "nll", "latex", paper=True) + build_report(records(), "claims", "latex")
+            + build_report(with_quality(records()), "quality", "latex"))
     (tmp_path / "t.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,"
                                     "landscape]{geometry}\\begin{document}" + body + "\\end{document}")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def with_quality(rs):
+    """The records with sample quality: ocm-dynamic has the lower FID, ocm the higher precision."""
+    for r in rs:
+        better = r["method"] == "ocm-dynamic"
+        r.update(fid=100.0 + r["seed"] if better else 150.0 + r["seed"], kid=10.0, precision=0.8 if better else 0.9,
+                 recall=0.5, density=0.7, coverage=0.3)
+    return rs
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "latex"])
+def test_sample_quality_is_one_table_per_stream_with_each_columns_own_direction(fmt):
+    text = build_report(with_quality(records()), "quality", fmt)
+    assert text.count("Sample quality on") == 3             # split-mnist, split-fashion, mnist-fashion
+    best = {"text": lambda t: f"{t} *", "markdown": lambda t: f"**{t}**", "latex": lambda t: f"\\textbf{{{t}}}"}[fmt]
+    pm = " $\\pm$ " if fmt == "latex" else " ± "
+    assert best(f"101.00{pm}1.00") in text                 # ocm-dynamic's FID: lower is better
+    assert best(f"0.900{pm}0.000") in text                  # ocm's precision: higher is better
+    assert best(f"151.00{pm}1.00") not in text
+    with pytest.raises(ReportError, match="no sample-quality"):
+        build_report(records(), "quality", fmt)

@@ -98,8 +98,8 @@ def metric_layouts() -> list[str]:
 
 def report_layouts() -> list[str]:
     """bench.report's `--metric` choices: each metric's Table 1, the summary layouts, the per-task
-    matrices, the paper's claims."""
-    return [*metric_layouts(), *LAYOUTS, "matrix", "claims"]
+    matrices, sample quality per stream, the paper's claims."""
+    return [*metric_layouts(), *LAYOUTS, "matrix", "quality", "claims"]
 
 
 def record_fields() -> list[str]:

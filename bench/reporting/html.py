@@ -169,6 +169,8 @@ def tables_section(anchor: str, records: list[Record], cells: pd.DataFrame) -> s
                                 build_report(records, layout, "html", paper=paper and layout in PAPER_METRICS)))
     for name, layout in SUMMARY_LAYOUTS.items():
         out.append(layout_block(anchor, name, layout.title, build_report(records, name, "html")))
+    if cells["fid"].notna().any():   # FID, KID and P/R/D/C side by side, a table per stream
+        out.append(layout_block(anchor, "quality", "Sample quality per stream", build_report(records, "quality", "html")))
     if paper:   # streams of the OCM paper's Table 1: its claims, tested on these records
         out.append(layout_block(anchor, "claims", "The paper's claims", build_report(records, "claims", "html")))
     out.append("</div>\n")

@@ -37,7 +37,7 @@ def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
                  ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("±", r"$\pm$"),
-                 ("≈", r"$\approx$")):
+                 ("≈", r"$\approx$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$")):
         text = text.replace(a, b)
     return text
 

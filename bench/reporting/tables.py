@@ -277,10 +277,43 @@ def matrix_tables(cells: pd.DataFrame, fmt_name: str) -> str:
     return "\n".join(out)
 
 
+QUALITY_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
+
+
+def quality_tables(cells: pd.DataFrame, fmt_name: str) -> str:
+    """Sample quality, one table per stream: rows = methods, columns = FID, KID and P/R/D/C (mean ±
+    std over seeds), the best of each column emphasised (its direction from the registry)."""
+    shown = [m for m in QUALITY_METRICS if cells[m].notna().any()]
+    if not shown:
+        raise ReportError("these records have no sample-quality numbers (run with FID on: --fid-features)")
+    summary = summary_frame(cells)
+    out = []
+    for stream, group in summary.groupby("stream", sort=False):
+        group = group.set_index("method")
+        best = {m: best_methods(group.reset_index(), METRICS[m]).get(stream) for m in shown}
+        rows = []
+        for method in sorted(group.index, key=registry_rank):
+            r = group.loc[method]
+            row = [plain(method_label(method, bool(r["needs_task_boundaries"])), fmt_name)]
+            for m in shown:
+                digits = decimals_for(r[f"{m}_mean"], METRICS[m].digits)
+                text = "-" if pd.isna(r[f"{m}_mean"]) else mean_std(r[f"{m}_mean"], r[f"{m}_std"], digits)
+                row.append(emphasise(text, fmt_name) if best[m] == method else plain(text, fmt_name))
+            rows.append(row)
+        arrows = [f"{METRICS[m].label} {'↓' if METRICS[m].lower_is_better else '↑'}" for m in shown]
+        headers = [plain(h, fmt_name) for h in ("method", *arrows)]
+        out.append(render(headers, rows, fmt_name, caption(
+            cells[cells["stream"] == stream], f"Sample quality on {stream} after the last task "
+            f"({', '.join(METRICS[m].label for m in shown)}; arrows give the better direction)")))
+    return "\n".join(out)
+
+
 def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text",
                  profile: str | None = None, paper: bool = False) -> str:
     """`paper`: the nll layouts get the OCM paper's Table-1 numbers beside each stream's column."""
     cells = select_cells(records, profile)
+    if layout == "quality" and fmt_name != "csv":
+        return quality_tables(cells, fmt_name)
     if layout == "claims":
         return claims_frame(cells).to_csv(index=False) if fmt_name == "csv" else claims_table(cells, fmt_name)
     if fmt_name == "csv":

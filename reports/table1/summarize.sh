@@ -13,6 +13,7 @@ $PY -m bench.report $DIR --metric nll_best_component --paper --format markdown -
 $PY -m bench.report $DIR --metric claims --format markdown --out $OUT/claims.md
 $PY -m bench.report $DIR --metric claims --format csv --out $OUT/claims.csv
 $PY -m bench.report $DIR --metric forgetting --format markdown --out $OUT/forgetting.md
+$PY -m bench.report $DIR --metric quality --format markdown --out $OUT/quality.md
 for m in fid kid precision recall density coverage; do
   $PY -m bench.report $DIR --metric $m --format markdown --out $OUT/$m.md
 done
@@ -20,6 +21,6 @@ $PY -m bench.report $DIR --format csv --out $OUT/summary.csv
 $PY $DIR/cost.py > $OUT/cost.md
 { $PY -m bench.report $DIR --paper --format latex
   $PY -m bench.report $DIR --metric claims --format latex
-  $PY -m bench.report $DIR --metric fid --format latex; } > reports/table1.tex
+  $PY -m bench.report $DIR --metric quality --format latex; } > reports/table1.tex
 $PY -m bench.report $DIR --figures --format markdown > /dev/null
 $PY -m bench.report $DIR --html
