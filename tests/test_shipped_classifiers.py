@@ -69,3 +69,14 @@ def test_a_users_dataset_trains_once_and_says_so(tmp_path):
     assert extractor.info["source"].startswith("trained here")
     again = classifier_features(stream, tmp_path, recipe)
     assert again.info["weights_sha256"] == extractor.info["weights_sha256"]
+
+
+def test_building_an_extractor_leaves_the_callers_random_state_as_it_was(tmp_path):
+    """A cell that builds its extractor mid-training (no warm-up in its process: a Ray worker, a
+    script) must train on the same random stream as one whose extractor was built beforehand."""
+    stream = load_stream("mini")
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    features.get_extractor("classifier", stream, tmp_path)   # the shipped mini classifier: built now
+    assert torch.equal(torch.rand(3), expected)

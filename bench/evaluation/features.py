@@ -332,9 +332,14 @@ EXTRACTORS = ("classifier", "inception")
 
 
 def get_extractor(name: str, stream: ContinualStream, cache_dir: Path) -> FeatureExtractor:
-    """`classifier` (trained once per dataset, cached) or `inception`."""
-    if name == "classifier":
-        return classifier_features(stream, cache_dir)
-    if name == "inception":
-        return InceptionFeatures()
-    raise ValueError(f"unknown FID feature extractor '{name}'; valid: {', '.join(EXTRACTORS)}")
+    """`classifier` (trained once per dataset, cached) or `inception`.
+
+    Built with the caller's random state left as it was: constructing a network draws its initial
+    weights from the global generator, and a cell that built its extractor in the middle of training
+    (a process where no warm-up had built it: a Ray worker, a script calling train_and_evaluate)
+    trained its later tasks on another random stream than the same cell under bench.run (Split-MNIST
+    ocm seed 0: 125.35 instead of 126.13 nats)."""
+    if name not in EXTRACTORS:
+        raise ValueError(f"unknown FID feature extractor '{name}'; valid: {', '.join(EXTRACTORS)}")
+    with torch.random.fork_rng(devices=[]):
+        return classifier_features(stream, cache_dir) if name == "classifier" else InceptionFeatures()
