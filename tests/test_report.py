@@ -189,3 +189,13 @@ def test_the_gate_refuses_a_reference_computed_differently(tmp_path, capsys):
     frame.to_csv(reference, index=False)
     assert check_main([str(tmp_path / "results"), "--reference", str(reference)]) == 2
     assert "computed differently from the reference (binarization_seed" in capsys.readouterr().err
+
+
+def test_a_method_far_off_the_others_scale_is_an_arrow_not_a_squashed_panel():
+    from bench.reporting.figures import off_scale_fences
+    # Table-1 mnist-fashion means: first-k as coded (683) is 450 nats beyond the rest
+    means = [271.4, 683.3, 228.1, 182.2, 186.8, 171.7, 202.3, 199.6, 213.9, 208.2, 287.4, 189.8, 200.3]
+    low, high = off_scale_fences(means)
+    assert [m for m in means if not low <= m <= high] == [683.3]
+    low, high = off_scale_fences([182.9, 180.9, 137.9, 105.1, 112.8, 100.3, 126.4, 123.5, 147.7])
+    assert low < 100.3 and high > 182.9                    # split-mnist: nothing off the scale

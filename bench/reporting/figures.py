@@ -246,10 +246,20 @@ def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
     return written
 
 
+def off_scale_fences(values, reach: float = 3.0) -> tuple[float, float]:
+    """(low, high): a value outside is off the scale of the rest (Tukey's far-out fences: `reach`
+    interquartile ranges beyond the quartiles), so that one method 500 nats away (first-k on
+    mnist-fashion) does not squash every other method into a few pixels."""
+    q1, q3 = np.percentile(values, [25, 75])
+    spread = max(q3 - q1, 1e-9)
+    return q1 - reach * spread, q3 + reach * spread
+
+
 def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
     """One panel per stream: each method's value per seed (points), its mean (a bar), and, for the
     nll metrics, the OCM paper's Table-1 number for the method's paper row (a red cross): where the
-    seeds disagree, and where ours and the paper's differ, at a glance. Nothing for one seed."""
+    seeds disagree, and where ours and the paper's differ, at a glance. A method far off the others'
+    scale is an arrow at the panel's edge with its mean. Nothing for one seed."""
     from bench.reporting.paper import paper_entry
 
     if cells["seed"].nunique() < 2 or cells[metric.column].isna().all():
@@ -263,25 +273,33 @@ def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[
     paper_shown = False
     for ax, stream in zip(axes[0], streams):
         group = cells[cells["stream"] == stream]
-        limits = []
+        means = group.groupby("method")[metric.column].mean().dropna()
+        papers = {m: e[1] for m in methods if metric.column in ("nll", "nll_best_component")
+                  and (e := paper_entry(m, stream)) is not None}
+        low, high = off_scale_fences([*means, *papers.values()])
+        inside = [v for v in [*group[metric.column].dropna(), *papers.values()] if low <= v <= high]
+        left, right = min(inside), max(inside)
+        pad = 0.08 * (right - left or 1.0)
+        left, right = left - pad, right + pad
         for y, method in enumerate(methods):
             values = group.loc[group["method"] == method, metric.column].dropna().to_numpy(float)
+            color = styles[method]["color"]
             if len(values):
                 mean = values.mean()
-                ax.plot([mean, mean], [y - 0.32, y + 0.32], color=styles[method]["color"], linewidth=2.5,
-                        zorder=2, label=None if y or ax is not axes[0][0] else "mean over seeds")
-                ax.scatter(values, np.full(len(values), y), s=18, color=styles[method]["color"],
-                           marker=styles[method]["marker"], zorder=3, alpha=0.8)
-            entry = paper_entry(method, stream) if metric.column in ("nll", "nll_best_component") else None
-            if entry is not None:
-                ax.scatter([entry[1]], [y], marker="x", color="red", s=40, zorder=4,
-                           label=None if paper_shown else "the paper's Table 1")
+                if not low <= mean <= high:   # off the scale: an arrow at the edge with the mean
+                    edge = right if mean > high else left
+                    ax.annotate(f"{mean:.0f} ▸" if mean > high else f"◂ {mean:.0f}", (edge, y), fontsize=7,
+                                color=color, ha="right" if mean > high else "left", va="center")
+                else:
+                    ax.plot([mean, mean], [y - 0.32, y + 0.32], color=color, linewidth=2.5,
+                            zorder=2, label=None if y or ax is not axes[0][0] else "mean over seeds")
+                    ax.scatter(np.clip(values, left, right), np.full(len(values), y), s=18, color=color,
+                               marker=styles[method]["marker"], zorder=3, alpha=0.8)
+            if method in papers:
+                ax.scatter([min(max(papers[method], left), right)], [y], marker="x", color="red", s=40,
+                           zorder=4, label=None if paper_shown else "the paper's Table 1")
                 paper_shown = True
-                limits.append(entry[1])
-        values = [*group[metric.column].dropna(), *limits]
-        low, high = min(values), max(values)
-        pad = 0.08 * (high - low or 1.0)
-        ax.set_xlim(low - pad, high + pad)
+        ax.set_xlim(left, right)
         ax.set_ylim(len(methods) - 0.5, -0.5)
         ax.set_title(stream, fontsize=10)
         ax.set_xlabel(metric.label + (" (lower is better)" if metric.lower_is_better else " (higher is better)"),
