@@ -19,8 +19,11 @@ for m in fid kid precision recall density coverage; do
 done
 $PY -m bench.report $DIR --format csv --out $OUT/summary.csv
 $PY $DIR/cost.py > $OUT/cost.md
+$PY $DIR/estimator.py --table > $OUT/estimator.md
+if [ -d $DIR/full/records ]; then $PY -m bench.report $DIR/full --paper --format markdown --out $OUT/full.md; fi
 { $PY -m bench.report $DIR --paper --format latex
   $PY -m bench.report $DIR --metric claims --format latex
   $PY -m bench.report $DIR --metric quality --format latex; } > reports/table1.tex
 $PY -m bench.report $DIR --figures --format markdown > /dev/null
 $PY -m bench.report $DIR --html
+$PY $DIR/include.py reports/table1.md
