@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-METHODS="first-k,first-k[train_incoming=true],reservoir,ocm,ocm-iw50,ocm-dynamic,cndpm-paper,limix-paper"
+METHODS="first-k,first-k[train_incoming=true],reservoir,reservoir[budget=match:ocm],ocm,ocm-iw50,ocm-dynamic,cndpm-paper,limix-paper"
 $PY -m bench.run --methods "${ONLY:-$METHODS}" --streams split-mnist --seeds 0 --profile quick \
     --set sample_grids=false --out reports/table1/full --no-progress "$@"
