@@ -85,6 +85,8 @@ def test_the_latex_tables_compile(tmp_path):
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:]
+    assert "Overfull \\hbox" not in (tmp_path / "t.log").read_text()   # wide tables shrink their font to fit
+    assert "ocm-dynamic $<$ ocm" in body                      # a bare < prints as an inverted ! in OT1
 
 
 def with_quality(rs):

@@ -88,7 +88,7 @@ def cell_text(row) -> str:
     d = f"d = {row['mean_difference']:+.2f}"
     if not np.isnan(row["std_difference"]):
         d += f" ± {row['std_difference']:.2f}"
-    p = "" if np.isnan(row["p_value"]) else f", p = {row['p_value']:.3f}"
+    p = "" if np.isnan(row["p_value"]) else (", p < 0.001" if row["p_value"] < 0.001 else f", p = {row['p_value']:.3f}")
     paper = "" if np.isnan(row["paper_difference"]) else f" (paper {row['paper_difference']:+.2f})"
     return f"{row['verdict']}: {d}{p}{paper}"
 

@@ -37,7 +37,8 @@ def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
                  ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("±", r"$\pm$"),
-                 ("≈", r"$\approx$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$")):
+                 ("≈", r"$\approx$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"),
+                 ("<", r"$<$"), (">", r"$>$")):   # plain < and > print as ¡ and ¿ in LaTeX's OT1 font
         text = text.replace(a, b)
     return text
 
@@ -65,6 +66,28 @@ def plain(text: str, fmt_name: str) -> str:
 CAPTION_WIDTH = 120
 
 
+# Characters of a LaTeX table's widest line above which its font shrinks: a landscape page with 1 cm
+# margins holds about 150 characters of 10 pt text, a portrait one about 70 (the Table-1 study's
+# layout with the paper's columns is 208, its claims table 216: both fit that page in \tiny).
+LATEX_SIZES = ((200, (r"\tiny", r"\setlength{\tabcolsep}{3pt}")),
+               (150, (r"\scriptsize", r"\setlength{\tabcolsep}{2pt}")),
+               (100, (r"\footnotesize", r"\setlength{\tabcolsep}{3pt}")))
+
+
+def latex_visible(text: str) -> str:
+    """A LaTeX cell as the reader sees it (roughly): commands and braces gone, $\\pm$ one character."""
+    import re
+
+    return re.sub(r"\\[a-zA-Z]+|[{}$^]", "", text.replace(r"$\pm$", "±"))
+
+
+def latex_size(headers, rows) -> list[str]:
+    """The font-size lines for a table whose widest line would overflow a page at 10 pt."""
+    columns = list(zip(headers, *rows))
+    width = sum(max(len(latex_visible(c)) for c in column) + 3 for column in columns)
+    return next((list(lines) for limit, lines in LATEX_SIZES if width > limit), [])
+
+
 def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION_WIDTH) -> str:
     """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`).
     `width`: a text table's caption is wrapped to the table's width, at least 80 and at most
@@ -73,7 +96,8 @@ def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION
         raise ValueError(f"the renderer draws {', '.join(FORMATS)}, not '{fmt_name}'")
     if fmt_name == "latex":
         spec = "l" + "c" * (len(headers) - 1)
-        lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(title)}}}",
+        lines = [r"\begin{table}[t]", r"\centering", *latex_size(headers, rows),
+                 f"\\caption{{{latex_escape(title)}}}",
                  f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(headers) + r" \\",
                  r"\midrule"]
         for row in rows:
