@@ -109,3 +109,15 @@ def test_sample_quality_is_one_table_per_stream_with_each_columns_own_direction(
     assert best(f"151.00{pm}1.00") not in text
     with pytest.raises(ReportError, match="no sample-quality"):
         build_report(records(), "quality", fmt)
+
+
+def test_holms_correction_and_the_mark_of_a_verdict_that_survives_it():
+    from bench.reporting.claims import HOLM_MARK, holm
+    adjusted = holm(np.array([0.01, 0.04, 0.03, np.nan]))
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adjusted[3])
+    frame = claims_frame(select_cells(records(), None)).set_index(["claim", "stream"])
+    tested = frame["p_value"].notna()
+    assert (frame.loc[tested, "p_holm"] >= frame.loc[tested, "p_value"]).all()
+    text = build_report(records(), "claims", "text")
+    # ocm-dynamic's 5-nat lead with a 0.1 spread survives the correction; ocm-iw50's noise is no verdict
+    assert f"holds{HOLM_MARK}: d = -4.90" in text and f"cannot tell{HOLM_MARK}" not in text

@@ -36,7 +36,7 @@ def method_label(method: str, needs_boundaries: bool) -> str:
 def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                 ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("±", r"$\pm$"),
+                 ("^", r"\textasciicircum{}"), ("†", r"$^\dagger$"), ("‡", r"$^\ddagger$"), ("±", r"$\pm$"),
                  ("≈", r"$\approx$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"),
                  ("<", r"$<$"), (">", r"$>$")):   # plain < and > print as ¡ and ¿ in LaTeX's OT1 font
         text = text.replace(a, b)
