@@ -20,7 +20,10 @@ done
 $PY -m bench.report $DIR --format csv --out $OUT/summary.csv
 $PY $DIR/cost.py > $OUT/cost.md
 $PY $DIR/estimator.py --table > $OUT/estimator.md
-if [ -d $DIR/full/records ]; then $PY -m bench.report $DIR/full --paper --format markdown --out $OUT/full.md; fi
+if [ -d $DIR/full/records ]; then
+  $PY -m bench.report $DIR/full --paper --format markdown --out $OUT/full.md
+  $PY -m bench.report $DIR/full --metric claims --format markdown --out $OUT/full-claims.md
+fi
 { $PY -m bench.report $DIR --paper --format latex
   $PY -m bench.report $DIR --metric claims --format latex
   $PY -m bench.report $DIR --metric quality --format latex; } > reports/table1.tex
