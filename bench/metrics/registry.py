@@ -165,18 +165,20 @@ LAYOUTS: dict[str, SummaryLayout] = {}
 EVALUATIONS: dict[str, Evaluation] = {}  # registration order: the order they run in after a segment
 
 
+def _register(table: dict, kind: str, item):
+    """Add `item` under its name; the same declaration twice is fine, another under a taken name not."""
+    if item.name in table and table[item.name] != item:
+        raise MetricRegistrationError(f"{kind} '{item.name}' is already registered")
+    table[item.name] = item
+    return item
+
+
 def register_metric(metric: Metric) -> Metric:
-    if metric.name in METRICS and METRICS[metric.name] != metric:
-        raise MetricRegistrationError(f"metric '{metric.name}' is already registered")
-    METRICS[metric.name] = metric
-    return metric
+    return _register(METRICS, "metric", metric)
 
 
 def register_summary(summary: Summary) -> Summary:
-    if summary.name in SUMMARIES and SUMMARIES[summary.name] != summary:
-        raise MetricRegistrationError(f"summary '{summary.name}' is already registered")
-    SUMMARIES[summary.name] = summary
-    return summary
+    return _register(SUMMARIES, "summary", summary)
 
 
 def register_layout(layout: SummaryLayout) -> SummaryLayout:
@@ -187,7 +189,4 @@ def register_layout(layout: SummaryLayout) -> SummaryLayout:
 
 
 def register_evaluation(evaluation: Evaluation) -> Evaluation:
-    if evaluation.name in EVALUATIONS and EVALUATIONS[evaluation.name] != evaluation:
-        raise MetricRegistrationError(f"evaluation '{evaluation.name}' is already registered")
-    EVALUATIONS[evaluation.name] = evaluation
-    return evaluation
+    return _register(EVALUATIONS, "evaluation", evaluation)

@@ -6,6 +6,7 @@ of the harness, the run's and the report's, looks the same.
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 from tabulate import tabulate
@@ -76,8 +77,6 @@ LATEX_SIZES = ((200, (r"\tiny", r"\setlength{\tabcolsep}{3pt}")),
 
 def latex_visible(text: str) -> str:
     """A LaTeX cell as the reader sees it (roughly): commands and braces gone, $\\pm$ one character."""
-    import re
-
     return re.sub(r"\\[a-zA-Z]+|[{}$^]", "", text.replace(r"$\pm$", "±"))
 
 

@@ -287,10 +287,11 @@ def quality_tables(cells: pd.DataFrame, fmt_name: str) -> str:
     if not shown:
         raise ReportError("these records have no sample-quality numbers (run with FID on: --fid-features)")
     summary = summary_frame(cells)
+    best_by_metric = {m: best_methods(summary, METRICS[m]) for m in shown}   # {metric: {stream: method}}
     out = []
     for stream, group in summary.groupby("stream", sort=False):
         group = group.set_index("method")
-        best = {m: best_methods(group.reset_index(), METRICS[m]).get(stream) for m in shown}
+        best = {m: best_by_metric[m].get(stream) for m in shown}
         rows = []
         for method in sorted(group.index, key=registry_rank):
             r = group.loc[method]
