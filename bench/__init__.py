@@ -11,9 +11,20 @@ import os
 import platform
 import tempfile
 
-# Part of every cell's key; raised whenever the same cell would give different numbers, so that
-# old and new records are never mixed. What changed in each version: CHANGELOG.md.
-HARNESS_VERSION = "0.7.0"
+# The harness's version (the package's; every record names the version that wrote it). What
+# changed in each version: CHANGELOG.md.
+HARNESS_VERSION = "0.8.0"
+# The version in which the shared protocol's numbers (streams, training loop, evaluation) last
+# changed. A cell's key holds the later of it and its method's own `numbers_version` (declared
+# with the method), so old and new records are never mixed, and a release that changes one
+# baseline reruns that baseline only (bench/planning/keys.py). Raise it whenever every cell
+# would give different numbers.
+NUMBERS_VERSION = "0.7.0"
+
+
+def version_tuple(version: str) -> tuple:
+    """'0.10.1' -> (0, 10, 1), for comparing versions (a part that is not a number sorts first)."""
+    return tuple(int(p) if p.isdigit() else -1 for p in str(version).split("."))
 
 # ATen's kernel level, MKL's conditional numerical reproducibility, oneDNN's ISA ceiling (the FID
 # classifier's convolutions). Measured here: the AVX2 kernels were as fast as AVX-512 for the

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from bench.metrics import checked, columns, provenance_of
+from streams.files import write_atomic
 
 # The checked columns and their one-sided slack, as each metric's module declares them (bench/metrics).
 CHECK_TOLERANCE = checked()
@@ -52,6 +53,24 @@ def reference_from(cells):
              "seeds": " ".join(map(str, seeds[(r["stream"], r["method"])]))}
             for _, r in summary.iterrows() for m in CHECKED_METRICS if pd.notna(r[f"{m}_mean"])]
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def read_reference(path) -> "pd.DataFrame":
+    """The reference CSV, refused (ReportError: exit 2) unless it is one: readable, with the
+    columns `--update` writes."""
+    import pandas as pd
+
+    from bench.reporting.frames import ReportError
+
+    try:
+        reference = pd.read_csv(path, dtype={"seeds": str})
+    except (OSError, ValueError, UnicodeDecodeError) as err:   # pandas' parser errors are ValueErrors
+        raise ReportError(f"cannot read the reference {path}: {str(err).splitlines()[0]}") from None
+    missing = [c for c in ("profile", "stream", "method", "metric", "mean", "std", "n") if c not in reference]
+    if missing:
+        raise ReportError(f"{path} is not a reference of bench.check (no column {', '.join(missing)}); "
+                          "write one with --update")
+    return reference
 
 
 def refuse_other_provenance(current, reference) -> None:
@@ -188,11 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.update:
             reference = reference_from(select_cells(records, None))
-            Path(args.reference).parent.mkdir(parents=True, exist_ok=True)
-            reference.to_csv(args.reference, index=False)
+            write_atomic(args.reference, reference.to_csv(index=False))
             print(f"wrote {len(reference)} reference values to {args.reference}")
             return 0
-        reference = pd.read_csv(args.reference, dtype={"seeds": str})
+        reference = read_reference(args.reference)
         profiles = reference["profile"].unique()
         if len(profiles) != 1:
             raise ReportError(f"the reference mixes profiles: {', '.join(map(str, profiles))}")

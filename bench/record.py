@@ -15,17 +15,20 @@ memory it is typed, in four parts:
 
 A `Record` is also a read-only mapping of its JSON (`record["nll"]`, `record.get("fid_info")`), so
 that scripts written against the dicts of earlier versions keep working; the harness's own layers
-read its fields. Schema 1 is the layout every record so far has (records without `schema_version`
-are schema 1); a record of a newer schema is refused with what to do.
+read its fields. Schema 1 is the layout of every record before 0.8 (records without `schema_version` are schema
+1); schema 2 adds `numbers_version`, `key_version` and `stream_definition`, what a version-2 key
+hashes (bench/planning/keys.py: `python -m bench.migrate` turns schema-1 records into schema 2,
+renaming them to their new keys). A record of a newer schema is refused with what to do.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2 (0.8): numbers_version, key_version, stream_definition
 
 
 class RecordError(ValueError):
@@ -46,7 +49,10 @@ class Record(Mapping):
     method_config: dict = field(default_factory=dict)    # the resolved method settings
     matched: dict = field(default_factory=dict)          # {setting: reference method} of a matched budget
     needs_task_boundaries: bool = False
-    harness_version: str | None = None
+    harness_version: str | None = None   # the harness that wrote it
+    numbers_version: str | None = None   # the version of its numbers (bench/planning/keys.py; 0.8 on)
+    key_version: int | None = None       # how its key was computed (None: version 1, before 0.8)
+    stream_definition: dict | None = None   # what its stream was (its key hashes it; 0.8 on)
     torch_version: str | None = None
     error: str | None = None           # a failed cell's
     traceback: str | None = None
@@ -91,6 +97,8 @@ class Record(Mapping):
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise RecordError(f"record schema {version!r} is newer than this harness reads ({SCHEMA_VERSION}): "
                               "update the harness to read it")
+        if data["status"] == "done":
+            check_numbers(data)
         own, metric_fields = CORE_FIELDS, metric_field_names()
         values = {k: v for k, v in data.items() if k in own}
         metrics = {k: v for k, v in data.items() if k in metric_fields}
@@ -151,6 +159,34 @@ class Record(Mapping):
 
 CORE_FIELDS = tuple(f.name for f in dataclasses.fields(Record)
                     if f.name not in ("metrics", "timeline", "extras", "schema_version", "written"))
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_numbers(data: Mapping) -> None:
+    """A finished record's numbers are numbers: its NLL a finite number (every profile measures
+    it: a "done" record without one would count as done forever), every other metric a number or
+    null, every per-task matrix a square table of numbers or nulls (one row and column per task).
+    Raises RecordError (the store then moves the file aside, and its cell is rerun)."""
+    from bench.metrics import METRICS
+
+    nll = data.get("nll")
+    if not is_number(nll) or not math.isfinite(nll):
+        raise RecordError(f"a finished record needs a finite number as its NLL, not {nll!r}")
+    for metric in METRICS.values():
+        value = data.get(metric.name)
+        if value is not None and not is_number(value):
+            raise RecordError(f"{metric.name} is {value!r}, not a number")
+        matrix = data.get(metric.matrix) if metric.matrix else None
+        if matrix is None:
+            continue
+        ok = isinstance(matrix, list) and all(
+            isinstance(row, list) and len(row) == len(matrix) and all(v is None or is_number(v) for v in row)
+            for row in matrix)
+        if not ok:
+            raise RecordError(f"{metric.matrix} is not a square table of numbers (one row and column per task)")
 
 
 def metric_field_names() -> frozenset:

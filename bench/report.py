@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.metrics import report_layouts
 from bench.reporting import REPORT_FORMATS as FORMATS
+from streams.files import write_atomic
 
 LAYOUTS = tuple(report_layouts())   # the metric registry's (pure Python: a fast --help)
 # --out's suffix -> the format written when --format is not given
@@ -59,6 +60,9 @@ def write_html(results: str, records: list[dict], out: str, profile: str | None)
         size, seconds = write_page(results, records, out, regenerate_command(results, out, profile))
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:   # a read-only folder, a full disk: the page that was there is untouched
+        print(f"error: cannot write {out}: {err.strerror or err}", file=sys.stderr)
         return 2
     print(f"wrote {out} ({size / 1e6:.2f} MB, {seconds:.1f} s)")
     return 0
@@ -143,7 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        return report(build_parser().parse_args(argv))
+    except KeyboardInterrupt:   # every file is written atomically: what was there is still whole
+        print("interrupted (Ctrl-C): nothing half-written; files already there are as they were", file=sys.stderr)
+        return 130
+
+
+def report(args) -> int:
+    """The command, once its arguments are parsed."""
     try:
         fmt = output_format(args.format, args.out)
         check_out(args.out)
@@ -173,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:   # the figures' folder cannot be written
+        print(f"error: cannot write the figures into {Path(args.results) / 'figures'}: {err.strerror or err}",
+              file=sys.stderr)
+        return 2
     if args.out:
         try:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text)
+            write_atomic(args.out, text)
         except OSError as err:
             print(f"error: cannot write --out {args.out}: {err.strerror or err}", file=sys.stderr)
             return 2

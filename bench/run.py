@@ -6,7 +6,7 @@ never run one cell at the same time (atomic claims). `python -m bench.status DIR
 Exit codes: 0 all cells done; 1 some cells failed (listed, each with the file holding its
 traceback); 2 bad input (refused before any cell runs, with one line saying what to do); 3 cells
 left to a live runner elsewhere (--no-wait; listed); 130 interrupted (Ctrl-C: the finished cells
-are kept, rerun the same command to resume). Never 0 while a cell of the grid has no finished
+are kept, rerun the same command to resume); 143 terminated (SIGTERM, handled as Ctrl-C). Never 0 while a cell of the grid has no finished
 record.
 
 The command reads top to bottom (`run`): load the user's modules, plan the grid
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -109,15 +110,30 @@ def fail(message) -> int:
     return 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or a user's `kill`): stopped as Ctrl-C stops a run."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     state = {}   # the runner, once there is one: what an interrupted run got to
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:   # not the main thread (a test calling main from one): no handler of ours
+        previous = None
+    try:
         return run(args, state)
-    except KeyboardInterrupt:
-        runner = state.get("runner")
-        print(runner.interrupted_line() if runner else "interrupted (Ctrl-C) before any cell ran", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        runner, what = state.get("runner"), "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+        print(runner.interrupted_line(what) if runner else f"{what} before any cell ran", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run(args, state: dict) -> int:
@@ -152,12 +168,19 @@ def run(args, state: dict) -> int:
         plan = plan_grid(args.methods, args.streams, args.seeds, args.profile, settings, args.sweep)
         # 3. preflight: what would stop a cell, refused before any runs; then the warm-up (torch)
         options.check(warn)
+        if not str(args.out).strip():
+            raise ValueError("--out needs a results directory (e.g. --out results)")
         store = ResultStore(args.out)
         check_writable(store.root)
+        migrate_store(store)
         check_matches_possible(plan, store.records())
         prepare.check(plan, options.device, options.local, args.data_dir)
         state["runner"] = runner = GridRunner(plan, store, options)
         prepare.warm_up(plan, options.device, options.local, args.data_dir)
+        line = prepare.estimate_line([c for c in plan.cells if options.force or not store.is_done(c)],
+                                     args.data_dir, options.workers)
+        if line:
+            print(line, file=sys.stderr)
     except (UnknownNameError, ValueError, RuntimeError, DatasetMissingError, CorruptDatasetError,
             DeviceUnavailableError) as err:
         return fail(err)
@@ -188,6 +211,17 @@ def run_options(args):
                       slurm_partition=args.slurm_partition, slurm_time=args.slurm_time,
                       slurm_cluster=args.slurm_cluster, data_dir=args.data_dir, force=args.force,
                       wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty())
+
+
+def migrate_store(store) -> None:
+    """Records of an earlier key definition get their current keys first (bench/migrate.py), so
+    that no finished cell runs again for a change of key alone."""
+    from bench.migrate import migrate_folder
+
+    if store.records_dir.is_dir():
+        outcome = migrate_folder(store.records_dir)
+        if outcome.renamed or outcome.skipped:
+            print(f"{store.root}: {outcome.summary()} (bench.migrate)", file=sys.stderr)
 
 
 def check_writable(folder: Path) -> None:

@@ -28,13 +28,13 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class FirstKConfig:
-    budget: int = setting(3000, min=1, matchable=True)
+    budget: int = setting(3000, min=1, matchable=True, stores_images=True)
     train_incoming: bool = False   # once full, also train on the incoming batch (not in the code)
 
 
 @dataclass(frozen=True)
 class ReservoirConfig:
-    budget: int = setting(3000, min=1, matchable=True)
+    budget: int = setting(3000, min=1, matchable=True, stores_images=True)
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ LOSSES = ("elbo", "iwae")
 
 @dataclass(frozen=True)
 class OCMConfig:
-    stm_capacity: int = setting(512, min=1)       # selection runs when |STM| exceeds this
-    ltm_capacity: int = setting(2560, min=1)
+    stm_capacity: int = setting(512, min=1, stores_images=True)       # selection runs when |STM| exceeds this
+    ltm_capacity: int = setting(2560, min=1, stores_images=True)
     max_per_selection: int = setting(14, min=0)
     lambda1_first: float = 1.0         # selection threshold at the first selection...
     lambda1: float = 0.35              # ...and after
@@ -103,9 +103,13 @@ REPLAY_BINARIZATIONS = ("threshold", "bernoulli")
 @dataclass(frozen=True)
 class CURLConfig:
     threshold: float = -200.0      # ELBO (nats) below which a sample is poorly explained
-    buffer_size: int = setting(100, min=1)
-    burn_in: int = setting(100, min=0)       # training steps before the first expansion can happen
-    spacing: int = setting(100, min=0)       # training steps between expansions
+    buffer_size: int = setting(100, min=1, stores_images=True)
+    # The waits, in incoming images (the stream's position), not steps: the authors wait 100 steps
+    # before the first expansion and 100 after each, in periods of 10,000 steps per class (one
+    # task: their snapshot period), i.e. 1% of a task. Resolved per cell from the stream's task
+    # length (methods/core/task_length.py), so the threshold, not the wait, decides when it expands.
+    burn_in: int | str = task_length_field("task*0.01", min=0)   # images before the first expansion
+    spacing: int | str = task_length_field("task*0.01", min=0)   # images between expansions
     expansion_passes: int = setting(10, min=0)
     expansion_batch: int = setting(100, min=1)   # minibatch of the expansion step; the buffer is cut to multiples
     max_components: int = setting(30, min=1)
@@ -148,7 +152,7 @@ class CNDPMConfig:
     # test digits to the STM. The default is therefore the authors' value. With far shorter sleeps
     # (1,000 steps: own test digits at 127 nats instead of 88) 380-400 balances better.
     log_alpha: float = 410.0
-    stm_capacity: int = setting(1000, min=1)   # sleep when the STM holds this many samples (the code's 1,000)
+    stm_capacity: int = setting(1000, min=1, stores_images=True)   # sleep when the STM holds this many samples (the code's 1,000)
     sleep_steps: int = setting(12000, min=0)   # the new expert's training steps per sleep (code: sleep_step_g)
     sleep_batch: int = setting(50, min=1)      # its minibatch (code: sleep_batch_size)
     sleep_lr: float = setting(3e-4, above=0)   # its Adam learning rate (code: optimizer_g)
@@ -177,6 +181,10 @@ GATE_GENERATED = ("mode", "sample")
 @dataclass(frozen=True)
 class LIMixConfig:
     threshold: float = setting(160.0, min=0.0)   # expand when min_k K_k exceeds this (nats per image)
+    # The authors' digit scripts raise the level once the mixture is large (fid_hold = 50 below 7
+    # components, then 100): from `raise_at` components on, the gate's level is `raised_threshold`.
+    raise_at: int | None = setting(None, min=2, omitted_at_default=True)
+    raised_threshold: float | None = setting(None, min=0.0, omitted_at_default=True)
     gate_samples: int = setting(1000, min=1)     # real and generated images per component in the gate
     gate_generated: str = setting("mode", choices=GATE_GENERATED)   # generated images in the gate: the
                                        # decoder's "mode" (p > 0.5) or a Bernoulli "sample" of its probabilities
@@ -187,7 +195,7 @@ class LIMixConfig:
     max_components: int | None = setting(None, min=1)   # None: no cap (the code's)
     weights: str = setting("uniform", choices=WEIGHTS)   # mixture weights: "uniform" or "tasks" (tasks learned)
     fresh_optimizer: bool = True       # a fresh Adam state at every activation (the code's new Adam)
-    buffer_size: int = setting(2000, min=1)   # limix-taskfree only: the real images that make one "task"
+    buffer_size: int = setting(2000, min=1, stores_images=True)   # limix-taskfree only: the real images that make one "task"
 
     def __post_init__(self):
         if self.gate_generated not in GATE_GENERATED:
@@ -203,6 +211,15 @@ class LIMixConfig:
             raise ValueError("limix: gate_samples must be >= 1 and threshold >= 0")
         if self.max_components is not None and self.max_components < 1:
             raise ValueError("limix.max_components must be at least 1 (or none)")
+        if (self.raise_at is None) != (self.raised_threshold is None):
+            raise ValueError("limix: raise_at and raised_threshold go together (the component count from "
+                             "which the gate's level is raised_threshold instead of threshold)")
+
+    def gate_level(self, components: int) -> float:
+        """The gate's level (nats) for a mixture of `components` components."""
+        if self.raise_at is not None and components >= self.raise_at:
+            return self.raised_threshold
+        return self.threshold
 
 
 # ------------------------------------------------------------------------------ the registry
@@ -224,18 +241,18 @@ declare_method("ocm-dynamic", DynamicOCMConfig, "OCM with dynamic expansion into
 declare_method("lgm", LGMConfig, "Lifelong Generative Modeling: teacher replay + posterior consistency",
                "methods.lgm:LGMPlugin", needs_task_boundaries=True)
 declare_method("curl", CURLConfig, "CURL: mixture VAE with buffer-driven expansion and generative replay",
-               "methods.curl:CURLPlugin")
+               "methods.curl:CURLPlugin", numbers_version="0.8.0")   # 0.8: waits follow the stream
 declare_method("cndpm", CNDPMConfig,
                "CN-DPM: Dirichlet-process mixture of VAE experts, new experts from a short-term memory",
                "methods.cndpm:CNDPMPlugin")
 declare_method("limix", LIMixConfig,
                "LIMix: a mixture of VAE heads on shared layers grown by a discrepancy gate, "
                "generative replay of the reused component, and a Student", "methods.limix:LIMixPlugin",
-               needs_task_boundaries=True)
+               needs_task_boundaries=True, numbers_version="0.8.0")   # 0.8: the gate's level
 declare_method("limix-taskfree", LIMixConfig,
                "LIMix without task boundaries (our reconstruction): a buffer of real images is the "
                "task; the gate runs each time it fills, the chosen component trains on it, it empties",
-               "methods.limix:LIMixTaskFreePlugin")
+               "methods.limix:LIMixTaskFreePlugin", numbers_version="0.8.0")
 
 # The OCM paper's Table 1 lists CN-DPM with memory 2.0K and N = 30 components on every binary stream.
 register_preset("cndpm-paper", "cndpm", {"stm_capacity": 2000, "max_experts": 30},

@@ -5,9 +5,10 @@ latent heads q(z|x, y) and learned priors p(z|y) = N(mu_y, sigma_y^2); a shared 
 (the same layer sizes as the paper's MLP VAE). Loss: the mixture ELBO, exact over y,
   E_q(y|x)[ E_q(z|x,y) log p(x|z) - KL(q(z|x,y) || p(z|y)) ] - KL(q(y|x) || uniform).
 Expansion, as the authors' code runs it (deepmind-research curl/training.py, section "5) DYNAMIC
-EXPANSION"; file and line for each rule in docs/methods.md#curl): the model is eligible once
-`burn_in` (100) real steps have passed and `spacing` (100) since the last expansion, below 30
-components; only while eligible, real samples (first pass over each incoming batch) whose ELBO is
+EXPANSION"; file and line for each rule in docs/methods.md#curl): the model is eligible once it
+has learned from `burn_in` incoming images and `spacing` more since the last expansion, below 30
+components (the authors wait 100 steps each, 1% of their 10,000-step period per class: here 1% of
+a task, `task*0.01`, resolved per cell from the stream's task length); only while eligible, real samples (first pass over each incoming batch) whose ELBO is
 below `threshold` (-200 nats) join a buffer (none are collected during the wait after an
 expansion). When it holds `buffer_size` (100), it is cut to a multiple of `expansion_batch` (100,
 the authors' batch; keeping the latest samples), a new component copies the most probable one (the
@@ -196,7 +197,7 @@ class CURLPlugin(GenerativePlugin):
         self.usage: torch.Tensor | None = None   # summed q(y|x) of real images, per component
         self.snapshots = 0
         self.steps = 0
-        self.last_expansion = 0
+        self.last_expansion_position = 0   # the stream position (incoming images) of the last expansion
         self.expansions: list[dict] = []
         self._real = 0
 
@@ -253,11 +254,21 @@ class CURLPlugin(GenerativePlugin):
             self.usage = torch.zeros(model.max_components, dtype=torch.float64, device=used.device)
         self.usage[:len(used)] += used
 
-    def eligible(self, model: CURLModel) -> bool:
-        """Past the burn-in, `spacing` steps after the last expansion, below the cap."""
+    def eligible_from(self) -> int:
+        """The stream position (incoming images) from which an expansion may happen: past the
+        burn-in and `spacing` images after the last expansion."""
         cfg = self.config
-        return (self.steps > cfg.burn_in and self.steps - self.last_expansion > cfg.spacing
-                and model.num_components < cfg.max_components)
+        return max(require_count(cfg, "burn_in"), self.last_expansion_position + require_count(cfg, "spacing"))
+
+    def learned_before(self) -> int:
+        """Incoming images the model had been trained on before the current batch."""
+        return self.stream_position - (0 if self._incoming is None else len(self._incoming))
+
+    def eligible(self, model: CURLModel) -> bool:
+        """Past the waits (counted in the stream's images, so the same share of a task whatever E
+        is) and below the cap."""
+        return (self.learned_before() >= self.eligible_from()
+                and model.num_components < self.config.max_components)
 
     def after_training_iteration(self, strategy, **kwargs):
         self.steps += 1
@@ -336,9 +347,11 @@ class CURLPlugin(GenerativePlugin):
         for p in model.parameters():
             p.grad = None
         self.expansions.append({"step": self.steps, "parent": parent, "component": new})
+        # `eligible_from`: where the wait ended; the gap to `position` is the time the threshold
+        # took to find `buffer_size` poorly explained samples
         self.timeline.append({"step": self.steps, "position": self.stream_position, "parent": parent,
                               "components": model.num_components, "buffer": len(self.buffer),
-                              "expanded": True})
+                              "eligible_from": self.eligible_from(), "expanded": True})
         self.buffer = None
-        self.last_expansion = self.steps
+        self.last_expansion_position = self.stream_position
         return new

@@ -262,7 +262,8 @@ class LIMixPlugin(GenerativePlugin):
                           mode=cfg.gate_generated == "mode")   # random images of the task (L1:135-139)
         closest = min(range(len(k)), key=k.__getitem__)
         room = cfg.max_components is None or model.num_components < cfg.max_components
-        if k[closest] > cfg.threshold and room:
+        level = cfg.gate_level(model.num_components)
+        if k[closest] > level and room:
             component = model.add_component()
             decision = "expand"
             refresh_optimizer(self._strategy)   # the new heads join the strategy's optimizer
@@ -275,9 +276,9 @@ class LIMixPlugin(GenerativePlugin):
         model.tasks_learned[component] += 1
         self.timeline.append({
             "step": self._strategy.clock.train_iterations, "position": self.stream_position,
-            "task": self.tasks_done, "discrepancies": k, "decision": decision,
+            "task": self.tasks_done, "discrepancies": k, "level": level, "decision": decision,
             "component": component, "components": model.num_components,
-            **({"capped": True} if k[closest] > cfg.threshold and not room else {})})
+            **({"capped": True} if k[closest] > level and not room else {})})
 
     @torch.no_grad()
     def generate_replay(self, model: LIMixModel, c: int, shape) -> torch.Tensor | None:

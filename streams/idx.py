@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streams.files import write_atomic
+
 # IDX type codes -> numpy dtypes (big-endian where it matters).
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -90,4 +92,4 @@ def write_idx(path: Path, array: np.ndarray, compress: bool | None = None) -> No
     path = Path(path)
     if compress if compress is not None else path.suffix == ".gz":
         content = gzip.compress(content, mtime=0)
-    path.write_bytes(content)
+    write_atomic(path, content)

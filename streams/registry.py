@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 
+from streams.names import check_name
+
 CLASS_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 # Labels of a second dataset in a stream are offset so that tasks never share a class id: by the
 # classes of the datasets before it (10 for each of MNIST, Fashion and `mini`).
@@ -155,12 +157,25 @@ def register_stream(name: str, datasets, tasks, *, description: str = "",
     The same declaration registered again (its module imported twice) replaces itself; another
     stream under a taken name is refused."""
     global _registered
+    check_name("stream", name)
+    if sorted_variant:
+        check_name("stream", name + SORTED_SUFFIX)   # the length limit holds for the variant too
     datasets = tuple(datasets)
     seed = test_binarization_seed
     if seed is None:
         seed = 10_000 + int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 1_000_000
+    if not datasets:
+        raise StreamRegistrationError(f"stream '{name}' names no dataset")
+    if not tasks:
+        raise StreamRegistrationError(f"stream '{name}' has no task: give at least one list of classes")
+    resolved = global_tasks(datasets, tasks)
+    repeated = sorted({i + 1 for i, t in enumerate(resolved) if sorted(t) in [sorted(u) for u in resolved[:i]]})
+    if repeated:
+        raise StreamRegistrationError(f"stream '{name}': task{'s' if len(repeated) > 1 else ''} "
+                                      f"{', '.join(map(str, repeated))} repeat{'' if len(repeated) > 1 else 's'} "
+                                      "an earlier task's classes (a continual stream shows each task once)")
     spec = StreamSpec(name, description or f"{', '.join(datasets)}: {len(tasks)} tasks", datasets,
-                      global_tasks(datasets, tasks), int(seed), tuple(image_shape), "shuffled",
+                      resolved, int(seed), tuple(image_shape), "shuffled",
                       {method: dict(values) for method, values in (method_settings or {}).items()})
     specs = [spec, *([_sorted_variant(spec)] if sorted_variant else [])]
     for s in specs:
@@ -171,6 +186,19 @@ def register_stream(name: str, datasets, tasks, *, description: str = "",
         STREAMS[s.name] = s
     _registered += 1
     return spec
+
+
+def stream_definition(name: str) -> dict:
+    """What stream `name` is, for its cells' keys (bench/planning/keys.py): its datasets with their
+    identities (kinds and declared checksums), tasks, test binarization seed, order and image
+    shape; no file is read. Everything here changes the numbers; the description and the method
+    settings declared beside it do not (those reach the key through each method's settings)."""
+    from streams.datasets import get_dataset
+
+    spec = get_stream_spec(name)
+    return {"datasets": [get_dataset(d).identity() for d in spec.datasets],
+            "tasks": [list(t) for t in spec.tasks], "test_binarization_seed": spec.test_binarization_seed,
+            "order": spec.order, "image_shape": list(spec.image_shape)}
 
 
 def get_stream_spec(name: str) -> StreamSpec:

@@ -73,6 +73,24 @@ def image_shape(images: np.ndarray) -> tuple[int, ...]:
     return (1, *images.shape[1:]) if images.ndim == 3 else (images.shape[3], *images.shape[1:3])
 
 
+class DegenerateStreamError(ValueError):
+    """A stream that cannot give a meaningful number: a task or a class without images."""
+
+
+def check_classes_present(spec: StreamSpec, train_y: np.ndarray, test_y: np.ndarray) -> None:
+    """Refuse a stream one of whose tasks' classes has no training or no test image: a task
+    without test images has no NLL (a NaN column), one without training images trains nothing
+    (yet an NLL would be reported), and a class without images is not the task declared."""
+    for i, classes in enumerate(spec.tasks):
+        for split, labels in (("training", train_y), ("test", test_y)):
+            empty = [int(c) for c in classes if not np.any(labels == c)]
+            if empty:
+                raise DegenerateStreamError(
+                    f"stream '{spec.name}': task {i + 1} (classes {', '.join(map(str, classes))}) has no "
+                    f"{split} image of class{'es' if len(empty) > 1 else ''} {', '.join(map(str, empty))} "
+                    "in its datasets; fix the stream's tasks or its data")
+
+
 def load_stream(name: str, data_dir=None, verify: bool = True) -> ContinualStream:
     """Build stream `name` from its datasets (raises DatasetMissingError if files are absent).
 
@@ -90,6 +108,7 @@ def load_stream(name: str, data_dir=None, verify: bool = True) -> ContinualStrea
     train_x, test_x = np.concatenate(train_x), np.concatenate(test_x)
     train_y, test_y = np.concatenate(train_y), np.concatenate(test_y)
 
+    check_classes_present(spec, train_y, test_y)
     test_rng = torch.Generator().manual_seed(spec.test_binarization_seed)
     tasks = []
     for classes in spec.tasks:

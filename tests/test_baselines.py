@@ -138,7 +138,7 @@ def test_curl_new_component_copies_the_most_probable_parent():
     x = torch.bernoulli(torch.rand(100, 784))
     with torch.no_grad():
         model.cluster_logits.bias[1] += 20.0     # component 1 explains everything
-    plugin = CURLPlugin(CURLConfig(expansion_passes=0, replay_refresh="expansion"), seed=0)
+    plugin = CURLPlugin(CURLConfig(expansion_passes=0, replay_refresh="expansion", burn_in=0, spacing=0), seed=0)
     plugin.buffer = x
     new = plugin.expand(model)
     assert new == 3 and model.num_components == 4 and plugin.expansions[0]["parent"] == 1
@@ -154,7 +154,7 @@ def test_curl_expansion_trains_the_new_component_and_the_whole_logit_layer_on_ba
     rule moved only the new one), the new head and prior train, everything else stays."""
     model = curl_model(components=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    plugin = CURLPlugin(CURLConfig(expansion_passes=2), seed=0)
+    plugin = CURLPlugin(CURLConfig(expansion_passes=2, burn_in=0, spacing=0), seed=0)
     buffer = torch.bernoulli(torch.rand(150, 784))
     plugin.buffer = buffer
     sizes = []
@@ -173,7 +173,7 @@ def test_curl_expansion_trains_the_new_component_and_the_whole_logit_layer_on_ba
 def test_curl_expands_when_the_buffer_fills_and_collects_nothing_while_it_waits():
     torch.manual_seed(0)
     model = CURLModel()
-    config = CURLConfig(threshold=1e9, buffer_size=100, burn_in=3, spacing=4, expansion_passes=1,
+    config = CURLConfig(threshold=1e9, buffer_size=100, burn_in=3 * 64, spacing=4 * 64, expansion_passes=1,
                         replay_refresh="expansion", replay_per_batch=0)
     plugin = CURLPlugin(config, seed=0)   # threshold 1e9: every real sample is poorly explained
     strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
@@ -183,13 +183,15 @@ def test_curl_expands_when_the_buffer_fills_and_collects_nothing_while_it_waits(
     for experience in online_experiences(task_benchmark([data], [data[:4]]).train_stream[0]):
         strategy.train(experience)
         history[plugin.steps] = (model.num_components, plugin.memory_size)
-    # steps 1-3 burn-in (nothing collected); step 4 is still within `spacing` of step 0; step 5:
-    # 64 in the buffer; step 6: 128 >= 100 (cut to the latest 100), expansion; steps 7-10
-    # wait (nothing collected); step 11: 64; step 12: expansion
+    # the waits count incoming images learned before a batch: batches 1-3 burn-in (nothing
+    # collected); batch 4 is still within `spacing` of position 0; batch 5: 64 in the buffer;
+    # batch 6: 128 >= 100 (cut to the latest 100), expansion at position 384; batches 7-10 wait
+    # (nothing collected); batch 11: 64; batch 12: expansion
     assert [history[s] for s in (3, 4, 5, 6)] == [(1, 0), (1, 0), (1, 64), (2, 0)]
     assert all(history[s] == (2, 0) for s in (7, 8, 9, 10))
     assert history[11] == (2, 64) and history[12] == (3, 0)
     assert [e["step"] for e in plugin.expansions] == [6, 12]
+    assert [(e["position"], e["eligible_from"]) for e in plugin.timeline] == [(384, 256), (768, 640)]
     # the new component trained `expansion_passes` (1) pass over the buffer: one minibatch of 100
     assert plugin.extra_steps == 2 and plugin.extra_images == 200
     assert plugin.snapshots == 2   # "expansion" mode: a snapshot at each expansion
@@ -213,7 +215,7 @@ def test_curl_replays_components_in_proportion_to_their_use():
 def test_curl_counts_use_from_the_real_images_and_refreshes_the_snapshot_on_its_period():
     torch.manual_seed(0)
     model = CURLModel()
-    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, refresh_images=128, replay_per_batch=16,
+    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, spacing=0, refresh_images=128, replay_per_batch=16,
                                    replay_mix="join"), seed=0)
     spy = BatchSpy(model)
     strategy = GenerativeStrategy(model=spy, optimizer=torch.optim.Adam(spy.parameters(), 1e-3),
@@ -269,7 +271,7 @@ def test_curl_replays_a_whole_thresholded_batch_after_each_real_step():
     means thresholded at 0.5; the earlier rule joined Bernoulli draws to the real minibatch."""
     torch.manual_seed(0)
     model = CURLModel()
-    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, refresh_images=128, replay_per_batch=16), seed=0)
+    plugin = CURLPlugin(CURLConfig(burn_in=10 ** 6, spacing=0, refresh_images=128, replay_per_batch=16), seed=0)
     spy = BatchSpy(model)
     strategy = GenerativeStrategy(model=spy, optimizer=torch.optim.Adam(spy.parameters(), 1e-3),
                                   plugins=[plugin])

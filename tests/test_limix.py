@@ -141,6 +141,26 @@ def test_max_components_caps_the_growth_and_the_closest_component_is_reused():
     assert 0 < min(gate["discrepancies"]) == gate["discrepancies"][2] < 1
 
 
+@pytest.mark.parametrize("raise_at, decision", [(3, "reuse 2"), (4, "expand")])
+def test_the_gate_level_is_raised_once_the_mixture_has_raise_at_components(raise_at, decision):
+    """The authors' digit scripts: fid_hold = 50 below 7 components, then 100. Here: level 0 (every
+    gate expands) below `raise_at` components, then 1e9 (every gate reuses); the model has 3."""
+    model = stamped_model()
+    config = LIMixConfig(threshold=0.0, raise_at=raise_at, raised_threshold=1e9, replay_samples=64,
+                         gate_samples=100)
+    plugin = LIMixPlugin(config, seed=0)
+    strategy = GenerativeStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()),
+                                  plugins=[plugin])
+    plugin.before_training(strategy)
+    plugin.tasks_done = 1
+    plugin.begin_experience(torch.ones(100, 1, 28, 28), torch.device("cpu"))   # component 2's images
+    gate = plugin.timeline[-1]
+    assert gate["decision"] == decision and gate["level"] == (1e9 if raise_at == 3 else 0.0)
+    assert [config.gate_level(c) for c in (1, 2, 3, 4)] == [0.0] * (raise_at - 1) + [1e9] * (5 - raise_at)
+    with pytest.raises(ValueError, match="go together"):
+        LIMixConfig(raise_at=7)
+
+
 def test_the_student_batch_mixes_every_other_component_with_the_minibatch():
     model = stamped_model()
     model.activate(1)

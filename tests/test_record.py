@@ -24,7 +24,7 @@ def test_there_are_committed_records_of_several_versions():
 def test_every_committed_record_reads_and_writes_back_key_for_key(path):
     data = json.loads(path.read_text())
     record = Record.from_json(data)
-    assert record.to_json() == {**data, "schema_version": 1}   # nothing lost, nothing changed
+    assert record.to_json() == {"schema_version": 1, **data}   # nothing lost, nothing changed
     assert dict(record) == record.to_json() and record["nll"] == data["nll"]   # the mapping view
     assert record.done and record.key == data["key"] and record.seed == data["seed"]
     assert record.label == (data.get("method_label") or data["method"])
@@ -52,11 +52,63 @@ def test_the_store_writes_the_schema_and_reads_records_back(tmp_path):
 
     cell = expand_grid(["finetune"], ["mini"], [0], resolve_profile("smoke"))[0]
     store = ResultStore(tmp_path)
-    data = json.loads(COMMITTED[0].read_text())
+    data = json.loads(json.dumps({**json.loads(COMMITTED[0].read_text()), **cell.spec, "key": cell.key}))
+    data.pop("schema_version")   # (the numbers are another cell's: the store does not look)
     store.save(cell, data)
     written = json.loads(store.path(cell).read_text())
-    assert written == {**data, "schema_version": SCHEMA_VERSION}
+    assert written == {**data, "schema_version": 1}   # a dict without a schema is schema 1 ...
+    data["schema_version"] = SCHEMA_VERSION          # ... as bench.evaluation.cell writes it, 2
+    store.save(cell, data)
     assert store.load(cell) == as_record(data) and isinstance(store.load(cell), Record)
+
+
+def test_a_record_under_another_cells_name_is_moved_aside_not_counted(tmp_path, capsys):
+    """A seed-0 record copied to seed 1's file name, or a record whose settings were edited by
+    hand, is not seed 1's (or that cell's): moved to records/corrupt/ with why, and the cell reruns."""
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
+
+    seed0, seed1 = expand_grid(["finetune"], ["mini"], [0, 1], resolve_profile("smoke"))
+    store = ResultStore(tmp_path)
+    data = {**json.loads(COMMITTED[0].read_text()), **seed0.spec, "key": seed0.key, "schema_version": SCHEMA_VERSION}
+    store.save(seed0, data)
+    store.path(seed1).write_text(store.path(seed0).read_text())   # copied by hand
+    assert store.load(seed1) is None and not store.path(seed1).exists()
+    assert "seed 0 where its name says 1" in capsys.readouterr().err
+    edited = {**data, "method_config": {"budget": 7}}               # its fields no longer give its key
+    store.path(seed0).write_text(json.dumps(edited))
+    assert store.load(seed0) is None and len(list((tmp_path / "records" / "corrupt").iterdir())) == 2
+    assert [r.seed for r in store.records()] == []
+
+
+def test_a_newer_schema_record_is_moved_aside_not_overwritten(tmp_path, capsys):
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
+
+    cell = expand_grid(["finetune"], ["mini"], [0], resolve_profile("smoke"))[0]
+    store = ResultStore(tmp_path)
+    store.path(cell).parent.mkdir(parents=True)
+    newer = {"status": "done", "schema_version": SCHEMA_VERSION + 1, "written_by": "a later harness"}
+    store.path(cell).write_text(json.dumps(newer))
+    assert store.load(cell) is None
+    data = {**json.loads(COMMITTED[0].read_text()), **cell.spec, "key": cell.key, "schema_version": SCHEMA_VERSION}
+    store.save(cell, data)
+    kept = list((tmp_path / "records" / "newer").iterdir())
+    assert len(kept) == 1 and json.loads(kept[0].read_text()) == newer
+    assert store.load(cell).done
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"nll": "oops"}, "finite number as its NLL"), ({"nll": None}, "finite number as its NLL"),
+    ({"nll": float("nan")}, "finite number as its NLL"), ({"fid": "x"}, "fid is 'x'"),
+    ({"nll_matrix": [[1.0, 2.0], [3.0]]}, "nll_matrix is not a square table"),
+])
+def test_a_finished_record_with_numbers_that_are_not_numbers_is_not_a_record(change, why):
+    data = {**json.loads(COMMITTED[0].read_text()), **change}
+    if change.get("nll", 0) is None:
+        data.pop("nll")
+    with pytest.raises(RecordError, match=why):
+        Record.from_json(data)
 
 
 def test_a_newer_schema_is_refused_and_left_in_place(tmp_path, capsys):

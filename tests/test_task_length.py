@@ -13,7 +13,7 @@ from methods.limix import LIMixConfig
 
 
 def test_task_length_fields_are_declared_by_the_configs():
-    assert task_length_fields(CURLConfig) == ("refresh_images",)
+    assert task_length_fields(CURLConfig) == ("burn_in", "spacing", "refresh_images")
     assert task_length_fields(LIMixConfig) == ("replay_samples",)
     assert CURLConfig().refresh_images == "task" and LIMixConfig().replay_samples == "task"
 
@@ -27,6 +27,8 @@ def test_resolution_of_task_and_multiples():
     assert config.refresh_images == 6000
     assert resolve_task_lengths(CURLConfig(refresh_images=700), 4000).refresh_images == 700
     assert resolve_task_lengths(LIMixConfig(), 800).replay_samples == 800
+    # CURL's waits: the authors' 100 of 10,000 steps per class period, 1% of a task
+    assert (resolve_task_lengths(CURLConfig(), 4000).burn_in, resolve_task_lengths(CURLConfig(), 12000).spacing) == (40, 120)
     with pytest.raises(ValueError, match="one task's length"):
         require_count(CURLConfig(), "refresh_images")
 
@@ -53,7 +55,8 @@ def test_curl_takes_one_snapshot_per_subsampled_task(per_task):
     record = run_cell(cell)
     assert record["status"] == "done", record.get("traceback")
     assert record["train_sizes"] == [per_task] * 5
-    assert record["resolved_settings"] == {"refresh_images": per_task}
+    wait = round(0.01 * per_task)   # the waits: 1% of a task
+    assert record["resolved_settings"] == {"burn_in": wait, "spacing": wait, "refresh_images": per_task}
     assert record["snapshots"] == 5
 
 

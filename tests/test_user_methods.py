@@ -35,26 +35,6 @@ class Plugin(GenerativePlugin):
 '''
 
 
-@pytest.fixture
-def registry_guard(monkeypatch):
-    """Leave the registry, sys.modules and $OCM_BENCH_IMPORTS as they were (other tests iterate
-    over every registered method)."""
-    environment_before = os.environ.get(user_methods.ENV_VAR)   # delenv of an absent variable records
-    monkeypatch.delenv(user_methods.ENV_VAR, raising=False)      # nothing to undo: restored below
-    methods_before, modules_before = dict(METHODS), set(sys.modules)
-    yield
-    if environment_before is None:
-        os.environ.pop(user_methods.ENV_VAR, None)
-    else:
-        os.environ[user_methods.ENV_VAR] = environment_before
-    for name in set(METHODS) - set(methods_before):
-        del METHODS[name]
-    METHODS.update(methods_before)
-    for name in set(sys.modules) - modules_before:
-        if name.startswith(user_methods.FILE_PACKAGE + ".") or name.startswith("tmp_ocm_methods"):
-            del sys.modules[name]
-
-
 def write_module(folder: Path, module: str, method: str) -> Path:
     path = folder / f"{module}.py"
     path.write_text(PLUGIN_MODULE.format(name=method))

@@ -22,7 +22,7 @@ from bench.evaluation.context import EvaluationContext, evaluation_classes
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
 from bench.evaluation.images import save_grids
 from bench.planning.grid import Cell
-from bench.record import CORE_FIELDS, Record, metric_field_names
+from bench.record import CORE_FIELDS, SCHEMA_VERSION, Record, metric_field_names
 from methods import get_method
 from methods.core.strategy import GenerativeStrategy
 from methods.core.task_length import resolve_task_lengths, task_length_fields
@@ -148,7 +148,8 @@ def record_header(cell: Cell) -> dict:
     return {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
             "method_label": cell.label_method,
             "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
-            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION}
+            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION,
+            "schema_version": SCHEMA_VERSION}
 
 
 def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto",

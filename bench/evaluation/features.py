@@ -193,9 +193,10 @@ def _train_classifier(stream: ContinualStream, recipe: ClassifierRecipe) -> tupl
 
 
 def refuse_cache(path: Path, error: Exception) -> None:
-    """One stderr line for a cache entry that is not a plain data file (corrupt or planted)."""
+    """One stderr line for a cache entry that cannot be used: not a plain data file (corrupt or
+    planted), or changed since it was written."""
     reason = (str(error).strip().splitlines() or [""])[0][:160]
-    print(f"warning: cache file {path} is not a plain data file ({type(error).__name__}: {reason}); "
+    print(f"warning: cache file {path} cannot be used ({type(error).__name__}: {reason}); "
           "ignored, it is rebuilt", file=sys.stderr)
 
 
@@ -204,8 +205,21 @@ def dataset_key(stream: ContinualStream) -> str:
     return "+".join(stream.spec.datasets)
 
 
+def training_data_key(stream: ContinualStream) -> str:
+    """What the classifier learns from: the stream's datasets (their identities: a regenerated
+    file declares a new checksum), the classes its tasks use and the image shape. Two streams of
+    other classes of one dataset train two classifiers: one trained on classes 0 and 1 knows
+    nothing of a 2 or a 3."""
+    from streams.datasets import get_dataset
+
+    spec = stream.spec
+    what = {"datasets": [get_dataset(d).identity() for d in spec.datasets], "image_shape": list(spec.image_shape),
+            "classes": sorted({int(c) for task in spec.tasks for c in task})}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def classifier_cache_path(stream: ContinualStream, cache_dir: Path, recipe: ClassifierRecipe) -> Path:
-    return Path(cache_dir) / "fid-classifier" / f"{dataset_key(stream)}-{recipe.key}.pt"
+    return Path(cache_dir) / "fid-classifier" / f"{dataset_key(stream)}-{training_data_key(stream)}-{recipe.key}.pt"
 
 
 def shipped_path(dataset: str) -> Path:
@@ -217,13 +231,21 @@ def file_sha256(path: Path) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+class TamperedClassifierError(ValueError):
+    """A stored classifier whose weights are not the ones its info names."""
+
+
 def load_classifier(path: Path, source: str | None = None) -> ClassifierFeatures:
     """A stored classifier, read without unpickling code (`weights_only=True`); raises if the file
-    is not such an entry."""
+    is not such an entry, or if its weights do not hash to the `weights_sha256` it stores (a byte
+    changed since it was written: the records would name weights that were not used)."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     model = SmallCNN(saved["classes"], saved["channels"], saved["size"])
     model.load_state_dict({k: v.float() for k, v in saved["state_dict"].items()})
     info = dict(saved["info"])
+    if weights_hash(model) != info.get("weights_sha256"):
+        raise TamperedClassifierError(f"its weights hash to {weights_hash(model)}, not the "
+                                      f"{info.get('weights_sha256')} it was stored with")
     if source is not None:
         info["source"] = source
     return ClassifierFeatures(model, info)
@@ -270,7 +292,7 @@ def classifier_features(stream: ContinualStream, cache_dir: Path,
     if path.exists():
         try:
             return load_classifier(path)
-        except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
+        except Exception as err:   # noqa: BLE001 - any unreadable or changed entry is rebuilt
             refuse_cache(path, err)
     model, info = build_classifier(stream, recipe)
     info["source"] = "trained here (one thread, deterministic kernels)"

@@ -73,16 +73,18 @@ def frechet_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.n
     return frechet_distance_and_offset(a, b)[0]
 
 
-def require_enough(n: int, dim: int, what: str) -> None:
+def require_enough(n: int, dim: int, what: str, remedy: str) -> None:
     if n < dim:
         raise ValueError(f"FID needs at least as many {what} as feature dimensions: {n} < {dim} "
-                         "(raise fid_samples / use more test images, or another extractor)")
+                         f"({remedy}, or --fid-features none)")
 
 
 def check_feasible(extractor: FeatureExtractor, n_samples: int, test_sizes: list[int]) -> None:
     """Raise (before any training) if a grid's FID settings cannot give a full-rank estimate."""
-    require_enough(n_samples, extractor.dim, "generated samples")
-    require_enough(min(test_sizes), extractor.dim, "test images per task")
+    require_enough(n_samples, extractor.dim, "generated samples", f"--set fid_samples={extractor.dim} or more")
+    require_enough(min(test_sizes), extractor.dim, "test images per task",
+                   f"--set eval_test_per_task={extractor.dim} or more, if the stream's tasks have that many "
+                   "test images")
 
 
 class FIDEvaluator:
@@ -202,29 +204,49 @@ class SampleQualityEvaluation:
 
 def cache_path(kind: str, extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],
                cache_dir: Path) -> Path:
+    content = hashlib.sha256()   # the test images themselves: a stream regenerated under its name
+    for x in test_sets:          # (new files, other classes) has new real statistics
+        content.update(x.detach().cpu().numpy().tobytes())
     key_blob = json.dumps({"stream": stream_key, "sizes": [len(x) for x in test_sets],
-                           "extractor": extractor.info}, sort_keys=True)
+                           "images": content.hexdigest(), "extractor": extractor.info}, sort_keys=True)
     key = hashlib.sha256(key_blob.encode()).hexdigest()[:16]
     return Path(cache_dir) / kind / f"{stream_key}-{extractor.name}-{key}.npz"
 
 
 def cached_arrays(path: Path, shapes: dict[str, tuple], build) -> dict[str, np.ndarray]:
-    """Plain arrays named and shaped as `shapes`, read from the .npz at `path` without unpickling,
-    else (missing, or not holding them: reported and rebuilt) made by `build()` and written there
+    """Plain arrays named and shaped as `shapes`, read from the .npz at `path` without unpickling
+    and checked against the digest stored with them, else (missing, not holding them, or changed
+    since they were written: reported and rebuilt) made by `build()` and written there
     atomically. The one disk cache of real-set features and statistics."""
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {name: f[name] for name in shapes}
+                stored = bytes(f[DIGEST_KEY]) if DIGEST_KEY in f else b""
             if any(arrays[name].shape != shape for name, shape in shapes.items()):
                 raise ValueError("unexpected array shapes")
+            if stored != arrays_digest(arrays):
+                raise ValueError("its arrays do not match the digest stored with them")
             return arrays
-        except Exception as err:   # noqa: BLE001 - any unreadable entry is rebuilt
+        except Exception as err:   # noqa: BLE001 - any unreadable or changed entry is rebuilt
             refuse_cache(path, err)
     arrays = build()
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays, **{DIGEST_KEY: np.frombuffer(arrays_digest(arrays), dtype=np.uint8)})
     return arrays
+
+
+DIGEST_KEY = "sha256_of_arrays"
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> bytes:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.digest()
 
 
 def cached_real_features(extractor: FeatureExtractor, stream_key: str, test_sets: list[torch.Tensor],

@@ -7,6 +7,7 @@ once when none is cached, and checks that the test sets are large enough for a f
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from bench.evaluation import FEATURE_DIMS
@@ -20,6 +21,7 @@ def check(plan, device: str, local: bool, data_dir) -> None:
     if local and no_gpu_reason(device):
         raise DeviceUnavailableError(no_gpu_reason(device))
     check_fid_samples(plan.profiles)
+    check_memory(plan.cells)
     check_data_files(plan.streams, data_dir)
 
 
@@ -31,6 +33,35 @@ def check_fid_samples(profiles) -> None:
             raise ValueError(f"FID needs at least as many generated samples as feature dimensions: "
                              f"fid_samples={profile.fid_samples} < {dim} ({profile.fid_features} features); "
                              f"give --set fid_samples={dim} or more, or --fid-features none")
+
+
+def machine_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(cells) -> None:
+    """Refuse a cell whose declared memories (settings declared `stores_images`: budgets, buffers)
+    cannot fit in this machine's memory as float32 images: a budget of 10^12 would otherwise ask
+    for petabytes when its cell starts."""
+    import math
+
+    from methods import get_method
+    from methods.core.settings import stored_images
+    from streams import get_stream_spec
+
+    available = machine_memory_bytes()
+    if available is None:
+        return
+    for cell in cells:
+        images = stored_images(get_method(cell.method).config_class, cell.method_config)
+        needed = images * math.prod(get_stream_spec(cell.stream).image_shape) * 4
+        if needed > available:
+            raise ValueError(f"{cell.label}: its settings keep up to {images:,} images in memory, "
+                             f"{needed / 2**30:,.0f} GiB as float32, more than this machine's "
+                             f"{available / 2**30:,.0f} GiB; give a smaller budget")
 
 
 def check_data_files(streams: list[str], data_dir) -> None:
@@ -68,3 +99,28 @@ def warm_up(plan, device: str, local: bool, data_dir) -> None:
                 check_feasible(extractor, profile.fid_samples,
                                [len(loaded.test_images(t, profile.eval_test_per_task))
                                 for t in range(len(loaded.tasks))])
+
+
+def estimate_line(cells, data_dir, workers: int) -> str | None:
+    """'this grid: about N CPU-hours ...' for `cells` (those still to run) when their estimated work
+    exceeds ESTIMATE_SHOWN_ABOVE_SECONDS (bench/planning/schedule.py: rough, within 2-3x), else None.
+    Streams are the warm-up's (already loaded)."""
+    from bench.evaluation.caches import cached_stream
+    from bench.planning.defaults import ESTIMATE_SHOWN_ABOVE_SECONDS
+    from bench.planning.schedule import describe_hours, estimated_cpu_seconds
+
+    seconds = []
+    for cell in cells:
+        stream = cached_stream(cell.stream, data_dir)
+        limit, per_task = cell.profile.max_train_per_task, cell.profile.eval_test_per_task
+        train = sum(min(len(t.train_images), limit or len(t.train_images)) for t in stream.tasks)
+        test = round(sum(min(len(t.test_images), per_task or len(t.test_images)) for t in stream.tasks)
+                     / len(stream.tasks))
+        seconds.append(estimated_cpu_seconds(cell, train, len(stream.tasks), test))
+    total = sum(seconds)
+    if total < ESTIMATE_SHOWN_ABOVE_SECONDS:
+        return None
+    wall = max(total / max(1, min(workers, len(cells))), max(seconds))
+    return (f"this grid: about {describe_hours(total)} of CPU work in {len(cells)} cell(s), about "
+            f"{describe_hours(wall)} on {workers} worker(s) (the longest cell about {describe_hours(max(seconds))}; "
+            "a rough estimate). Ctrl-C stops it; the same command resumes it")

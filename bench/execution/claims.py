@@ -93,13 +93,29 @@ def process_exists(pid: int) -> bool:
         return True
 
 
+def process_started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch; Linux's /proc), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])   # field 22: starttime, since boot
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def is_dead(path: Path, stale_after: float = STALE_SECONDS) -> bool:
-    """The claim's worker is gone: a process of this host that no longer exists, or silent for
+    """The claim's worker is gone: a process of this host that no longer exists, or whose pid now
+    belongs to a process started after the claim was made (the pid was reused), or silent for
     `stale_after` seconds (the only sign a worker on another host gives)."""
     info = owner(path)
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
         if not process_exists(info["pid"]):
             return path.exists()
+        started, since = process_started_at(info["pid"]), info.get("since")
+        if started is not None and isinstance(since, (int, float)) and started > since + 1.0:
+            return path.exists()   # 1 s: /proc's start time is rounded to clock ticks
     return is_stale(path, stale_after)
 
 

@@ -82,6 +82,7 @@ def _cell_process(cell: Cell, root: str, data_dir, device: str, training_step: s
     # workers and says how to resume); a worker printing its own KeyboardInterrupt would only add
     # a traceback per cell
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the runner's handler (bench/run.py)
     die_with_parent()
     if os.getppid() != parent:   # the runner died before the line above took effect
         os._exit(1)
@@ -196,8 +197,10 @@ def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: st
                 outcomes[cell.key] = outcome
                 bar.update()
     finally:
-        for process, _, _, _ in running.values():   # interrupted: stop the workers with the runner
+        for process, cell, _, _ in running.values():   # interrupted: stop the workers with the runner
             process.kill()
+            process.join()
+            release_if_owned_by(claim_path(store.root, store.path(cell).stem), process.pid)
     return outcomes
 
 

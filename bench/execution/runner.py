@@ -125,10 +125,10 @@ class GridRunner:
                   for c in cells if not store.is_done(c) and c.key not in away] + unmatched
         return GridOutcome(cells, failed, elsewhere)
 
-    def interrupted_line(self) -> str:
+    def interrupted_line(self, what: str = "interrupted (Ctrl-C)") -> str:
         """One line: how far an interrupted run got and how to resume it."""
         done = sum(self.store.is_done(c) for c in self.cells)
-        return (f"interrupted (Ctrl-C): {done} of {len(self.cells)} cells done, their records kept in "
+        return (f"{what}: {done} of {len(self.cells)} cells done, their records kept in "
                 f"{self.store.root}; rerun the same command to resume")
 
 

@@ -12,14 +12,55 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import uuid
 from pathlib import Path
 
 from bench.planning.grid import Cell
+from bench.planning.keys import record_key
 from bench.record import SCHEMA_VERSION, Record, RecordError, as_record
 from streams.files import atomic_path
+from streams.names import check_name
+
+KEY_PATTERN = re.compile(r"[0-9a-f]{16}")
+RECORD_NAME = re.compile(r"(.+?)__(.+?)__seed(\d+)__([0-9a-f]{16})\.json")
+
+
+def is_newer(data) -> bool:
+    """Whether a record's JSON is of a newer schema than this harness reads."""
+    return (isinstance(data, dict) and isinstance(data.get("schema_version"), int)
+            and not isinstance(data["schema_version"], bool) and data["schema_version"] > SCHEMA_VERSION)
+
+
+def name_mismatch(path: Path, record: Record) -> str | None:
+    """Why a record's file name and fields disagree (a record copied or renamed by hand: a seed-0
+    record under seed 1's name would count as seed 1), or None. Records of key version 2 also
+    recompute their key from their fields."""
+    match = RECORD_NAME.fullmatch(path.name)
+    if match is None:
+        return None   # not a name the store writes: nothing to compare
+    stream, method, seed, key = match.groups()
+    said = {"stream": stream, "method": method, "seed": int(seed), "key": key}
+    found = {"stream": record.stream, "method": record.method, "seed": record.seed, "key": record.key}
+    wrong = [f"{k} {found[k]!r} where its name says {said[k]!r}" for k in said if found[k] != said[k]]
+    if wrong:
+        return "its " + ", ".join(wrong)
+    if (record.key_version or 1) >= 2 and record_key(record) != key:
+        return f"its fields give key {record_key(record)}, not the {key} it states"
+    return None
+
+
+def record_stem(cell: Cell) -> str:
+    """'<stream>__<method>__seed<seed>__<key>': built only from checked parts (registered names follow
+    streams/names.py's rule, the seed is an integer, the key hexadecimal), so that no cell, however
+    it was made, names a file outside records/ or one that reads back as another cell's."""
+    check_name("stream", cell.stream)
+    check_name("method", cell.method)
+    if not isinstance(cell.seed, int) or isinstance(cell.seed, bool) or not KEY_PATTERN.fullmatch(cell.key):
+        raise ValueError(f"cell {cell.label}: seed {cell.seed!r} and key {cell.key!r} cannot name a record")
+    return f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}"
 
 
 class ResultStore:
@@ -28,53 +69,75 @@ class ResultStore:
         self.records_dir = self.root / "records"
 
     def path(self, cell: Cell) -> Path:
-        return self.records_dir / f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}.json"
+        return self.records_dir / f"{record_stem(cell)}.json"
 
     def artifact_dir(self, cell: Cell) -> Path:
         """Pictures of the cell live next to its record: images/<record name>/."""
         return self.root / "images" / self.path(cell).stem
 
     def load(self, cell: Cell) -> Record | None:
-        return self.read(self.path(cell))
+        """The cell's record, if its file holds a record of this very cell: one whose own fields
+        give the cell's key (bench/planning/keys.py). Anything else there is moved aside."""
+        path = self.path(cell)
+        record = self.read(path)
+        if record is not None and record_key(record) != cell.key:
+            self.quarantine(path, f"its fields give key {record_key(record)}, not the {cell.key} its name says")
+            return None
+        return record
 
     def read(self, path: Path) -> Record | None:
-        """The record at `path`; None if there is none, or if it is corrupt (then moved aside)."""
+        """The record at `path`; None if there is none, or if it is corrupt, or its fields are not
+        the ones its file name says (then moved aside). A record of a newer schema is left."""
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (ValueError, UnicodeDecodeError):   # JSONDecodeError is a ValueError
             data = None
-        newer = isinstance(data, dict) and isinstance(data.get("schema_version"), int) \
-            and data["schema_version"] > SCHEMA_VERSION
-        if newer:
+        if is_newer(data):
             print(f"warning: {path} was written by a newer harness (record schema {data['schema_version']}); "
                   "not read", file=sys.stderr)
             return None
         try:
-            return Record.from_json(data)
-        except (RecordError, TypeError):
-            self.quarantine(path)
+            record = Record.from_json(data)
+        except (RecordError, TypeError) as err:
+            self.quarantine(path, str(err) if isinstance(err, RecordError) else "not a record")
             return None
+        mismatch = name_mismatch(path, record)
+        if mismatch:
+            self.quarantine(path, mismatch)
+            return None
+        return record
 
-    def quarantine(self, path: Path) -> None:
-        """Move a corrupt record into records/corrupt/ (kept for inspection), with a warning."""
+    def quarantine(self, path: Path, why: str = "not a record", folder: str = "corrupt") -> Path | None:
+        """Move a record that cannot be counted into records/<folder>/ (kept for inspection), with
+        a warning saying why."""
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"   # never overwrites
-        target = self.records_dir / "corrupt" / f"{path.stem}.{stamp}.json"
+        target = self.records_dir / folder / f"{path.stem}.{stamp}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(path, target)
         except FileNotFoundError:   # another process moved it first
-            return
-        print(f"warning: corrupt record {path} moved to {target}; its cell will be rerun", file=sys.stderr)
+            return None
+        if folder == "corrupt":
+            print(f"warning: record {path} moved to {target} ({why}); its cell will be rerun", file=sys.stderr)
+        return target
 
     def is_done(self, cell: Cell) -> bool:
         record = self.load(cell)
         return record is not None and record.done
 
     def save(self, cell: Cell, record: Record | dict) -> Path:
-        """Write `record` (a Record, or the JSON object of one) as the cell's record."""
+        """Write `record` (a Record, or the JSON object of one) as the cell's record. A record of a
+        newer schema in its place (a newer harness shares the directory) is moved to
+        records/newer/ first, never overwritten."""
         path = self.path(cell)
+        try:
+            if is_newer(json.loads(path.read_text())):
+                target = self.quarantine(path, folder="newer")
+                print(f"warning: {path} was written by a newer harness; moved to {target}", file=sys.stderr)
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass
         with atomic_path(path, suffix=".json", durable=True) as tmp, open(tmp, "w") as f:
             json.dump(as_record(record).to_json(), f, indent=1, sort_keys=True)
         return path
@@ -103,14 +166,37 @@ class ResultStore:
             tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
     def manifest(self) -> dict:
+        """{key: {'label', 'record'}} of the grids run into this directory. A grid.json that is not
+        one (a hand edit, a copy cut short: it is written atomically) is rebuilt from the records
+        and the claims, with a warning: cells that never started are listed again when their grid
+        is rerun."""
         path = self.root / "grid.json"
         try:
-            return json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             return {}
-        except ValueError:   # written atomically, so only a hand edit gets here
-            print(f"warning: {path} is not valid JSON; treated as empty", file=sys.stderr)
-            return {}
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if isinstance(data, dict) and all(isinstance(v, dict) and isinstance(v.get("record"), str)
+                                          for v in data.values()):
+            return data
+        rebuilt = self.recovered_manifest()
+        print(f"warning: {path} is not a grid manifest; rebuilt from {len(rebuilt)} record(s) and claim(s) "
+              "(cells that never started are listed again when their grid is rerun)", file=sys.stderr)
+        return rebuilt
+
+    def recovered_manifest(self) -> dict:
+        """The manifest that the records and the claims of this directory give."""
+        names = [p.name for p in self.records_dir.glob("*.json")] if self.records_dir.is_dir() else []
+        claims = self.root / "claims"
+        names += [p.name[:-len(".claim")] + ".json" for p in claims.glob("*.claim")] if claims.is_dir() else []
+        out = {}
+        for name in names:
+            match = RECORD_NAME.fullmatch(name)
+            if match:
+                stream, method, seed, key = match.groups()
+                out[key] = {"label": f"{method}/{stream}/seed{seed}", "record": name}
+        return out
 
     def records(self) -> list[Record]:
         """Every record in the store (done and failed)."""

@@ -24,6 +24,6 @@ register_metric(Metric(
     matrix_table=True, summary_digits=1, fields=("fid_offset", "fid_seconds", "sample_quality_seconds"),
     description="Frechet distance of the samples' and all test images' features after the last task"))
 
-register_evaluation(Evaluation("sample quality", "bench.evaluation.fid:SampleQualityEvaluation",
+register_evaluation(Evaluation("sample-quality", "bench.evaluation.fid:SampleQualityEvaluation",
                                runs=lambda profile: bool(profile.fid_features),
                                metrics=("fid", "kid", "precision", "recall", "density", "coverage")))

@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
+from streams.names import check_name
+
 Matrix = list   # M[t, j] as a list of rows (what a record holds)
 
 
@@ -167,6 +169,7 @@ EVALUATIONS: dict[str, Evaluation] = {}  # registration order: the order they ru
 
 def _register(table: dict, kind: str, item):
     """Add `item` under its name; the same declaration twice is fine, another under a taken name not."""
+    check_name(kind, item.name)
     if item.name in table and table[item.name] != item:
         raise MetricRegistrationError(f"{kind} '{item.name}' is already registered")
     table[item.name] = item
@@ -182,6 +185,7 @@ def register_summary(summary: Summary) -> Summary:
 
 
 def register_layout(layout: SummaryLayout) -> SummaryLayout:
+    check_name("layout", layout.name)
     if layout.name in METRICS or (layout.name in LAYOUTS and LAYOUTS[layout.name] != layout):
         raise MetricRegistrationError(f"layout '{layout.name}' is already a metric or a layout")
     LAYOUTS[layout.name] = layout

@@ -1,26 +1,27 @@
 """Grid expansion: methods x streams x seeds -> cells, each with a stable content key.
 
-The key hashes everything that determines a cell's numbers (method and its resolved config,
-stream, seed, resolved profile, harness version), so a finished cell is recognised and never run
-twice, and any change of setting gives a new cell.
+The key hashes everything that determines a cell's numbers (bench/planning/keys.py: method and
+its resolved config, the stream's definition, seed, resolved profile, the version of the method's
+numbers), so a finished cell is recognised and never run twice, and any change gives a new cell.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
-from bench import HARNESS_VERSION
+from bench import NUMBERS_VERSION, version_tuple
+from bench.planning.keys import digest, key_spec
 from bench.planning.profiles import Profile, parse_method_settings
 from bench.planning.validate import MATCH_PREFIX
 from bench.record import Record, as_records
 from methods import METHODS, get_method
-from methods.core.labels import make_label, parse_label, split_top_level
+from methods.core.labels import canonical_text, make_label, parse_label, split_top_level
 from methods.core.registry import expand_preset
 from streams import STREAMS, get_stream_spec
 from methods.core.settings import keyed_values
-from streams.registry import UnknownNameError
+from streams.registry import UnknownNameError, stream_definition
 
 
 @dataclass(frozen=True)
@@ -44,26 +45,35 @@ class Cell:
                 if isinstance(v, str) and v.startswith(MATCH_PREFIX)}
 
     @property
+    def numbers_version(self) -> str:
+        """The harness version of this cell's numbers: the later of the shared protocol's and
+        its method's own (bench/planning/keys.py)."""
+        return numbers_version(self.method)
+
+    @cached_property
     def spec(self) -> dict:
-        """What determines the cell's numbers. The profile's per-method table is left out: this
-        cell's own resolved `method_config` is in, and other methods' settings do not concern it.
-        A budget matched to another method's memory is in with its number and its source."""
-        profile = {k: v for k, v in self.profile.to_dict().items() if k != "methods"}
-        spec = {"harness_version": HARNESS_VERSION, "method": self.method,
-                "method_config": self.method_config, "stream": self.stream, "seed": self.seed,
-                "profile": profile}
-        if self.matched:
-            spec["matched"] = dict(self.matched)
-        return spec
+        """What determines the cell's numbers (bench/planning/keys.py). The profile's per-method
+        table is left out: this cell's own resolved `method_config` is in, and other methods'
+        settings do not concern it. A budget matched to another method's memory is in with its
+        number and its source."""
+        return key_spec(numbers_version=self.numbers_version, method=self.method,
+                        method_config=self.method_config, stream=self.stream,
+                        stream_definition=stream_definition(self.stream), seed=self.seed,
+                        profile=self.profile.to_dict(), matched=dict(self.matched))
 
     @property
     def key(self) -> str:
-        blob = json.dumps(self.spec, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest(self.spec)
 
     @property
     def label(self) -> str:
         return f"{self.label_method}/{self.stream}/seed{self.seed}"
+
+
+def numbers_version(method: str) -> str:
+    """The later of the shared protocol's numbers version and `method`'s own."""
+    own = get_method(method).numbers_version
+    return max(NUMBERS_VERSION, own or NUMBERS_VERSION, key=version_tuple)
 
 
 def parse_names(text: str, valid: dict, kind: str) -> list[str]:
@@ -80,14 +90,19 @@ def parse_names(text: str, valid: dict, kind: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+MAX_SEED = 2 ** 32 - 1   # numpy refuses larger seeds (np.random.seed in every cell)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]: integers >= 0 (they seed torch and numpy, which refuse negatives)."""
+    """'0,1,2' -> [0, 1, 2]: integers from 0 to MAX_SEED (they seed torch and numpy, which refuse
+    negatives, and numpy refuses 2^32 and more)."""
+    message = f"seeds must be comma-separated integers from 0 to {MAX_SEED}, not '{text}'"
     try:
         seeds = list(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
     except ValueError:
-        raise UnknownNameError(f"seeds must be comma-separated integers >= 0, not '{text}'") from None
-    if not seeds or min(seeds) < 0:
-        raise UnknownNameError(f"seeds must be comma-separated integers >= 0, not '{text}'")
+        raise UnknownNameError(message) from None
+    if not seeds or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise UnknownNameError(message)
     return seeds
 
 
@@ -107,9 +122,11 @@ def expand_grid(methods: list[str], streams: list[str], seeds: list[int], profil
             given, written = parse_label(text)
             name, own = expand_preset(given, written)   # a preset is its method with its settings
             spec = get_method(name)
-            overrides = {**profile.methods.get(name, {}), **parse_method_settings(spec, own)}
+            parsed = parse_method_settings(spec, own)
+            overrides = {**profile.methods.get(name, {}), **parsed}
             config = method_config(spec, stream, overrides)
-            label = make_label(given, written) if given != name or written else ""
+            # the label in tables: the settings as written, each in its one spelling
+            label = make_label(given, {k: canonical_text(parsed[k]) for k in written}) if given != name or written else ""
             cells += [Cell(name, stream, seed, profile, config, variant=label) for seed in seeds]
     return cells
 
@@ -119,10 +136,13 @@ class MatchError(ValueError):
 
 
 def missing_reference(cell: Cell, setting: str, reference: str) -> MatchError:
+    if reference == cell.method:
+        return MatchError(f"{cell.label}: {setting}=match:{reference} matches the method to itself; "
+                          "match another method's memory (e.g. match:ocm)")
     return MatchError(
         f"{cell.label}: {setting}=match:{reference} needs a finished record of '{reference}' on "
-        f"{cell.stream}, seed {cell.seed}, profile {cell.profile.name} (same settings, harness "
-        f"{HARNESS_VERSION}); run it first or add '{reference}' to --methods")
+        f"{cell.stream}, seed {cell.seed}, profile {cell.profile.name} (same settings, numbers of harness "
+        f"{numbers_version(reference)}); run it first or add '{reference}' to --methods")
 
 
 def reference_record(cell: Cell, reference_method: str, records) -> Record | None:
@@ -134,10 +154,17 @@ def reference_record(cell: Cell, reference_method: str, records) -> Record | Non
     for record in as_records(records):
         if (record.done and record.method == reference_method and not record.matched
                 and record.stream == cell.stream and record.seed == cell.seed
-                and record.harness_version == HARNESS_VERSION and record.method_config == expected
+                and record_numbers_version(record) == numbers_version(reference_method)
+                and record.stream_definition == as_json(stream_definition(cell.stream))
+                and record.method_config == expected
                 and {k: v for k, v in record.profile.items() if k != "name"} == profile):
             return record
     return None
+
+
+def record_numbers_version(record: Record) -> str | None:
+    """The version of a record's numbers (records before 0.8 name only the harness that wrote them)."""
+    return record.numbers_version or record.harness_version
 
 
 def as_json(value):

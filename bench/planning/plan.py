@@ -18,8 +18,10 @@ from bench.planning.grid import (
     resolve_matches,
 )
 from bench.planning.profiles import PROFILES, Profile, resolve_profile
+from bench.planning.validate import SettingError
 from methods import METHODS, PRESETS
-from methods.core.labels import split_top_level
+from methods.core.labels import parse_label, split_top_level
+from methods.core.registry import expand_preset
 from streams import STREAMS
 
 
@@ -54,9 +56,32 @@ def plan_grid(methods: str, streams: str, seeds: str, profile: str, settings: li
     method_names = parse_names(methods, METHODS, "methods")
     stream_names = parse_names(streams, STREAMS, "streams")
     seed_list = parse_seeds(seeds)
+    check_settings_used(settings, sweeps, method_names)
     profiles = [resolve_profile(profile, [*settings, *combo]) for combo in sweep_combinations(sweeps)]
+    if len({p.name for p in profiles}) < len(profiles):
+        raise SettingError(f"--sweep {' --sweep '.join(sweeps)} gives one value twice (the same number "
+                           "written two ways counts once): give each value once")
     cells = [c for p in profiles for c in expand_grid(method_names, stream_names, seed_list, p)]
     return GridPlan(method_names, stream_names, seed_list, profiles, cells)
+
+
+def check_settings_used(settings: list[str], sweeps: list[str], method_names: list[str]) -> None:
+    """Refuse settings that would be dropped without a word: a key both set and swept, a key swept
+    twice, and a method's setting (`reservoir.budget=...`) when no method of the grid is that
+    method (it would only rename the profile, and so every cell's key)."""
+    set_keys = [item.partition("=")[0].strip() for item in settings]
+    swept = [item.partition("=")[0].strip() for item in sweeps]
+    for key in dict.fromkeys(swept):
+        if swept.count(key) > 1:
+            raise SettingError(f"--sweep {key}=... is given twice: give all its values in one --sweep")
+        if key in set_keys:
+            raise SettingError(f"{key} is given both by --set and by --sweep: give it in one of them")
+    selected = {expand_preset(*parse_label(text))[0] for text in method_names}
+    for key in [*set_keys, *swept]:
+        method, dot, _ = key.partition(".")
+        if dot and method not in selected:
+            raise SettingError(f"setting '{key}' is for method '{method}', which this grid does not run "
+                               f"(methods: {', '.join(method_names)}): add it to --methods or drop the setting")
 
 
 def sweep_combinations(sweeps: list[str]) -> list[list[str]]:

@@ -3,10 +3,10 @@
 - smoke: tests and CI (seconds per cell): streams truncated, tiny memories, few importance samples,
   no FID and no pictures
   (OCM's STM holds 128 so that selections happen; OCM-IW50 uses 5 samples; OCM-dynamic
-  lambda2 = 2 and CURL burn-in/spacing 10 steps so that they expand in a short run; CN-DPM sleeps
+  lambda2 = 2 so that it expands in a short run; CN-DPM sleeps
   when its STM holds 256, for 100 steps; LIMix gates on 256 images, threshold 30 nats so that a
   smoke run both reuses and expands). CURL's snapshot period and LIMix's replay size are one
-  (truncated) task's length in every profile (methods/core/task_length.py).
+  (truncated) task's length in every profile, CURL's waits 1% of one (methods/core/task_length.py).
 - quick: the 2-core CPU default. E = 1 pass over (batch + memory) per incoming batch, 1 MC sample,
   and lr 1e-3 instead of the paper's 1e-4 because it trains 100x fewer steps than the paper's E=100.
   NLL with K = 100 importance samples on up to 500 test images per task; OCM's expansion
@@ -24,8 +24,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from bench.metrics.fid import FEATURE_EXTRACTORS
-from bench.planning.validate import check_value, field_bounds, field_types, parse_setting
-from methods.core.labels import make_label, parse_label
+from bench.planning.validate import SettingError, check_value, field_bounds, field_types, parse_setting
+from methods.core.labels import canonical_text, make_label, parse_label
 from methods.core.settings import setting
 from streams.registry import UnknownNameError
 
@@ -36,7 +36,7 @@ class Profile:
     epochs: int = setting(min=1)     # E: passes over (incoming batch + memory) per incoming batch
     mc_samples: int = setting(min=1)   # Monte-Carlo samples in the training ELBO
     lr: float = setting(above=0)     # Adam
-    betas: tuple[float, float]
+    betas: tuple[float, float] = setting(min=0.0, below=1.0)   # Adam's, each in [0, 1)
     batch_size: int = setting(min=1)   # online batch size = training minibatch size
     task_epochs: int = setting(min=1)  # methods given whole tasks (joint, LGM): passes per task
     eval_k: int = setting(min=1)     # importance samples of the IWAE NLL estimate
@@ -63,7 +63,6 @@ PROFILES: dict[str, Profile] = {
                 methods={"reservoir": {"budget": 256}, "first-k": {"budget": 256}, "ocm": {"stm_capacity": 128},
                          "ocm-iw50": {"stm_capacity": 128, "loss_samples": 5},
                          "ocm-dynamic": {"stm_capacity": 128, "expansion_k": 8, "lambda2": 2.0},
-                         "curl": {"burn_in": 10, "spacing": 10},
                          "cndpm": {"stm_capacity": 256, "sleep_steps": 100},
                          "limix": {"gate_samples": 256, "threshold": 30.0},
                          "limix-taskfree": {"buffer_size": 256, "gate_samples": 256, "threshold": 30.0}}),
@@ -110,9 +109,11 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
     changes, methods, given = {}, {k: dict(v) for k, v in profile.methods.items()}, {}
     for item in settings:
         key, sep, value = item.partition("=")
-        if not sep:
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"setting '{item}' is not of the form key=value")
-        given[key] = value   # the label: each key once (the last value wins), in sorted order
+        if key in given:
+            raise SettingError(f"setting '{key}' is given twice ({key}={given[key]} and {item}): give it once")
         if "." in key:
             method, _, option = key.partition(".")
             _, hint, bounds = method_option(key, method, option)
@@ -125,6 +126,7 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
                 f"unknown profile setting '{key}'; valid: {', '.join(_SETTABLE)} or METHOD.OPTION"
                 + close_hint(key, _SETTABLE))
         check_value(key, parsed, bounds)
+        given[key] = canonical_text(parsed)   # the label: one spelling per value, keys sorted
     label = make_label(name, dict(sorted(given.items())))
     return dataclasses.replace(profile, name=label, methods=methods, **changes)
 

@@ -17,7 +17,13 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from bench.planning.defaults import RELATIVE_COST
+from bench.planning.defaults import (
+    IMPORTANCE_SAMPLE_SECONDS,
+    RELATIVE_COST,
+    STEP_COST_PER_EXTRA_SAMPLE,
+    TRAIN_SECONDS_PER_BATCH,
+    UNKNOWN_METHOD_SECONDS,
+)
 from bench.planning.grid import Cell
 from bench.record import as_records
 
@@ -58,3 +64,24 @@ def longest_first(cells: list[Cell], records) -> list[Cell]:
     """`cells` by decreasing expected time (ties keep the grid's order)."""
     expected = expected_seconds(cells, records)
     return sorted(cells, key=lambda cell: -expected[cell.key])
+
+
+def estimated_cpu_seconds(cell: Cell, train_images: int, tasks: int, test_images: int) -> float:
+    """A rough estimate (within a factor of 2-3) of one cell's CPU seconds from its size: incoming
+    batches x E x the method's measured seconds per batch (bench/planning/defaults.py), plus the
+    IWAE evaluation of every task's `test_images` after each of the `tasks` segments. It decides
+    nothing but the line a long grid prints before it starts."""
+    profile = cell.profile
+    batches = train_images / profile.batch_size
+    passes = profile.steps_per_batch or profile.epochs
+    per_batch = TRAIN_SECONDS_PER_BATCH.get(cell.method, UNKNOWN_METHOD_SECONDS)
+    samples = 1 + STEP_COST_PER_EXTRA_SAMPLE * (profile.mc_samples - 1)
+    evaluation = tasks * tasks * test_images * profile.eval_k * IMPORTANCE_SAMPLE_SECONDS
+    return batches * passes * per_batch * samples + evaluation
+
+
+def describe_hours(seconds: float) -> str:
+    hours = seconds / 3600
+    if hours >= 24 * 365:
+        return f"{hours / (24 * 365):,.0f} years"
+    return f"{hours:,.1f} hours" if hours < 100 else f"{hours / 24:,.0f} days"

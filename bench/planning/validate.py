@@ -11,6 +11,7 @@ it declares, so that a user's field named `budget` or `gamma` never inherits ano
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 
@@ -140,9 +141,14 @@ def check_value(key: str, value, bounds: dict | None = None) -> None:
     if choices is not None and value not in choices:
         valid = ", ".join("none" if c is None else str(c) for c in choices)
         raise SettingError(f"{key} must be one of {valid}, not '{value}'")
-    if value is None or isinstance(value, (bool, str, tuple)):
+    if value is None or isinstance(value, (bool, str)):
         return
-    if "min" in bounds and value < bounds["min"]:
-        raise SettingError(f"{key} must be at least {bounds['min']}, not {value}")
-    if "above" in bounds and value <= bounds["above"]:
-        raise SettingError(f"{key} must be greater than {bounds['above']}, not {value}")
+    for number in value if isinstance(value, tuple) else (value,):
+        if isinstance(number, float) and not math.isfinite(number):
+            raise SettingError(f"{key} must be a finite number, not {value}")
+        if "min" in bounds and number < bounds["min"]:
+            raise SettingError(f"{key} must be at least {bounds['min']}, not {value}")
+        if "above" in bounds and number <= bounds["above"]:
+            raise SettingError(f"{key} must be greater than {bounds['above']}, not {value}")
+        if "below" in bounds and number >= bounds["below"]:
+            raise SettingError(f"{key} must be less than {bounds['below']}, not {value}")

@@ -25,6 +25,7 @@ from bench.record import Record, Timeline, as_records
 from bench.reporting.frames import Metric, mean_matrix, registry_rank
 from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
+from streams.files import atomic_path
 
 # 15 colours that differ (tab10, then five that none of it resembles) and 15 markers: method i gets
 # colour i and marker i; beyond 15 both cycle, at different lengths, so pairs stay distinct longer.
@@ -33,6 +34,12 @@ COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "X", "*", "P", "d", "8", "H", "1"]
 LINESTYLES = ["-", "--", ":", "-."]
 PANELS_PER_ROW = 5
+
+
+def save_figure(fig, path: Path) -> None:
+    """The figure as a PNG at `path`, written atomically (an interrupted report leaves the old one)."""
+    with atomic_path(path, suffix=Path(path).suffix) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
 
 
 def method_styles(methods) -> dict[str, dict]:
@@ -99,7 +106,7 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
         fig.colorbar(image, ax=flat[:len(groups)].tolist(), label="NLL (nats)", shrink=0.8)
         fig.suptitle(f"NLL[t, j] on {stream}")
         written.append(folder / f"{stream}-nll-matrix.png")
-        fig.savefig(written[-1], dpi=110, bbox_inches="tight")
+        save_figure(fig, written[-1])
         plt.close(fig)
 
         for column, label in (("nll_matrix", "average NLL over seen tasks (nats)"),
@@ -118,7 +125,7 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
             ax.set_title(stream)
             legend_beside(ax, len(curves))
             written.append(folder / f"{stream}-{column.split('_')[0]}-curve.png")
-            fig.savefig(written[-1], dpi=110, bbox_inches="tight")
+            save_figure(fig, written[-1])
             plt.close(fig)
     return written
 
@@ -155,7 +162,7 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll")
         ax.set_title(f"{stream}: {metric} against {key}")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         written.append(folder / f"sweep-{key.replace('.', '-')}-{stream}.png")
-        fig.savefig(written[-1], dpi=110, bbox_inches="tight")
+        save_figure(fig, written[-1])
         plt.close(fig)
     return written
 
@@ -204,7 +211,7 @@ def draw_timelines(records, folder: Path) -> list[Path]:
         comp_ax.set_xlabel("stream position (images seen); ▼ = expansion")
         mem_ax.set_title(f"{stream}, {profile}", fontsize=8)
         written.append(folder / f"timeline-{stream}-{index}.png")
-        fig.savefig(written[-1], dpi=110, bbox_inches="tight")
+        save_figure(fig, written[-1])
         plt.close(fig)
     return written
 
@@ -241,7 +248,7 @@ def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
     better = "lower" if metric.lower_is_better else "higher"
     ax.set_title(f"rank by mean {metric.label} ({better} is better)", fontsize=9)
     written = [folder / f"ranks-{metric.column}.png"]
-    fig.savefig(written[0], dpi=110, bbox_inches="tight")
+    save_figure(fig, written[0])
     plt.close(fig)
     return written
 
@@ -316,6 +323,6 @@ def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=2, frameon=False)
     written = [folder / f"seeds-{metric.column}.png"]
-    fig.savefig(written[0], dpi=110, bbox_inches="tight")
+    save_figure(fig, written[0])
     plt.close(fig)
     return written

@@ -31,6 +31,7 @@ from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
 from bench.metrics import METRICS as REGISTERED
 from bench.metrics import metric_layouts
 from bench.metrics.nll import NLL_PROVENANCE
+from streams.files import write_atomic
 from bench.record import Record, as_records
 from bench.reporting.frames import METRICS, ReportError, select_cells
 from bench.reporting.tables import PAPER_METRICS, build_report, run_table, sweep_report
@@ -534,7 +535,5 @@ def write_page(root: str | Path, records, out: str | Path, command: str,
     """Build the page and write it to `out`; (its size in bytes, seconds taken)."""
     start = time.perf_counter()
     page = build_page(root, records, command, data_dir).encode("utf-8")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(page)
+    write_atomic(out, page)   # an interrupted or failed write leaves the page that was there
     return len(page), time.perf_counter() - start

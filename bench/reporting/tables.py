@@ -52,6 +52,7 @@ from bench.reporting.significance import (
 )
 from bench.reporting.sweep import sweep_frame, sweep_summary, sweep_table
 from methods import paper_name
+from streams.files import write_atomic
 
 LAYOUTS = report_layouts()   # each metric's Table 1, the summary layouts, matrix, claims (bench/metrics)
 PAPER_METRICS = ("nll", "nll_best_component")   # the paper's Table 1 is in log-likelihoods
@@ -146,8 +147,8 @@ def run_summary(records, folder, wide: bool = False) -> str:
     if not len(cells):
         return ""
     text = run_table(cells, wide=wide)
-    cells.to_csv(Path(folder) / "cells.csv", index=False)
-    summary_frame(cells).to_csv(Path(folder) / "summary.csv", index=False)
+    write_atomic(Path(folder) / "cells.csv", cells.to_csv(index=False))
+    write_atomic(Path(folder) / "summary.csv", summary_frame(cells).to_csv(index=False))
     return text
 
 

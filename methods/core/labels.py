@@ -31,6 +31,8 @@ def parse_label(text: str) -> tuple[str, dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep:
             raise UnknownNameError(f"setting '{item}' in '{text}' is not of the form setting=value")
+        if key.strip() in settings:
+            raise UnknownNameError(f"'{text}' gives '{key.strip()}' twice: give each setting once")
         settings[key.strip()] = value.strip()
     return name.strip(), settings
 
@@ -38,6 +40,25 @@ def parse_label(text: str) -> tuple[str, dict[str, str]]:
 def make_label(name: str, settings: dict) -> str:
     """The inverse of `parse_label`: 'NAME' or 'NAME[k=v,...]' (settings in the order given)."""
     return name if not settings else f"{name}[{','.join(f'{k}={v}' for k, v in settings.items())}]"
+
+
+def canonical_text(value) -> str:
+    """A parsed setting's one spelling in labels, so that `epochs=01` and `epochs=1`, `lr=1e-4` and
+    `lr=0.0001`, `budget=1_000` and `budget=1000` are one label (and one cell): integers in
+    decimal, floats by their shortest round-trip form without a trailing '.0', booleans as
+    true/false, None as none, tuples joined by ':', words as they are."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, (tuple, list)):
+        return ":".join(canonical_text(v) for v in value)
+    return str(value)
 
 
 def base_name(label: str) -> str:

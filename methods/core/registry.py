@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from methods.core.labels import base_name, make_label
 from methods.core.user_methods import count_registration, files_registering, load_all
+from streams.names import check_name
 from streams.registry import UnknownNameError
 
 
@@ -40,6 +41,10 @@ class MethodSpec:
     description: str
     paper_name: str | None = None   # the method's name in the OCM paper's tables, if it has one
     needs_task_boundaries: bool = False
+    # the harness version in which this method's own numbers last changed (None: never apart from
+    # the shared protocol's); part of its cells' keys (bench/planning/keys.py), so that a release
+    # that changes one method reruns that method's cells only
+    numbers_version: str | None = None
 
     @property
     def plugin_class(self) -> type:
@@ -112,13 +117,15 @@ def _where(plugin: type | str) -> str:
 
 
 def _check_config(name: str, config_class) -> None:
+    check_name("method", name)
     if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
         raise MethodRegistrationError(f"method '{name}': its config must be a dataclass, "
                                       f"not {config_class!r}")
 
 
 def declare_method(name: str, config_class: type, description: str, plugin: str, *,
-                   paper_name: str | None = None, needs_task_boundaries: bool = False) -> MethodSpec:
+                   paper_name: str | None = None, needs_task_boundaries: bool = False,
+                   numbers_version: str | None = None) -> MethodSpec:
     """Declare a method whose plugin class is `plugin` ('module:QualName'), imported on first use
     (the built-in methods, methods/catalog.py). The module's `register_method(name, config_class)`
     decorator must then register that class, with the same config and boundary needs."""
@@ -128,13 +135,14 @@ def declare_method(name: str, config_class: type, description: str, plugin: str,
                                      (isinstance(existing.plugin, type) and same_definition(plugin, existing.plugin))):
         raise MethodRegistrationError(f"method name '{name}' is already registered by {_where(existing.plugin)}")
     if existing is None or not existing.loaded:
-        METHODS[name] = MethodSpec(name, plugin, config_class, description, paper_name, needs_task_boundaries)
+        METHODS[name] = MethodSpec(name, plugin, config_class, description, paper_name, needs_task_boundaries,
+                                   numbers_version)
     count_registration()
     return METHODS[name]
 
 
 def register_method(name: str, config_class: type, description: str | None = None,
-                    paper_name: str | None = None):
+                    paper_name: str | None = None, numbers_version: str | None = None):
     """Class decorator: register a `GenerativePlugin` subclass as method `name`.
 
     - `name`: what `--methods`, `--set NAME.setting=...`, tables and records call it;
@@ -144,7 +152,9 @@ def register_method(name: str, config_class: type, description: str | None = Non
     - `description`: the line `bench.run --list` shows (a declared built-in's comes from its
       declaration);
     - `paper_name`: the method's name in the OCM paper's tables (e.g. 'VAE-ELBO-OCM'), which
-      table captions give beside the harness's name; None for methods the paper does not list.
+      table captions give beside the harness's name; None for methods the paper does not list;
+    - `numbers_version`: raise it (to the harness version, or any later version string) when a
+      change of the method changes its numbers, so that its earlier records are not reused.
 
     Whether the method needs task boundaries is the class's `needs_task_boundaries`. A name taken
     by another class raises MethodRegistrationError; the same class registered again replaces
@@ -172,7 +182,8 @@ def register_method(name: str, config_class: type, description: str | None = Non
         plugin_class.name = name
         plugin_class.config_class = config_class
         paper = paper_name or (existing.paper_name if existing is not None else None)
-        METHODS[name] = MethodSpec(name, plugin_class, config_class, text, paper, needs_boundaries)
+        version = numbers_version or (existing.numbers_version if existing is not None else None)
+        METHODS[name] = MethodSpec(name, plugin_class, config_class, text, paper, needs_boundaries, version)
         count_registration()
         return plugin_class
     return decorate
@@ -199,6 +210,7 @@ PRESETS: dict[str, Preset] = {}
 def register_preset(name: str, method: str, settings: dict, description: str,
                     paper_name: str | None = None) -> Preset:
     """Register `name` as `method[settings]` (`--methods NAME`, `NAME[more=settings]`)."""
+    check_name("preset", name)
     if name in METHODS:
         raise MethodRegistrationError(f"preset '{name}' would hide the method of that name")
     count_registration()

@@ -66,9 +66,13 @@ def is_path(source: str) -> bool:
     return source.endswith(".py") or "/" in source or os.sep in source
 
 
-def _where(err: BaseException) -> str:
-    """' (file, line N)' of the innermost frame, for errors raised inside the imported module."""
+def _where(err: BaseException, path: Path | None = None) -> str:
+    """' (file, line N)' where the error arose: the innermost frame in the imported file `path`
+    (the user's line, not the harness's check it called), else the innermost frame."""
     frames = traceback.extract_tb(err.__traceback__)
+    if path is not None:
+        own = [f for f in frames if Path(f.filename).resolve() == path]
+        frames = own or frames
     return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
@@ -102,7 +106,7 @@ def _import_file(source: str) -> ModuleType:
         del sys.modules[name]
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
-        raise UserModuleError(f"--import '{source}' failed: {type(err).__name__}: {err}{_where(err)}") from err
+        raise UserModuleError(f"--import '{source}' failed: {type(err).__name__}: {err}{_where(err, path)}") from err
     return module
 
 
