@@ -55,7 +55,7 @@ def reference_from(cells):
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
 
 
-def read_reference(path) -> "pd.DataFrame":
+def read_reference(path):
     """The reference CSV, refused (ReportError: exit 2) unless it is one: readable, with the
     columns `--update` writes."""
     import pandas as pd

@@ -15,7 +15,10 @@ the report; the test suite runs the same experiments with fewer trials (tests/te
 - a worker killed by the kernel: its cell fails naming the signal, the rest of the grid finishes;
 - corrupt record files: every command goes on, the file is moved aside, its cell is rerun;
 - bad inputs: each refused before any cell runs, with exit status 2 and one line (bench.run's
-  own table; then bench.check's, bench.report's and bench.status's).
+  own table; then bench.check's, bench.report's and bench.status's);
+- silently wrong: the cases that once gave a wrong number that looked right (a user's stream
+  changed under its name, a setting spelt two ways, a copied record, a record without its NLL, a
+  newer schema's record, a tampered cached classifier, a broken grid manifest), each a trial.
 """
 from __future__ import annotations
 
@@ -291,6 +294,19 @@ BAD_INPUTS = [
     ("choice setting not one of its choices", ["--set", "curl.replay_mix=both"]),
     ("FID samples below the extractor's features", ["--set", "fid_features=classifier", "--set", "fid_samples=100"]),
     ("--import of a file that does not exist", ["--import", "{file}.py"]),
+    ("learning rate NaN", ["--set", "lr=nan"]),
+    ("learning rate infinite", ["--set", "lr=inf"]),
+    ("Adam beta of 1", ["--set", "betas=0.5:1"]),
+    ("seed beyond 2^32 - 1", ["--seeds", "4294967296"]),
+    ("a budget no memory holds (10^12 images)", ["--methods", "reservoir[budget=1000000000000]"]),
+    ("a setting of a method the grid does not run", ["--methods", "finetune", "--set", "reservoir.budget=100"]),
+    ("the same key by --set and --sweep", ["--set", "epochs=2", "--sweep", "epochs=1,3"]),
+    ("the same key given twice", ["--set", "epochs=2", "--set", "epochs=3"]),
+    ("a variant giving a setting twice", ["--methods", "reservoir[budget=100,budget=200]"]),
+    ("a sweep value given twice (1 and 01)", ["--sweep", "epochs=1,01"]),
+    ("an empty --out", ["--out", ""]),
+    ("a budget matched to its own method", ["--methods", "reservoir[budget=match:reservoir]"]),
+    ("a stream a --import registers with a name that breaks the rule", ["--import", "{badname}"]),
 ]
 
 # The other commands' refusals: (command, what, arguments); {results} is a finished grid of
@@ -320,15 +336,17 @@ def bad_inputs(folder: Path) -> list[dict]:
     blocker.write_text("not a directory")
     bad_data = folder / "bad-data"
     write_bad_mnist(bad_data / "mnist")
+    bad_name = folder / "careless_names.py"
+    bad_name.write_text("from streams import register_stream\nregister_stream('my stream', ['mini'], [[0, 1]])\n")
     rows = []
     for what, extra in BAD_INPUTS:
         out = folder / "bad-input-results"
         args = ["--methods", "reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
                 "--no-progress", "--workers", "1", "--out", str(out)]
-        args += [a.format(file=blocker, baddata=bad_data) for a in extra]
+        args += [a.format(file=blocker, baddata=bad_data, badname=bad_name) for a in extra]
         status, err = in_process(args)
         ran = (out / "records").exists() and any((out / "records").glob("*.json"))
-        rows.append({"input": what, "args": " ".join(extra).format(file="FILE", baddata="DIR"),
+        rows.append({"input": what, "args": " ".join(extra).format(file="FILE", baddata="DIR", badname="FILE.py"),
                      "status": status, "cells_run": ran, "message": last_line(err, "error:")})
     return rows
 
@@ -368,6 +386,139 @@ def other_bad_inputs(folder: Path) -> list[dict]:
     return rows
 
 
+USER_STREAM = """from streams import register_stream
+from streams.datasets import NpzDataset, register_dataset
+register_dataset(NpzDataset("faults-data", classes=4, path={path!r}, sha256={sha!r}))
+register_stream("faults-stream", ["faults-data"], {tasks!r})
+"""
+
+
+def write_user_stream(folder: Path, seed: int, tasks=((0, 1), (2, 3)), per_class=(40, 10)) -> Path:
+    """A user's stream module over a small .npz of its own (seeded grey blobs, 4 classes)."""
+    import hashlib
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(("train", "test"), per_class):
+        y = np.repeat(np.arange(4), n)
+        arrays[f"x_{split}"] = (rng.random((len(y), 28, 28)) * 255 * (y[:, None, None] % 2 + 1) / 2).astype(np.uint8)
+        arrays[f"y_{split}"] = y
+    data = folder / f"faults-data-{seed}-{per_class[1]}.npz"
+    np.savez(data, **arrays)
+    module = folder / "faults_stream.py"
+    module.write_text(USER_STREAM.format(path=str(data), sha=hashlib.sha256(data.read_bytes()).hexdigest(),
+                                         tasks=[list(t) for t in tasks]))
+    return module
+
+
+def fresh_process(args: list[str], folder: Path) -> tuple[int, str]:
+    """`python -m bench.run ARGS` in a new process (a user's module changed between runs)."""
+    done = subprocess.run([sys.executable, "-m", "bench.run", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, env={**os.environ, "BENCH_DATA_DIR": str(folder / "data")})
+    return done.returncode, done.stderr
+
+
+def silently_wrong(folder: Path) -> list[dict]:
+    """The cases that once gave a wrong number that looked right, or lost data, each a trial: what
+    should happen, what happened. See tests/test_silently_wrong.py for the same cases as tests."""
+    from bench.execution.store import ResultStore
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+
+    def row(case, expected, observed, ok):
+        rows.append({"case": case, "expected": expected, "observed": observed, "ok": bool(ok)})
+
+    # 1. a user's stream regenerated under its name
+    out = folder / "user-stream"
+    base = ["--methods", "finetune", "--streams", "faults-stream", "--seeds", "0", "--profile", "smoke",
+            "--no-progress", "--workers", "1", "--out", str(out), "--import", str(folder / "faults_stream.py")]
+    nlls = []
+    for seed in (0, 1):
+        write_user_stream(folder, seed)
+        status, err = fresh_process(base, folder)
+        nlls.append(sorted(r.metric("nll") for r in ResultStore(out).records()))
+    row("a user's .npz regenerated under the same stream name", "a new cell: trained again, a new NLL",
+        f"records {len(nlls[1])}, NLLs {[round(x, 2) for x in nlls[1]]}", len(nlls[1]) == 2 and len(set(nlls[1])) == 2)
+    # 2. a task whose class has no test image
+    write_user_stream(folder, 2, per_class=(40, 0))
+    status, err = fresh_process([*base[:-1], str(folder / "faults_stream.py"), "--out", str(folder / "holes")], folder)
+    row("a stream whose tasks have no test image", "exit 2 before any cell, one line",
+        f"exit {status}: {last_line(err, 'error:')[:90]}", status == 2 and "Traceback" not in err)
+    # 3. the same setting spelt two ways
+    out = folder / "spelling"
+    grid = ["--methods", "finetune", "--streams", "mini", "--seeds", "0", "--profile", "smoke", "--no-progress",
+            "--workers", "1", "--out", str(out)]
+    in_process([*grid, "--set", "epochs=01"])
+    status, err = in_process([*grid, "--set", "epochs=1"])
+    row("epochs=01, then epochs=1", "one cell: the second run finds it done", last_line(err, "cells ("),
+        "(1 already done)" in err)
+    # 4. a seed-0 record copied to seed 1's name; a finished record without its NLL
+    out = folder / "copied"
+    grid = ["--methods", "finetune", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke", "--no-progress",
+            "--workers", "1", "--out", str(out)]
+    in_process(grid)
+    seed0, seed1 = (next((out / "records").glob(f"*__seed{s}__*.json")) for s in (0, 1))
+    seed1.write_text(seed0.read_text())
+    status, err = in_process(grid)
+    fresh = json.loads(seed1.read_text())
+    row("a seed-0 record copied to seed 1's file name", "moved aside; seed 1 trained again",
+        f"seed in its file {fresh['seed']}; {last_line(err, 'moved to')[:60]}...", fresh["seed"] == 1)
+    data = json.loads(seed0.read_text())
+    seed0.write_text(json.dumps({k: v for k, v in data.items() if k != "nll"}))
+    status, err = in_process(grid)
+    row("a finished record without its NLL", "moved aside; the cell trained again",
+        f"NLL back: {json.loads(seed0.read_text()).get('nll') == data['nll']}", json.loads(seed0.read_text()).get("nll") == data["nll"])
+    # 5. a record of a newer schema where a cell's record goes
+    newer = {**data, "schema_version": 99}
+    seed0.write_text(json.dumps(newer))
+    in_process(grid)
+    kept = list((out / "records" / "newer").glob("*.json"))
+    row("a newer harness's record in a cell's place", "kept in records/newer/, not overwritten",
+        f"{len(kept)} kept", len(kept) == 1 and json.loads(kept[0].read_text())["schema_version"] == 99)
+    # 6. a tampered cached FID classifier
+    row(*tampered_classifier(folder))
+    # 7. a broken grid manifest
+    from bench.status import main as status_main
+
+    (out / "grid.json").write_text("[]")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()) as printed:
+        status = status_main([str(out)])
+    row("grid.json holding []", "rebuilt from the records and claims, no traceback",
+        f"exit {status}: {printed.getvalue().splitlines()[0]}", status == 0 and "rebuilt" in err.getvalue())
+    return rows
+
+
+def tampered_classifier(folder: Path) -> tuple:
+    """A classifier cached for a user's stream, one byte of its weights flipped: refused, rebuilt."""
+    import torch
+
+    from bench.evaluation.features import ClassifierRecipe, classifier_cache_path, classifier_features
+    from methods.core.user_methods import import_source
+    from streams.stream import load_stream
+
+    write_user_stream(folder, 3, per_class=(300, 150))
+    import_source(str(folder / "faults_stream.py"))
+    stream = load_stream("faults-stream", folder / "data")
+    recipe = ClassifierRecipe(steps=20)
+    first = classifier_features(stream, folder / "cache", recipe)
+    path = classifier_cache_path(stream, folder / "cache", recipe)
+    saved = torch.load(path, weights_only=True)
+    weights = saved["state_dict"]["fc.weight"]
+    weights.view(-1)[0] = -weights.view(-1)[0] + 1
+    torch.save(saved, path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        again = classifier_features(stream, folder / "cache", recipe)
+    same = again.info["weights_sha256"] == first.info["weights_sha256"]
+    return ("a cached FID classifier with one weight changed", "refused (its hash), rebuilt the same",
+            f"{last_line(err.getvalue(), 'cannot be used')[:70]}...; rebuilt identical: {same}",
+            "cannot be used" in err.getvalue() and same)
+
+
 def write_bad_mnist(folder: Path) -> None:
     """MNIST-format files of the right names and shapes whose content is not MNIST's (so their
     checksums fail)."""
@@ -398,6 +549,7 @@ def run_all(trials: int, folder: Path, seed: int = 0) -> dict:
             "two_runner_trials": pairs, "ray_kill_trials": rays,
             "failed_write": failed_write(folder), "killed_worker": killed_worker(folder),
             "corrupt_records": corrupt_records(folder), "bad_inputs": bad_inputs(folder),
+            "silently_wrong": silently_wrong(folder / "silently-wrong"),
             "other_bad_inputs": other_bad_inputs(folder / "other-bad-inputs")}
 
 
@@ -443,6 +595,11 @@ def markdown(results: dict, trials: int) -> str:
         table(results["corrupt_records"]), "",
         "## Bad inputs (each refused before any cell runs)", "",
         table(results["bad_inputs"]), "",
+        *(["## Silently wrong: cases that once gave a wrong number that looked right", "",
+           f"Each case is a trial: what should happen, what happened. All as expected: "
+           f"**{sum(r['ok'] for r in results['silently_wrong'])}/{len(results['silently_wrong'])}** "
+           "(the same cases and more are tests: tests/test_silently_wrong.py).", "",
+           table(results["silently_wrong"]), ""] if results.get("silently_wrong") else []),
         *(["## Bad inputs of bench.check, bench.report and bench.status", "",
            "Each refused with exit status 2 and one line saying what to do (a regression is exit 1).", "",
            table(results["other_bad_inputs"]), ""] if results.get("other_bad_inputs") else []),
@@ -495,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}", file=sys.stderr)
     trials_run = results["kill_trials"] + results["two_runner_trials"] + results["ray_kill_trials"]
     bad = sum(r["lost"] + r["duplicated"] + r["corrupt"] for r in trials_run)
+    bad += sum(not r["ok"] for r in results["silently_wrong"])
     bad += sum(r["ray_processes_left"] for r in results["ray_kill_trials"])
     return 1 if bad else 0
 

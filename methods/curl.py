@@ -30,9 +30,10 @@ harness's earlier form).
 Differences kept (the shared protocol: docs/methods.md#curl): the paper's MLP sizes and z = 50
 instead of the authors' [1200, 600, 300, 150] encoder and z = 32; minibatches of 64, Adam betas
 (0.5, 0.999) and freshly drawn binarizations of the real data (the authors: 100, beta1 0.9, a
-0.5 threshold); the new component's Adam state starts fresh (TF1's shared Adam moments let the
-authors' first expansion steps move 3-6x further); per-component priors (the authors' prior is a
-linear map of one-hot y with a shared bias).
+0.5 threshold); the new component's head and prior start a fresh Adam state (TF1's shared bias
+correction let the authors' first expansion steps move 3-6x further; its logit row, inside the
+shared logit tensor, moves 5-13x lr at first, as theirs: docs/methods.md#curl); per-component
+priors (the authors' prior is a linear map of one-hot y with a shared bias).
 
 Likelihood: log p(x) = log (1/C) sum_y p(x|y) (p(y) uniform over active components, the model's
 own prior), with p(x|y) estimated by importance sampling over z with q(z|x,y) as proposal: the

@@ -246,8 +246,6 @@ class LazyPlugin(GenerativePlugin):
 def test_figures_scale_to_15_methods(tmp_path):
     """Every method its own colour and marker (in every figure), the NLL matrices in a grid of
     at most 5 panels a row, no ranks figure for one stream, integer ticks for integer settings."""
-    import matplotlib.pyplot as plt
-
     from bench.reporting import figures
     from bench.reporting.frames import METRICS, select_cells
     from bench.reporting.sweep import sweep_frame
@@ -257,13 +255,13 @@ def test_figures_scale_to_15_methods(tmp_path):
     assert figures.method_styles(reversed(sr.FIFTEEN)) == styles   # by registry order, not arrival
 
     drawn_axes = []
-    real_savefig = plt.Figure.savefig
+    real_save = figures.save_figure
 
-    def keep(fig, path, *args, **kwargs):
+    def keep(fig, path):
         drawn_axes.append((Path(path).name, [ax for ax in fig.axes if ax.get_visible()]))
-        return real_savefig(fig, path, *args, **kwargs)
+        return real_save(fig, path)
 
-    plt.Figure.savefig = keep
+    figures.save_figure = keep
     try:
         one_stream = select_cells(sr.grid(sr.FIFTEEN), None)
         written = figures.draw_figures(one_stream, tmp_path)
@@ -271,7 +269,7 @@ def test_figures_scale_to_15_methods(tmp_path):
         sweep = [sr.record(m, "mini", 0, sweep={"epochs": e}) for m in sr.FIFTEEN[:4] for e in (1, 2, 3, 4, 5)]
         written += figures.draw_sweep(sweep_frame(sweep, "epochs"), "epochs", tmp_path)
     finally:
-        plt.Figure.savefig = real_savefig
+        figures.save_figure = real_save
     assert sorted(p.name for p in written) == ["mini-fid-curve.png", "mini-nll-curve.png", "mini-nll-matrix.png",
                                                 "sweep-epochs-mini.png"]
     axes = dict(drawn_axes)

@@ -4,7 +4,6 @@ real browser (headless Chromium; skipped without it, CI installs it) every image
 table has its rows, nothing is requested from the network and the console stays clean."""
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 

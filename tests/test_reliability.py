@@ -153,3 +153,11 @@ def test_atomic_path_replaces_whole_or_not_at_all(tmp_path):
             raise RuntimeError("crash while writing")
     assert target.read_text() == "first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]
+
+
+def test_every_silently_wrong_case_is_now_refused_or_recomputed(tmp_path):
+    """bench.faults' trials of the cases that once gave a wrong number that looked right."""
+    rows = faults.silently_wrong(tmp_path)
+    assert len(rows) == 8
+    failed = [r for r in rows if not r["ok"]]
+    assert failed == [], failed

@@ -33,11 +33,11 @@ def test_recorded_times_come_first_and_scale_the_methods_not_yet_run():
     profile = resolve_profile("smoke")
     cells = expand_grid(["finetune", "reservoir", "ocm"], ["mini", "split-mnist"], [0], profile)
     records = [
-        {"status": "done", "method": "finetune", "stream": "split-mnist", "profile_name": "smoke", "wall_seconds": 90.0},
-        {"status": "done", "method": "finetune", "stream": "split-mnist", "profile_name": "smoke", "wall_seconds": 110.0},
-        {"status": "done", "method": "ocm", "stream": "mini", "profile_name": "smoke", "wall_seconds": 50.0},
+        {"status": "done", "method": "finetune", "stream": "split-mnist", "profile_name": "smoke", "wall_seconds": 90.0, "nll": 100.0},
+        {"status": "done", "method": "finetune", "stream": "split-mnist", "profile_name": "smoke", "wall_seconds": 110.0, "nll": 100.0},
+        {"status": "done", "method": "ocm", "stream": "mini", "profile_name": "smoke", "wall_seconds": 50.0, "nll": 100.0},
         {"status": "failed", "method": "reservoir", "stream": "mini", "profile_name": "smoke"},
-        {"status": "done", "method": "ocm", "stream": "mini", "profile_name": "quick", "wall_seconds": 900.0},
+        {"status": "done", "method": "ocm", "stream": "mini", "profile_name": "quick", "wall_seconds": 900.0, "nll": 100.0},
     ]
     expected = {(c.method, c.stream): s for c in cells for k, s in expected_seconds(cells, records).items()
                 if k == c.key}

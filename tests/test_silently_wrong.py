@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.execution.store import ResultStore
 from bench.planning.grid import expand_grid
 from bench.planning.plan import plan_grid
 from bench.planning.profiles import resolve_profile

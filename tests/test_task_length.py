@@ -66,3 +66,24 @@ def test_limix_replays_one_subsampled_task_of_samples():
     assert record["resolved_settings"] == {"replay_samples": 128}
     # threshold 1e9: every task after the first reuses component 0 and replays 128 of its samples
     assert record["replay_generated"] == 4 * 128
+
+
+def test_curl_expands_where_its_buffer_of_poorly_explained_samples_fills():
+    """CURL's waits follow the stream (1% of a task: 3 images of a 256-image task, resolved in the
+    record), so the threshold decides when it expands. Nothing is poorly explained: no expansion.
+    Everything is: an expansion as soon as the buffer can fill (two batches after each wait). The
+    authors' -200 nats: the well explained samples are passed over, so the buffer fills later."""
+    def expansions(threshold):
+        record = run_cell(subsampled(f"curl[threshold={threshold}]", 256))
+        assert record["status"] == "done", record.get("traceback")
+        assert record["resolved_settings"]["burn_in"] == record["resolved_settings"]["spacing"] == 3
+        return record["components"], [(e["position"], e["eligible_from"]) for e in record["timeline"]]
+
+    assert expansions(-1e9) == (1, [])
+    components_all, all_poor = expansions(1e9)
+    components, default = expansions(-200)
+    assert components_all == len(all_poor) + 1 and components == len(default) + 1 >= 3
+    for position, eligible_from in all_poor + default:
+        assert position >= eligible_from + 128   # the buffer of 100 takes two batches of 64 at least
+    waited = sum(p - e for p, e in default) / len(default)
+    assert waited > sum(p - e for p, e in all_poor) / len(all_poor)

@@ -3,7 +3,6 @@
 import importlib.metadata
 import multiprocessing
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bench.execution.store import ResultStore
+from bench.record import SCHEMA_VERSION
 from bench.planning.grid import expand_grid, method_config
 from bench.planning.profiles import resolve_profile
 from bench.run import main
@@ -189,7 +190,7 @@ def test_the_cross_domain_example_runs_with_the_papers_settings(tmp_path, regist
     assert record.train_sizes == [256, 256, 256] and record.test_sizes == [64, 64, 64]
     # fewer than 30 selections on this short stream: no expansion test ran
     assert record.extras["selections"] < 30 and all("r" not in e for e in record.timeline)
-    assert json.loads(next((out / "records").glob("*.json")).read_text())["schema_version"] == 1
+    assert json.loads(next((out / "records").glob("*.json")).read_text())["schema_version"] == SCHEMA_VERSION
 
 
 def test_installed_packages_register_streams_through_their_entry_point(tmp_path, registry_guard, monkeypatch):

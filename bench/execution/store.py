@@ -120,7 +120,8 @@ class ResultStore:
         except FileNotFoundError:   # another process moved it first
             return None
         if folder == "corrupt":
-            print(f"warning: record {path} moved to {target} ({why}); its cell will be rerun", file=sys.stderr)
+            print(f"warning: corrupt record {path} moved to {target} ({why}); its cell will be rerun",
+                  file=sys.stderr)
         return target
 
     def is_done(self, cell: Cell) -> bool:

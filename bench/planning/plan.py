@@ -56,8 +56,9 @@ def plan_grid(methods: str, streams: str, seeds: str, profile: str, settings: li
     method_names = parse_names(methods, METHODS, "methods")
     stream_names = parse_names(streams, STREAMS, "streams")
     seed_list = parse_seeds(seeds)
-    check_settings_used(settings, sweeps, method_names)
+    check_settings_given_once(settings, sweeps)
     profiles = [resolve_profile(profile, [*settings, *combo]) for combo in sweep_combinations(sweeps)]
+    check_settings_used(settings, sweeps, method_names)
     if len({p.name for p in profiles}) < len(profiles):
         raise SettingError(f"--sweep {' --sweep '.join(sweeps)} gives one value twice (the same number "
                            "written two ways counts once): give each value once")
@@ -65,10 +66,8 @@ def plan_grid(methods: str, streams: str, seeds: str, profile: str, settings: li
     return GridPlan(method_names, stream_names, seed_list, profiles, cells)
 
 
-def check_settings_used(settings: list[str], sweeps: list[str], method_names: list[str]) -> None:
-    """Refuse settings that would be dropped without a word: a key both set and swept, a key swept
-    twice, and a method's setting (`reservoir.budget=...`) when no method of the grid is that
-    method (it would only rename the profile, and so every cell's key)."""
+def check_settings_given_once(settings: list[str], sweeps: list[str]) -> None:
+    """Refuse a key both set and swept, or swept twice (one of the values would be dropped)."""
     set_keys = [item.partition("=")[0].strip() for item in settings]
     swept = [item.partition("=")[0].strip() for item in sweeps]
     for key in dict.fromkeys(swept):
@@ -76,6 +75,13 @@ def check_settings_used(settings: list[str], sweeps: list[str], method_names: li
             raise SettingError(f"--sweep {key}=... is given twice: give all its values in one --sweep")
         if key in set_keys:
             raise SettingError(f"{key} is given both by --set and by --sweep: give it in one of them")
+
+
+def check_settings_used(settings: list[str], sweeps: list[str], method_names: list[str]) -> None:
+    """Refuse a method's setting (`reservoir.budget=...`) when no method of the grid is that method:
+    it would be dropped without a word, and only rename the profile (so every cell's key)."""
+    set_keys = [item.partition("=")[0].strip() for item in settings]
+    swept = [item.partition("=")[0].strip() for item in sweeps]
     selected = {expand_preset(*parse_label(text))[0] for text in method_names}
     for key in [*set_keys, *swept]:
         method, dot, _ = key.partition(".")

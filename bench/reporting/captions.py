@@ -16,6 +16,16 @@ def joined(values) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values))
 
 
+def versions_text(cells: pd.DataFrame) -> str:
+    """'0.7.0', or '0.7.0; curl, limix-paper: 0.8.0' when rows come from different versions of
+    their methods' numbers (the most common version first, then the rows of each other one)."""
+    by_row = cells.drop_duplicates("method").set_index("method")["numbers_version"].astype(str)
+    counts = by_row.value_counts()
+    main = counts.index[0]
+    others = [f"{', '.join(by_row[by_row == v].index)}: {v}" for v in counts.index[1:]]
+    return "; ".join([main, *others])
+
+
 def test_images_text(cells: pd.DataFrame) -> str:
     per_task = {None if pd.isna(v) else int(v) for v in cells["eval_test_per_task"]}
     if per_task == {None}:
@@ -132,7 +142,7 @@ def caption(cells: pd.DataFrame, what: str, best_marked: bool = True, notes: str
     """'{what}. Profile ...; NLL = ...; mean ± std over n seeds; † ...; best ...{notes}' + FID and
     budgets. `notes` ('; ...' clauses: significance marks, ranks) follow the best-mark clause."""
     profiles = joined(cells["profile_name"].unique())
-    versions = joined(cells["harness_version"].unique())
+    versions = versions_text(cells)
     best = f"; best per column in bold/{BEST_MARK}" if best_marked else ""
     return (f"{what}. Profile {profiles} (harness {versions}); {nll_protocol(cells)}; "
             f"{seeds_text(cells)}; {BOUNDARY_MARK} needs task boundaries{best}{notes}.{fid_protocol(cells)}"

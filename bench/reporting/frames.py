@@ -23,7 +23,7 @@ PROVENANCE_COLUMNS = [p.column for p in provenances()]
 # What a method stored and spent (not metrics: no direction, no provenance): the record's fields.
 BUDGETS = ["memory", "memory_peak", "gradient_steps", "images_trained", "components", "train_seconds", "eval_seconds"]
 
-CELL_COLUMNS = ["profile_name", "harness_version", "stream", "method", "method_name", "seed",
+CELL_COLUMNS = ["profile_name", "numbers_version", "stream", "method", "method_name", "seed",
                 "needs_task_boundaries", *METRICS, *BUDGETS, "parameters", "eval_k", "eval_test_per_task",
                 *MATRICES, "fid_extractor", "fid_samples", "matched_budget", "budget_note", "timeline", "config",
                 *PROVENANCE_COLUMNS, *INTERVALS]
@@ -115,7 +115,8 @@ def cell_row(r: Record) -> dict:
     """A finished record as one row of the cells frame (its fields, by name: CELL_COLUMNS)."""
     fid_info = r.metric("fid_info") or {}
     return {**r.metrics, **{name: getattr(r, name) for name in BUDGETS if name in Record.__dataclass_fields__},
-            "profile_name": r.profile_name, "harness_version": r.harness_version, "stream": r.stream,
+            "profile_name": r.profile_name, "numbers_version": r.numbers_version or r.harness_version,
+            "stream": r.stream,
             "method": r.label, "method_name": r.method, "seed": r.seed,
             "needs_task_boundaries": r.needs_task_boundaries, "parameters": r.parameters,
             "eval_k": r.profile["eval_k"], "eval_test_per_task": r.profile["eval_test_per_task"],
@@ -136,7 +137,9 @@ def cells_frame(records) -> pd.DataFrame:
 
 
 def select_cells(records, profile: str | None) -> pd.DataFrame:
-    """The finished cells of one profile and harness version, in registry order (refuses mixes)."""
+    """The finished cells of one profile, in registry order. Refuses mixes: of profiles, and of
+    numbers versions within one method's row (rows may differ: a release that changed one
+    baseline reran that baseline only; each row's version is in the caption)."""
     cells = cells_frame(records)
     if cells.empty:
         raise ReportError("no finished records in this directory")
@@ -144,14 +147,25 @@ def select_cells(records, profile: str | None) -> pd.DataFrame:
         cells = cells[cells["profile_name"] == profile]
         if cells.empty:
             raise ReportError(f"no records of profile '{profile}'")
-    groups = sorted({f"{p} (harness {v})" for p, v in zip(cells["profile_name"], cells["harness_version"])})
-    if len(groups) > 1:
-        raise ReportError("records from different profiles or harness versions are never averaged "
-                          f"together: {', '.join(groups)}; choose one with --profile")
+    profiles = sorted(cells["profile_name"].unique())
+    if len(profiles) > 1:
+        raise ReportError("records from different profiles are never averaged together: "
+                          f"{', '.join(profiles)}; choose one with --profile")
+    refuse_mixed_versions(cells)
     refuse_mixed_configs(cells)
     refuse_mixed_provenance(cells)
     return cells.sort_values(["stream", "method", "seed"], key=lambda c: c.map(registry_rank),
                              kind="stable")
+
+
+def refuse_mixed_versions(cells: pd.DataFrame) -> None:
+    """One row, one version of its method's numbers (bench/planning/keys.py)."""
+    for (stream, method), group in cells.groupby(["stream", "method"], sort=False):
+        versions = sorted(group["numbers_version"].astype(str).unique())
+        if len(versions) > 1:
+            raise ReportError(f"{method} on {stream} has records of harness versions {', '.join(versions)} "
+                              "(numbers computed differently): never averaged together; keep one version's "
+                              "records in the directory")
 
 
 def refuse_mixed_configs(cells: pd.DataFrame) -> None:

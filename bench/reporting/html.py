@@ -23,6 +23,7 @@ import json
 import shlex
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -133,13 +134,25 @@ def label_order(label: str):
 
 
 def profile_groups(records: list[Record]) -> list[tuple[tuple[str, str], list[Record]]]:
-    """Records by (profile label, harness version): one table each (frames.select_cells refuses
-    mixes), finished and failed, in label order."""
-    groups: dict[tuple[str, str], list[Record]] = {}
+    """Records by profile label, with the versions of their numbers ('0.7.0; curl: 0.8.0'): one
+    table each (frames.select_cells refuses mixes), finished and failed, in label order."""
+    groups: dict[str, list[Record]] = {}
     for r in records:
         if r.status in ("done", "failed"):
-            groups.setdefault((str(r.profile_name), str(r.harness_version)), []).append(r)
-    return sorted(groups.items(), key=lambda kv: (label_order(kv[0][0]), kv[0][1]))
+            groups.setdefault(str(r.profile_name), []).append(r)
+    return sorted((((profile, numbers_versions(group)), group) for profile, group in groups.items()),
+                  key=lambda kv: label_order(kv[0][0]))
+
+
+def numbers_versions(records: list[Record]) -> str:
+    """The harness versions of the records' numbers, the most common first, then each other one
+    with the methods whose rows have it."""
+    by_label: dict[str, str] = {}
+    for r in records:
+        by_label.setdefault(r.label, str(r.numbers_version or r.harness_version))
+    counts = Counter(by_label.values()).most_common()
+    others = [f"{', '.join(m for m, v in by_label.items() if v == version)}: {version}" for version, _ in counts[1:]]
+    return "; ".join([counts[0][0], *others]) if counts else ""
 
 
 def layout_block(anchor: str, layout: str, heading: str, body: str) -> str:

@@ -42,10 +42,11 @@ def sweep_frame(records: list[dict], key: str) -> pd.DataFrame:
     if cells.empty:
         raise SweepError(f"no records of a sweep over '{key}' (no profile label names it)")
     bases = sorted({base for base, _ in labels})
-    versions = sorted(cells["harness_version"].unique())
-    if len(bases) > 1 or len(versions) > 1:
-        raise SweepError(f"a sweep is read within one profile and one harness version; these records "
-                         f"have profiles {', '.join(bases)} and harness versions {', '.join(versions)}")
+    mixed = [m for m, g in cells.groupby("method") if g["numbers_version"].nunique() > 1]
+    if len(bases) > 1 or mixed:
+        raise SweepError(f"a sweep is read within one profile and one harness version per method; these "
+                         f"records have profiles {', '.join(bases)}"
+                         + (f" and several versions of {', '.join(mixed)}" if mixed else ""))
     others = sorted({k for _, settings in labels for k in settings if k != key})
     varying = [k for k in others
                if len({settings.get(k) for _, settings in labels}) > 1]
