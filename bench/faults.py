@@ -553,6 +553,37 @@ def run_all(trials: int, folder: Path, seed: int = 0) -> dict:
             "other_bad_inputs": other_bad_inputs(folder / "other-bad-inputs")}
 
 
+# The sections `--only` can rerun on their own (the kill trials need the whole run).
+SECTIONS = {"failed_write": failed_write, "killed_worker": killed_worker, "corrupt_records": corrupt_records,
+            "bad_inputs": bad_inputs, "silently_wrong": lambda folder: silently_wrong(folder / "silently-wrong"),
+            "other_bad_inputs": lambda folder: other_bad_inputs(folder / "other-bad-inputs")}
+
+
+def rerun_sections(names: list[str], out: Path) -> int:
+    """Rerun `names` into the results of the report's .json (kept for the other sections) and
+    rewrite the report; each section's harness version and date are recorded in `ran`."""
+    from bench import HARNESS_VERSION
+
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        print(f"error: unknown section {', '.join(unknown)}; valid: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    saved = out.with_suffix(".json")
+    results = json.loads(saved.read_text()) if saved.exists() else {}
+    if "kill_trials" not in results:
+        print(f"error: {saved} holds no full run to keep: run without --only first", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
+        for name in names:
+            results[name] = SECTIONS[name](Path(folder))
+            results.setdefault("ran", {})[name] = f"harness {HARNESS_VERSION}, {time.strftime('%Y-%m-%d')}"
+            results[name] = json.loads(json.dumps(results[name], default=str).replace(folder, "DIR"))
+    write_keeping_reproducibility(out, markdown(results, len(results["kill_trials"])))
+    saved.write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {out}", file=sys.stderr)
+    return 1 if any(not r["ok"] for r in results.get("silently_wrong", [])) else 0
+
+
 def markdown(results: dict, trials: int) -> str:
     from tabulate import tabulate
 
@@ -568,7 +599,10 @@ def markdown(results: dict, trials: int) -> str:
         "# Reliability: fault injection", "",
         f"Made by `python -m bench.faults --trials {trials} --out reports/reliability.md` on the 2-core CPU "
         f"machine. The grid is {' '.join(GRID)} ({GRID_CELLS} cells; {results['baseline_seconds']} s "
-        "uninterrupted, process start and stream loading included).", "",
+        "uninterrupted, process start and stream loading included).",
+        *(["Sections rerun since with `--only`: "
+           + "; ".join(f"{name} ({when})" for name, when in results["ran"].items()) + "."] if results.get("ran") else []),
+        "",
         "## kill -9 of the runner, then a rerun", "",
         f"{len(kills)} trials, each killing the runner at a uniformly random moment of the grid's "
         f"uninterrupted duration. Records lost: **{total(kills, 'lost')}**, duplicated: "
@@ -640,11 +674,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="reports/reliability.md")
     p.add_argument("--render", metavar="JSON", default=None,
                    help="only rewrite the report from the results of an earlier run (its .json)")
+    p.add_argument("--only", default=None, metavar="SECTION,...",
+                   help=f"rerun only these sections ({', '.join(SECTIONS)}) and keep the others' results "
+                        "from the report's .json (the report says which sections ran when)")
     args = p.parse_args(argv)
     if args.render:
         results = json.loads(Path(args.render).read_text())
         write_keeping_reproducibility(Path(args.out), markdown(results, len(results["kill_trials"])))
         return 0
+    if args.only:
+        return rerun_sections(args.only.split(","), Path(args.out))
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
         results = run_all(args.trials, Path(folder), args.seed)
     write_keeping_reproducibility(Path(args.out), markdown(results, args.trials))

@@ -137,7 +137,7 @@ class Record(Mapping):
     def __eq__(self, other) -> bool:
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
 
-    __hash__ = None
+    __hash__ = None   # type: ignore[assignment]  # compared by content: not hashable
 
     # ------------------------------------------------------------------------------ readers
     @property
@@ -147,7 +147,7 @@ class Record(Mapping):
     @property
     def label(self) -> str:
         """The method's label in tables (a variant, a preset) or its name."""
-        return self.method_label or self.method
+        return self.method_label or self.method or ""
 
     def metric(self, name: str, default=None):
         """A metric registry field ('nll', 'fid_matrix', 'nll_info')."""
@@ -173,7 +173,7 @@ def check_numbers(data: Mapping) -> None:
     from bench.metrics import METRICS
 
     nll = data.get("nll")
-    if not is_number(nll) or not math.isfinite(nll):
+    if not isinstance(nll, (int, float)) or isinstance(nll, bool) or not math.isfinite(nll):
         raise RecordError(f"a finished record needs a finite number as its NLL, not {nll!r}")
     for metric in METRICS.values():
         value = data.get(metric.name)

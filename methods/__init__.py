@@ -15,8 +15,15 @@ entry point (methods/core/user_methods.py)."""
 import streams  # noqa: F401  (first: it silences a third-party import warning before Avalanche loads)
 from methods import catalog  # noqa: F401  (declares the built-in methods and presets)
 from methods.core.labels import base_name
-from methods.core.registry import (METHODS, PRESETS, MethodRegistrationError, get_method, paper_name,
-                                   register_method, register_preset)
+from methods.core.registry import (
+    METHODS,
+    PRESETS,
+    MethodRegistrationError,
+    get_method,
+    paper_name,
+    register_method,
+    register_preset,
+)
 from methods.core.settings import setting
 
 __all__ = ["GenerativePlugin", "METHODS", "PRESETS", "MethodRegistrationError", "base_name", "get_method",

@@ -34,6 +34,7 @@ from methods.core import GenerativePlugin, extend_minibatch, frozen_copy, regist
 from methods.models.gaussian import gaussian_kl
 from streams.stream import binarize
 
+
 def batch_split(batch: int, tasks_done: int) -> tuple[int, int]:
     """(real, teacher) images in a minibatch of `batch` after `tasks_done` tasks: the authors'
     int(batch * t/(t+1)) teacher samples and max(batch - that, 1) real ones."""

@@ -73,6 +73,7 @@ from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
 from methods.models.vae import BernoulliVAE, Component, bernoulli_log_likelihood
 from streams.stream import binarize
 
+
 class LIMixModel(BernoulliVAE):
     """Shared layers + one head pair per component (a `BernoulliVAE` mixture) + a Student head pair.
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from streams.files import atomic_path
-from streams.names import check_name
 from streams.idx import CorruptDatasetError, parse_idx, read_bytes, read_idx
+from streams.names import check_name
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 DEFAULT_DATA_DIR = Path("data")

@@ -5,7 +5,9 @@ import warnings
 import pytest
 
 import bench  # noqa: F401  (first: pins the CPU kernels before torch runs an operation)
-import torch  # noqa: E402
+
+# isort: split
+import torch
 
 warnings.filterwarnings("ignore", message="no QP solver found")
 torch.set_num_threads(1)

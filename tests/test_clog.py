@@ -6,7 +6,12 @@ import math
 import pytest
 
 from bench.metrics import METRICS, SUMMARIES, columns, report_layouts
-from bench.metrics.clog import average_final_quality, average_incremental_quality, forgetting_rate, step_averages
+from bench.metrics.clog import (
+    average_final_quality,
+    average_incremental_quality,
+    forgetting_rate,
+    step_averages,
+)
 from bench.metrics.continual import backward_transfer
 from bench.reporting.frames import select_cells, summary_frame
 from bench.reporting.tables import build_report

@@ -9,9 +9,9 @@ from test_streams import write_fake_dataset
 
 from bench.execution.store import ResultStore
 from bench.planning.grid import MatchError, expand_grid, resolve_matches
+from bench.planning.plan import sweep_combinations
 from bench.planning.profiles import resolve_profile, split_label
 from bench.report import main as report_main
-from bench.planning.plan import sweep_combinations
 from bench.run import main
 from methods.core.strategy import GenerativeStrategy
 from methods.finetune import FinetunePlugin

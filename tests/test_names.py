@@ -4,7 +4,7 @@ the rule, and never reaches the disk."""
 import pytest
 
 from bench.execution.store import ResultStore
-from bench.metrics.registry import MetricRegistrationError, Metric, register_metric
+from bench.metrics.registry import Metric, MetricRegistrationError, register_metric
 from bench.planning.grid import expand_grid
 from bench.planning.profiles import resolve_profile
 from bench.run import main

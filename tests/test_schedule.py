@@ -23,7 +23,8 @@ def test_without_records_the_measured_relative_costs_order_the_grid():
     assert [c.method for c in ordered[::3]] == ["reservoir", "joint", "ocm-dynamic", "ocm", "finetune"]
     assert [c.seed for c in ordered[:3]] == [0, 1, 2]                   # ties keep the grid's order
     # the quick grid's cell times: the grid's order ends on ocm-dynamic, longest-first on finetune
-    times = lambda order: [10.4 * RELATIVE_COST[c.method] for c in order]
+    def times(order):
+        return [10.4 * RELATIVE_COST[c.method] for c in order]
     shared = sum(times(cells)) / 2                                       # 170.0 s
     assert makespan(times(cells)) > 1.05 * shared                        # 178.9 s
     assert makespan(times(ordered)) < 1.01 * shared                      # 171.6 s

@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from bench.evaluation import features
-from bench.evaluation.features import (SHIPPED_CLASSIFIERS, ClassifierRecipe, ShippedClassifierError,
-                                       classifier_features, file_sha256, needs_training, shipped_path,
-                                       train_classifier, weights_hash)
+from bench.evaluation.features import (
+    SHIPPED_CLASSIFIERS,
+    ClassifierRecipe,
+    ShippedClassifierError,
+    classifier_features,
+    file_sha256,
+    needs_training,
+    shipped_path,
+    train_classifier,
+    weights_hash,
+)
 from streams.stream import load_stream
 
 

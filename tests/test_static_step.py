@@ -18,8 +18,8 @@ from bench.run import main
 from methods import get_method
 from methods.core.minibatches import TensorMinibatches
 from methods.core.static_step import WARMUP_STEPS, FusedStep
-from methods.core.training_step import resolve_training_step
 from methods.core.strategy import GenerativeStrategy, NonFiniteLossError, PluginHooks
+from methods.core.training_step import resolve_training_step
 from methods.models.vae import BernoulliVAE, GenerativeLoss
 
 HAS_CUDA = torch.cuda.is_available()

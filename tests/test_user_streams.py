@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.execution.store import ResultStore
-from bench.record import SCHEMA_VERSION
 from bench.planning.grid import expand_grid, method_config
 from bench.planning.profiles import resolve_profile
+from bench.record import SCHEMA_VERSION
 from bench.run import main
 from methods import get_method
 from methods.core import user_methods

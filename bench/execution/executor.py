@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from bench.evaluation.cell import record_header, run_cell
-from bench.execution import EXECUTORS
 from bench.evaluation.device import prefers_gpu
+from bench.execution import EXECUTORS
 from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.reaper import start_reaper
 from bench.execution.reaper import stop as stop_reaper

@@ -107,7 +107,7 @@ class GridRunner:
             wait_for_other_runners(held, store, self.execute)
 
     def execute(self, cells: list[Cell]) -> None:
-        from bench.execution.executor import run_cells   # torch: imported once there are cells to run
+        from bench.execution.executor import run_cells  # torch: imported once there are cells to run
 
         o = self.options
         self.outcomes.update(run_cells(cells, self.store, o.workers, o.data_dir, progress=o.progress,

@@ -13,7 +13,7 @@ def implied_nll_info(record: dict) -> dict:
 
     return {"estimator": f"IWAE-{(record.get('profile') or {}).get('eval_k')}",
             "test_images": record.get("test_sizes"), "dtype": "float32",
-            "binarization_seed": getattr(STREAMS.get(record.get("stream")), "test_binarization_seed", None)}
+            "binarization_seed": getattr(STREAMS.get(str(record.get("stream"))), "test_binarization_seed", None)}
 
 
 # Written by bench/evaluation/nll.py: the estimator (IWAE-K), the test images per task, the test

@@ -20,8 +20,9 @@ read the declarations without loading what computes them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 from streams.names import check_name
 
@@ -156,7 +157,7 @@ class Evaluation:
     profile computes them (FID only with `fid_features`)."""
     name: str
     where: str
-    runs: Callable[[object], bool] = lambda profile: True
+    runs: Callable[[Any], bool] = lambda profile: True
     metrics: tuple[str, ...] = ()   # the metrics it writes
 
 

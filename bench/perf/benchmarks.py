@@ -150,7 +150,8 @@ def _timed(fn, device: torch.device = CPU) -> float:
 
 def vae_iwae_flops(model: BernoulliVAE, images: int, k: int) -> float:
     """Matmul FLOPs of an IWAE pass: the encoder once per image, the decoder once per sample."""
-    layers = lambda mods: sum(m.in_features * m.out_features for m in mods)
+    def layers(mods):
+        return sum(m.in_features * m.out_features for m in mods)
     comp = model.components[0]
     encoder = layers([model.encoder_shared, comp.encoder_hidden, comp.encoder_mu, comp.encoder_log_sigma])
     decoder = layers([model.decoder_shared, comp.decoder_hidden, comp.decoder_out])
@@ -250,7 +251,8 @@ def grid_scaling(cells: int = 8, repeats: int = 7) -> list[list]:
     child.start()
     times, cell_seconds = queue.get()
     child.join()
-    median = lambda values: statistics.median(list(values))
+    def median(values):
+        return statistics.median(list(values))
     speedup = median(a / b for a, b in zip(times[1], times[2]))
     slowdown = median(b / a for a, b in zip(cell_seconds[1], cell_seconds[2]))
     busy = median(c / (2 * t) for c, t in zip(cell_seconds[2], times[2]))

@@ -19,8 +19,8 @@ from bench.record import Record, as_records
 from methods import METHODS, get_method
 from methods.core.labels import canonical_text, make_label, parse_label, split_top_level
 from methods.core.registry import expand_preset
-from streams import STREAMS, get_stream_spec
 from methods.core.settings import keyed_values
+from streams import STREAMS, get_stream_spec
 from streams.registry import UnknownNameError, stream_definition
 
 

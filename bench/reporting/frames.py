@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.metrics import Column, columns, derived_columns, provenances
 from bench.metrics import METRICS as REGISTERED
+from bench.metrics import Column, columns, derived_columns, provenances
 from bench.record import Record, as_records
 
 # A report column of a metric or of a summary of one (bench/metrics): its label, direction, digits.

@@ -32,11 +32,11 @@ from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
 from bench.metrics import METRICS as REGISTERED
 from bench.metrics import metric_layouts
 from bench.metrics.nll import NLL_PROVENANCE
-from streams.files import write_atomic
 from bench.record import Record, as_records
 from bench.reporting.frames import METRICS, ReportError, select_cells
-from bench.reporting.tables import PAPER_METRICS, build_report, run_table, sweep_report
 from bench.reporting.paper import paper_entry
+from bench.reporting.tables import PAPER_METRICS, build_report, run_table, sweep_report
+from streams.files import write_atomic
 
 GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
 GRID_STYLE = {"nrow": 8, "padding": 1, "pad_value": 0.5}   # draws its grids (same torchvision call)

@@ -46,7 +46,7 @@ def paired_p_value(values: np.ndarray, best: np.ndarray) -> float:
     scale = max(1.0, float(np.abs(values).max()), float(np.abs(best).max()))
     if np.ptp(differences) <= 1e-12 * scale:   # zero variance: t undefined (or inf by rounding)
         return 1.0 if np.abs(differences).max() <= 1e-12 * scale else 0.0
-    from scipy.stats import ttest_rel   # scipy.stats takes most of a report's start-up: only when a test runs
+    from scipy.stats import ttest_rel  # scipy.stats takes most of a report's start-up: only when a test runs
 
     return float(ttest_rel(values, best).pvalue)
 

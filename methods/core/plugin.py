@@ -153,6 +153,8 @@ class GenerativePlugin(SupervisedPlugin):
     def end_experience(self, strategy) -> None:
         """After training on the experience: the memory sees the incoming images."""
         self.memory_peak = max(self.memory_peak, self.memory_size)   # incl. what arrived (OCM's STM)
+        if self._incoming is None:
+            raise RuntimeError(f"{self.name}: end_experience without begin_experience")
         self.update_memory(self._incoming, strategy)
         self.memory_peak = max(self.memory_peak, self.memory_size)
         self._incoming = None

@@ -56,7 +56,7 @@ class MethodSpec:
         registered = METHODS.get(self.name)
         if registered is not None and isinstance(registered.plugin, type):
             return registered.plugin
-        found = loaded
+        found: object = loaded
         for part in qualname.split("."):   # imported before this spec was (re)declared: register it again
             found = getattr(found, part, None)
         if not isinstance(found, type):

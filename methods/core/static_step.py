@@ -219,8 +219,9 @@ class CapturedStep:
         self.rows = torch.arange(step.batch_size, device=device)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.graph: CapturedGraph | None = None
-        self._images, self._images_version = None, -1
-        self._grads = None
+        self._images: torch.Tensor | None = None
+        self._images_version = -1
+        self._grads: list[torch.Tensor | None] | None = None
         self._stream = step.graphs.stream(device)
 
     def load(self, images: torch.Tensor, order: torch.Tensor | None) -> None:
@@ -259,6 +260,8 @@ class CapturedStep:
         self._grads = [p.grad for p in self.step.model.parameters()]
 
     def replay(self) -> torch.Tensor:
+        if self.graph is None:
+            raise RuntimeError("replay before capture")
         return self.graph.replay()
 
     def finite(self) -> bool:

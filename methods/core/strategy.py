@@ -64,7 +64,8 @@ class FiniteLossCheck:
     there and checked every FINITE_CHECK_EVERY steps and at each experience's end."""
 
     def __init__(self, who: str):
-        self.who, self._pending = who, []
+        self.who = who
+        self._pending: list[torch.Tensor] = []
 
     def step(self, loss: torch.Tensor, step: int) -> None:
         loss = loss.detach()
@@ -129,7 +130,7 @@ class GenerativeStrategy(SupervisedTemplate):
                          evaluator=evaluator, eval_every=-1)
         # Neither the empty evaluator nor the periodic-evaluation plugin (eval_every=-1) does
         # anything; as plugins they were called 16 times per training step.
-        self.plugins = [p for p in self.plugins if p is not self.evaluator and not isinstance(p, PeriodicEval)]
+        self.plugins: list = [p for p in self.plugins if p is not self.evaluator and not isinstance(p, PeriodicEval)]
         self._optimized_parameters: tuple | None = None   # parameter ids the optimizer holds
         self._placed_parameters: tuple | None = None      # parameter ids last moved/inspected
         self._dynamic = False                             # the model has Avalanche DynamicModules

@@ -69,10 +69,9 @@ def is_path(source: str) -> bool:
 def _where(err: BaseException, path: Path | None = None) -> str:
     """' (file, line N)' where the error arose: the innermost frame in the imported file `path`
     (the user's line, not the harness's check it called), else the innermost frame."""
-    frames = traceback.extract_tb(err.__traceback__)
+    frames = list(traceback.extract_tb(err.__traceback__))
     if path is not None:
-        own = [f for f in frames if Path(f.filename).resolve() == path]
-        frames = own or frames
+        frames = [f for f in frames if Path(f.filename).resolve() == path] or frames
     return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
 
 
@@ -173,7 +172,8 @@ def files_registering(name: str, root: str | os.PathLike | None = None, limit: i
     have forgotten. Paths relative to `root`; at most `limit` files are read."""
     base = Path(root or os.getcwd())
     pattern = re.compile(r"register_method\(\s*[\"']" + re.escape(name) + r"[\"']")
-    found, read = [], 0
+    found: list[str] = []
+    read = 0
     for depth in ("*.py", "*/*.py", "*/*/*.py"):
         for path in sorted(base.glob(depth)):
             parts = path.relative_to(base).parts

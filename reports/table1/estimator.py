@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import bench  # noqa: E402,F401  (pins the CPU kernels first)
+
+# isort: split
 import torch  # noqa: E402
 
 from bench.evaluation.cell import record_header, train_and_evaluate  # noqa: E402
