@@ -38,10 +38,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.metrics import primary_metric
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "finetune,reservoir,ocm", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke",
         "--no-progress", "--workers", "2"]
 GRID_CELLS = 6
+PRIMARY = primary_metric().name   # the number the audits compare
 
 
 def runner(out: Path, grid: list[str] = GRID) -> subprocess.Popen:
@@ -75,7 +78,7 @@ def audit(out: Path, cells: int = GRID_CELLS) -> Audit:
     log = (out / "executions.log").read_text().splitlines() if (out / "executions.log").exists() else []
     saved = Counter(line.split()[0] for line in log if line.endswith(" saved"))
     result.duplicated = sum(n - 1 for n in saved.values() if n > 1)
-    result.table = {(r["method"], r["seed"]): r["nll"] for r in done}
+    result.table = {(r["method"], r["seed"]): r[PRIMARY] for r in done}
     return result
 
 
@@ -439,7 +442,7 @@ def silently_wrong(folder: Path) -> list[dict]:
     for seed in (0, 1):
         write_user_stream(folder, seed)
         status, err = fresh_process(base, folder)
-        nlls.append(sorted(r.metric("nll") for r in ResultStore(out).records()))
+        nlls.append(sorted(r.metric(PRIMARY) for r in ResultStore(out).records()))
     row("a user's .npz regenerated under the same stream name", "a new cell: trained again, a new NLL",
         f"records {len(nlls[1])}, NLLs {[round(x, 2) for x in nlls[1]]}", len(nlls[1]) == 2 and len(set(nlls[1])) == 2)
     # 2. a task whose class has no test image
@@ -467,10 +470,11 @@ def silently_wrong(folder: Path) -> list[dict]:
     row("a seed-0 record copied to seed 1's file name", "moved aside; seed 1 trained again",
         f"seed in its file {fresh['seed']}; {last_line(err, 'moved to')[:60]}...", fresh["seed"] == 1)
     data = json.loads(seed0.read_text())
-    seed0.write_text(json.dumps({k: v for k, v in data.items() if k != "nll"}))
+    seed0.write_text(json.dumps({k: v for k, v in data.items() if k != PRIMARY}))
     status, err = in_process(grid)
     row("a finished record without its NLL", "moved aside; the cell trained again",
-        f"NLL back: {json.loads(seed0.read_text()).get('nll') == data['nll']}", json.loads(seed0.read_text()).get("nll") == data["nll"])
+        f"NLL back: {json.loads(seed0.read_text()).get(PRIMARY) == data[PRIMARY]}",
+        json.loads(seed0.read_text()).get(PRIMARY) == data[PRIMARY])
     # 5. a record of a newer schema where a cell's record goes
     newer = {**data, "schema_version": 99}
     seed0.write_text(json.dumps(newer))

@@ -170,11 +170,12 @@ def check_numbers(data: Mapping) -> None:
     it: a "done" record without one would count as done forever), every other metric a number or
     null, every per-task matrix a square table of numbers or nulls (one row and column per task).
     Raises RecordError (the store then moves the file aside, and its cell is rerun)."""
-    from bench.metrics import METRICS
+    from bench.metrics import METRICS, primary_metric
 
-    nll = data.get("nll")
-    if not isinstance(nll, (int, float)) or isinstance(nll, bool) or not math.isfinite(nll):
-        raise RecordError(f"a finished record needs a finite number as its NLL, not {nll!r}")
+    primary = primary_metric()
+    value = data.get(primary.name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise RecordError(f"a finished record needs a finite number as its {primary.summary_label}, not {value!r}")
     for metric in METRICS.values():
         value = data.get(metric.name)
         if value is not None and not is_number(value):

@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.metrics import report_layouts
+from bench.metrics import primary_metric, report_layouts
 from bench.reporting import REPORT_FORMATS as FORMATS
 from streams.files import write_atomic
 
@@ -42,7 +42,7 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
     else:
         cells = select_cells(records, profile)
         chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]
-        metric = METRICS.get(layout, METRICS["nll"])   # forgetting/matrix layouts: ranks by NLL
+        metric = METRICS.get(layout, METRICS[primary_metric().name])   # forgetting/matrix layouts: the primary's ranks
         paths = (draw_figures(cells, folder) + draw_timelines(chosen, folder) + draw_ranks(cells, folder, metric)
                  + draw_seed_spread(cells, folder, metric))
     for path in paths:
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results directory (as written by bench.run --out)")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="text | markdown | csv | latex (default: from --out's suffix, else text)")
-    p.add_argument("--metric", choices=LAYOUTS, default="nll", help="the layout (default: %(default)s)")
+    p.add_argument("--metric", choices=LAYOUTS, default=primary_metric().name,
+                   help="the layout (default: %(default)s)")
     p.add_argument("--profile", default=None, help="only records of this profile")
     p.add_argument("--paper", action="store_true",
                    help="nll layouts: the OCM paper's Table-1 number beside each stream's column")

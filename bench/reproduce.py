@@ -26,12 +26,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.metrics import checked
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "all", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke", "--no-progress",
         "--workers", "2"]
 FID = ["--set", "fid_features=classifier", "--set", "fid_samples=200", "--set", "eval_test_per_task=128"]
-NUMBERS = ("nll", "nll_best_component", "forgetting_nll", "fid", "kid", "precision", "recall", "density",
-           "coverage")
+# every number the gate checks (the registry's checked columns: metrics and recorded summaries)
+NUMBERS = tuple(checked())
 # name -> (extra arguments, environment, parent torch threads, what it changes)
 VARIANTS = {
     "parent with 2 threads": ([], {}, 2, "torch threads of the bench.run process"),

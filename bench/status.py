@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.execution.claims import describe_holder, live_claims
 from bench.execution.store import ResultStore
+from bench.metrics import primary_metric
 
 
 def cell_states(store: ResultStore) -> list[dict]:
@@ -26,7 +27,8 @@ def cell_states(store: ResultStore) -> list[dict]:
         stem = entry.get("record", "").removesuffix(".json")
         label = entry.get("label") or (f"{record.method}/{record.stream}/seed{record.seed}" if record else key)
         if record and record.done:
-            state, detail = "done", f"NLL {record.metric('nll'):.2f} on {record.device or 'cpu'}"
+            primary = primary_metric()
+            state, detail = "done", f"{primary.short or primary.label} {record.metric(primary.name):.2f} on {record.device or 'cpu'}"
         elif stem in running:
             state, detail = "running", describe_holder(running[stem])
         elif record:

@@ -153,3 +153,35 @@ def test_importing_the_project_installs_no_hooks_on_other_modules():
     out = subprocess.run([sys.executable, "-c", HOOK_PROBE], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["True", "0"]
+
+
+# A metric's name is written in its family's declaration (bench/metrics) and in the evaluation
+# that computes it; every other layer reads the registry (primary_metric(), headline metrics, a
+# provenance's metrics, run-table columns), so that a metric added or renamed is one place.
+METRIC_MODULES = ("bench/metrics/", "bench/evaluation/nll.py", "bench/evaluation/fid.py",
+                  "bench/evaluation/sample_quality.py")
+
+
+def metric_name_literals(root: Path = ROOT) -> list[str]:
+    from bench.metrics import METRICS, columns
+
+    names = set(METRICS) | set(columns()) | {m.matrix for m in METRICS.values() if m.matrix}
+    found = []
+    for package in ("bench", "methods", "streams"):
+        for path in sorted((root / package).rglob("*.py")):
+            relative = str(path.relative_to(root))
+            if relative.startswith(METRIC_MODULES):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                    found.append(f"{relative}:{node.lineno} {node.value!r}")
+    return found
+
+
+def test_no_metric_name_is_written_outside_its_family(tmp_path):
+    assert metric_name_literals() == []
+    # a planted literal is found (the check can fail)
+    planted = tmp_path / "bench" / "reporting"
+    planted.mkdir(parents=True)
+    (planted / "table.py").write_text('COLUMNS = ("nll", "fid_matrix")\n')
+    assert metric_name_literals(tmp_path) == ["bench/reporting/table.py:1 'nll'", "bench/reporting/table.py:1 'fid_matrix'"]

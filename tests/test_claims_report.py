@@ -107,7 +107,7 @@ def test_sample_quality_is_one_table_per_stream_with_each_columns_own_direction(
     assert best(f"101.00{pm}1.00") in text                 # ocm-dynamic's FID: lower is better
     assert best(f"0.900{pm}0.000") in text                  # ocm's precision: higher is better
     assert best(f"151.00{pm}1.00") not in text
-    with pytest.raises(ReportError, match="no sample-quality"):
+    with pytest.raises(ReportError, match="no FID/KID/PRDC numbers"):
         build_report(records(), "quality", fmt)
 
 

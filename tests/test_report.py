@@ -62,8 +62,21 @@ def test_forgetting_and_matrix_layouts():
 def test_mixing_profiles_is_refused(tmp_path, capsys):
     write(tmp_path, RECORDS + [record("ocm", "mini", 2, 50.0, profile="quick")])
     assert report_main([str(tmp_path)]) == 2
-    assert "never averaged together: quick (harness 0.1.0), smoke (harness 0.1.0)" in capsys.readouterr().err
+    assert "never averaged together: quick, smoke; choose one with --profile" in capsys.readouterr().err
     assert report_main([str(tmp_path), "--profile", "smoke"]) == 0
+
+
+def test_one_row_never_mixes_versions_of_its_numbers_but_rows_may_differ(tmp_path, capsys):
+    """A release that changed one baseline reruns that baseline only: its rows carry the new
+    version, the others keep theirs (the caption says which), but one row never averages two."""
+    newer = [{**r, "numbers_version": "0.8.0"} for r in RECORDS if r["method"] == "ocm"]
+    rows = [r for r in RECORDS if r["method"] != "ocm"] + newer
+    text = build_report(rows)
+    assert "(harness 0.1.0; ocm: 0.8.0)" in " ".join(text.split())   # the caption, unwrapped
+    mixed = RECORDS + [{**record("ocm", "mini", 7, 50.0), "numbers_version": "0.8.0"}]
+    write(tmp_path, mixed)
+    assert report_main([str(tmp_path)]) == 2
+    assert "ocm on mini has records of harness versions 0.1.0, 0.8.0" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (CI installs it)")

@@ -32,6 +32,7 @@ from bench.metrics.registry import (
     Metric,
     MetricRegistrationError,
     Provenance,
+    RunColumn,
     Summary,
     SummaryLayout,
     register_evaluation,
@@ -43,6 +44,14 @@ from bench.metrics.registry import (
 
 
 # ------------------------------------------------------------------------------- derived views
+def primary_metric() -> Metric:
+    """The number a cell is judged by (declared `primary`: the NLL)."""
+    primary = [m for m in METRICS.values() if m.primary]
+    if len(primary) != 1:
+        raise MetricRegistrationError(f"exactly one metric is primary, not {len(primary)}")
+    return primary[0]
+
+
 def matrix_metrics() -> list[Metric]:
     return [m for m in METRICS.values() if m.matrix]
 
@@ -61,12 +70,26 @@ def columns() -> dict[str, Column]:
     out = {}
     for m in METRICS.values():
         out[m.name] = Column(m.name, m.label, m.lower_is_better, m.digits,
-                             f"{m.interval}_half" if m.interval else None, m.name, None, m.tolerance)
+                             f"{m.interval}_half" if m.interval else None, m.name, None, m.tolerance, m.run_table)
         for s, column in summary_columns(m):
             unit = f" ({m.unit})" if m.unit else ""
             out[column] = Column(column, f"{m.summary_label} {s.label}{unit}", s.lower_is_better(m), m.digits,
-                                 None, m.name, s.name, m.summary_tolerance.get(s.name))
+                                 None, m.name, s.name, m.summary_tolerance.get(s.name),
+                                 m.summary_run_table.get(s.name))
     return out
+
+
+def run_table_columns(wide: bool) -> list[Column]:
+    """The columns of bench.run's table, in registry order (metrics, then their summaries): the
+    main ones, and with `wide` the wide ones too."""
+    shown = [c for c in columns().values() if c.run_table is not None and (wide or c.run_table.place == "main")]
+    metrics = [c for c in shown if c.summary is None]
+    return metrics + [c for c in shown if c.summary is not None]
+
+
+def provenance_metrics(provenance: Provenance) -> list[Metric]:
+    """The metrics computed under `provenance` (FID's: FID, KID, P/R/D/C), in registry order."""
+    return [m for m in METRICS.values() if m.provenance == provenance]
 
 
 def derived_columns() -> dict[str, tuple[Metric, Summary]]:
@@ -99,7 +122,22 @@ def metric_layouts() -> list[str]:
 def report_layouts() -> list[str]:
     """bench.report's `--metric` choices: each metric's Table 1, the summary layouts, the per-task
     matrices, sample quality per stream, the paper's claims."""
-    return [*metric_layouts(), *LAYOUTS, "matrix", "quality", "claims"]
+    return [*metric_layouts(), *LAYOUTS, "matrix", *provenance_layouts(), "claims"]
+
+
+def provenance_layouts() -> dict[str, Provenance]:
+    """{layout: provenance} of the families whose metrics have a side-by-side layout ('quality')."""
+    return {p.layout: p for p in provenances() if p.layout}
+
+
+def headline_metrics() -> list[Metric]:
+    """The metrics drawn (curves, ranks, sweeps), in registry order."""
+    return [m for m in METRICS.values() if m.headline]
+
+
+def paper_metrics() -> list[Metric]:
+    """The metrics the OCM paper's Table 1 reports (its log-likelihoods)."""
+    return [m for m in METRICS.values() if m.paper]
 
 
 def record_fields() -> list[str]:
@@ -153,7 +191,8 @@ def _import_families() -> None:
 
 _import_families()
 
-__all__ = ["Column", "EVALUATIONS", "Evaluation", "LAYOUTS", "METRICS", "Metric", "MetricRegistrationError",
+__all__ = ["Column", "RunColumn", "run_table_columns", "provenance_metrics", "primary_metric", "provenance_layouts",
+           "headline_metrics", "paper_metrics", "EVALUATIONS", "Evaluation", "LAYOUTS", "METRICS", "Metric", "MetricRegistrationError",
            "Provenance", "SUMMARIES", "Summary", "SummaryLayout", "checked", "columns", "derived_columns",
            "index_markdown", "matrix_metrics", "metric_layouts", "provenance_of", "provenances",
            "record_fields", "register_evaluation", "register_layout", "register_metric", "register_summary",

@@ -3,7 +3,14 @@
 NLL[t, j]; computed by bench/evaluation/nll.py after every task segment."""
 from __future__ import annotations
 
-from bench.metrics.registry import Evaluation, Metric, Provenance, register_evaluation, register_metric
+from bench.metrics.registry import (
+    Evaluation,
+    Metric,
+    Provenance,
+    RunColumn,
+    register_evaluation,
+    register_metric,
+)
 
 
 def implied_nll_info(record: dict) -> dict:
@@ -16,11 +23,32 @@ def implied_nll_info(record: dict) -> dict:
             "binarization_seed": getattr(STREAMS.get(str(record.get("stream"))), "test_binarization_seed", None)}
 
 
+def joined(values) -> str:
+    return ", ".join(dict.fromkeys(str(v) for v in values))
+
+
+def scored_images_text(cells) -> str:
+    """'up to 500 test images per task' / 'all test images', from the cells' profiles."""
+    per_task = {None if v != v else int(v) for v in cells["eval_test_per_task"]}   # v != v: NaN, all of them
+    if per_task == {None}:
+        return "all test images"
+    return "up to " + joined(sorted(v for v in per_task if v is not None)) + " test images per task" + (
+        " (all, for some profiles)" if None in per_task else "")
+
+
+def nll_caption(cells) -> str:
+    """The NLL's protocol, for every caption (the mixture weights' clause is the caption's: the
+    methods say what their weights are)."""
+    k = joined(sorted(int(v) for v in cells["eval_k"].unique()))
+    return (f"NLL = IWAE-{k} estimate of -log p(x) in nats on {scored_images_text(cells)}, test sets "
+            "binarized once with a fixed seed per stream, training data dynamically binarized")
+
+
 # Written by bench/evaluation/nll.py: the estimator (IWAE-K), the test images per task, the test
 # binarization seed, the dtype, and the evaluator's decoder form, which is informational (the C
 # kernel and the torch form agree to float rounding: tests/test_native_kernel.py).
 NLL_PROVENANCE = Provenance("NLL", "nll_provenance", "nll_info", informational=("decoder_form",),
-                            implied=implied_nll_info)
+                            implied=implied_nll_info, caption=nll_caption)
 
 register_metric(Metric(
     "nll", "NLL (nats)", lower_is_better=True, provenance=NLL_PROVENANCE, short="NLL", unit="nats",
@@ -29,15 +57,23 @@ register_metric(Metric(
     tolerance=2.0, summary_tolerance={"forgetting": 5.0}, layout=True, matrix_table=True,
     fields=("nll_decoder_form", "eval_seconds"),
     description="IWAE estimate of -log p(x) on the union of all test sets after the last task, the "
-                "mixture's -log sum_c w_c p_c(x) (nats)"))
+                "mixture's -log sum_c w_c p_c(x) (nats)",
+    run_table=RunColumn("NLL (nats)"), primary=True, paper=True, headline=True, heatmap=True,
+    summary_run_table={"forgetting": RunColumn("forgetting", drop=2), "bwt": RunColumn("BWT", place="wide")}))
 register_metric(Metric(
     "nll_best_component", "best-component NLL (nats)", lower_is_better=True, provenance=NLL_PROVENANCE,
     short="best-component NLL", unit="nats", matrix="nll_best_component_matrix", tolerance=2.0, layout=True,
+    paper=True,
     fields=("nll_best_component_se",),
-    description="the paper's score: -max_c log p_c(x) per image, then the mean (nats)"))
+    description="the paper's score: -max_c log p_c(x) per image, then the mean (nats)",
+    run_table=RunColumn("best comp.", wide_header="NLL best comp.", drop=3),
+    # only where some row is a mixture: for one component it is the NLL
+    shown_when=lambda summary: bool((summary["components_mean"] > 1).any()),
+    not_shown="no mixture in these records (every model has one component), so it equals the NLL"))
 register_metric(Metric(
     "nll_se", "NLL standard error (nats)", lower_is_better=True, provenance=NLL_PROVENANCE, unit="nats",
-    description="the final NLL's sampling error over the test images: std / sqrt(images) (nats)"))
+    description="the final NLL's sampling error over the test images: std / sqrt(images) (nats)",
+    run_table=RunColumn("SE", place="wide", hidden_as="the NLL's SE")))
 
 register_evaluation(Evaluation("nll", "bench.evaluation.nll:NLLEvaluation",
                                metrics=("nll", "nll_best_component", "nll_se")))

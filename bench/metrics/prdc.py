@@ -4,7 +4,7 @@ under its provenance. Fractions, higher is better."""
 from __future__ import annotations
 
 from bench.metrics.fid import SAMPLE_PROVENANCE
-from bench.metrics.registry import Metric, register_metric
+from bench.metrics.registry import Metric, RunColumn, register_metric
 
 # tolerances: seed stds of 0.005-0.04 on the quick main job
 for name, tolerance, what in (
@@ -14,4 +14,5 @@ for name, tolerance, what in (
         ("coverage", 0.05, "the fraction of real features whose k-NN ball holds a sample")):
     register_metric(Metric(name, name, lower_is_better=False, provenance=SAMPLE_PROVENANCE, digits=3,
                            matrix=f"{name}_matrix", recorded=("forgetting", "bwt"), tolerance=tolerance,
-                           layout=True, description=what))
+                           layout=True, description=what,
+                           run_table=RunColumn("P/R/D/C", place="wide", group="P/R/D/C")))

@@ -51,6 +51,23 @@ class Provenance:
     older_fields: tuple[str, ...] = ()    # names the field had in older records
     implied: Callable[[dict], dict | None] | None = None   # what a record older than the field implies
     missing: str = ""          # how to get these numbers, for a report asked for them where records lack them
+    # the protocol's sentence in every caption, from the table's cells frame ('' when they lack it)
+    caption: Callable[[Any], str] | None = None
+    layout: str | None = None     # a report layout of all its metrics side by side, per stream ('quality')
+    title: str = ""               # that layout's heading
+    shown: tuple[str, ...] = ()   # keys of the field the HTML page's provenance shows (default: all)
+    # {cells-frame column: key path in the field} of the settings captions read ({'fid_samples': ('samples',)})
+    frame_columns: dict = field(default_factory=dict, hash=False)
+
+    def lifted(self, record) -> dict:
+        """The `frame_columns` of a record: each key path's value, None where the record lacks it."""
+        out = {}
+        for column, path in self.frame_columns.items():
+            value = self.info(record) or {}
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            out[column] = value
+        return out
 
     def info(self, record: dict) -> dict | None:
         """The record's provenance settings as written (or as its version implies); None without."""
@@ -103,6 +120,29 @@ class SummaryLayout:
     caption: Callable[[tuple[str, ...]], str]   # (the metrics shown) -> what the table shows
 
 
+# ------------------------------------------------------------------------------------ run table
+RUN_TABLE_PLACES = ("main", "wide")
+
+
+@dataclass(frozen=True)
+class RunColumn:
+    """How a metric, or one of its summaries, shows in `bench.run`'s table. `main`: always (when
+    some row has a value), `wide`: with --wide only. Metrics of one `group` share a column, their
+    means joined by '/' in registry order (precision/recall/density/coverage: 'P/R/D/C'). A main
+    column with a `drop` rank is left out, lowest rank first, when the table would be wider than
+    the terminal (the caption says so). A metric's `shown_when` hides its column too."""
+    header: str                          # 'NLL (nats)'; the direction's arrow is added
+    place: str = "main"
+    wide_header: str | None = None       # its header with --wide (default: header)
+    group: str | None = None
+    drop: int | None = None
+    hidden_as: str | None = None         # its name in the caption's 'also with --wide' list (default: header)
+
+    def __post_init__(self):
+        if self.place not in RUN_TABLE_PLACES:
+            raise MetricRegistrationError(f"run-table column '{self.header}': place must be one of {RUN_TABLE_PLACES}")
+
+
 # --------------------------------------------------------------------------------------- metrics
 @dataclass(frozen=True)
 class Metric:
@@ -124,6 +164,15 @@ class Metric:
     matrix_table: bool = False   # its mean M[t, j] is in the per-task matrices (bench.report --metric matrix)
     fields: tuple[str, ...] = ()       # the other record fields it writes ('nll_se', 'kid_std')
     description: str = ""      # one line for docs/metrics.md's index
+    run_table: RunColumn | None = None   # its column in bench.run's table; None: not there
+    summary_run_table: dict = field(default_factory=dict)   # {summary: RunColumn} of its summaries there
+    primary: bool = False      # the number a cell is judged by (one metric: the NLL): ranks, sweeps, claims
+    paper: bool = False        # in the OCM paper's Table 1 (its log-likelihoods: --paper shows them beside ours)
+    headline: bool = False     # drawn: its average over the seen tasks per segment, its ranks, its sweeps
+    heatmap: bool = False      # its mean M[t, j] is drawn as a heatmap per method
+    # (summary frame) -> whether its tables and columns are worth showing, and why not when they are not
+    shown_when: Callable[[Any], bool] | None = None
+    not_shown: str = ""
 
     @property
     def column(self) -> str:
@@ -145,6 +194,7 @@ class Column:
     metric: str = ""               # the metric it is, or summarises
     summary: str | None = None     # the summary, for a summary column
     tolerance: float | None = None   # the gate's slack; None: not checked
+    run_table: RunColumn | None = None   # how it shows in bench.run's table
 
 
 # ----------------------------------------------------------------------------------- evaluations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.metrics import primary_metric, provenances
 from bench.reporting.frames import summary_frame
 from bench.reporting.render import BEST_MARK, BOUNDARY_MARK, SAME_MARK
 
@@ -26,18 +27,16 @@ def versions_text(cells: pd.DataFrame) -> str:
     return "; ".join([main, *others])
 
 
-def test_images_text(cells: pd.DataFrame) -> str:
-    per_task = {None if pd.isna(v) else int(v) for v in cells["eval_test_per_task"]}
-    if per_task == {None}:
-        return "all test images"
-    return "up to " + joined(sorted(v for v in per_task if v is not None)) + " test images per task" + (
-        " (all, for some profiles)" if None in per_task else "")
+def protocol_text(cells: pd.DataFrame, primary: bool) -> str:
+    """The primary family's protocol sentence (`primary`), or the other families' (each its
+    provenance's caption, bench/metrics), read off the cells."""
+    texts = [p.caption(cells) for p in provenances() if p.caption is not None
+             and (p == primary_metric().provenance) == primary]
+    return " ".join(t for t in texts if t)
 
 
 def nll_protocol(cells: pd.DataFrame) -> str:
-    k = joined(sorted(int(v) for v in cells["eval_k"].unique()))
-    text = (f"NLL = IWAE-{k} estimate of -log p(x) in nats on {test_images_text(cells)}, test sets "
-            "binarized once with a fixed seed per stream, training data dynamically binarized")
+    text = protocol_text(cells, primary=True)
     text += f"; a mixture's is -log sum_c w_c p_c(x) with the model's weights ({weights_text(cells)})"
     if (cells["components"] > 1).any():
         text += ", best comp. = -max_c log p_c(x) per image (the paper's score)"
@@ -64,17 +63,8 @@ def seeds_text(cells: pd.DataFrame) -> str:
 
 
 def fid_protocol(cells: pd.DataFrame) -> str:
-    if cells["fid"].isna().all():
-        return ""
-    extractors = ", ".join(sorted({str(e) for e in cells["fid_extractor"].dropna()}))
-    samples = ", ".join(sorted({str(int(n)) for n in cells["fid_samples"].dropna()}))
-    return (f" FID: Frechet distance (float64) between {extractors} features of N = {samples} "
-            "unconditional binarized samples and the binarized test images (per task: each task's "
-            "test set; overall: all test sets)." + (
-                " On the same features and samples: KID = unbiased polynomial-kernel MMD^2 "
-                "(torchmetrics, mean over random subsets); P/R/D/C = precision, recall, density, "
-                "coverage (Naeem et al. 2020, prdc, k = 5), higher is better."
-                if cells["kid"].notna().any() else ""))
+    text = protocol_text(cells, primary=False)
+    return f" {text}" if text else ""
 
 
 def paper_names(methods) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.metrics import primary_metric
 from bench.reporting.paper import paper_entry
 from bench.reporting.significance import ALPHA, MIN_PAIRS, TEST_NAME, paired_p_value
 
@@ -59,8 +60,10 @@ def verdict(differences: np.ndarray, alpha: float = ALPHA) -> tuple[str, float]:
     return (HOLDS if differences.mean() < 0 else FAILS), p
 
 
-def claims_frame(cells: pd.DataFrame, claims=CLAIMS, metric: str = "nll", alpha: float = ALPHA) -> pd.DataFrame:
-    """One row per (claim, stream): seeds paired, mean and std of d, p, verdict, and the paper's d."""
+def claims_frame(cells: pd.DataFrame, claims=CLAIMS, metric: str | None = None, alpha: float = ALPHA) -> pd.DataFrame:
+    """One row per (claim, stream): seeds paired, mean and std of d, p, verdict, and the paper's d.
+    `metric`: the primary metric (the NLL) by default."""
+    metric = metric or primary_metric().name
     rows = []
     for stream, group in cells.groupby("stream", sort=False):
         per_seed = group.pivot_table(index="seed", columns="method", values=metric, aggfunc="first")

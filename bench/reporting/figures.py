@@ -21,6 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.metrics import METRICS as REGISTERED
+from bench.metrics import headline_metrics, paper_metrics, primary_metric
 from bench.record import Record, Timeline, as_records
 from bench.reporting.frames import Metric, mean_matrix, registry_rank
 from bench.reporting.significance import average_ranks
@@ -33,6 +35,7 @@ COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf", "#000000", "#e6ab02", "#1b9e77", "#a6cee3", "#fdbf6f"]
 MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "X", "*", "P", "d", "8", "H", "1"]
 LINESTYLES = ["-", "--", ":", "-."]
+PAPER_METRICS = [m.name for m in paper_metrics()]   # the paper's Table 1 reports these
 PANELS_PER_ROW = 5
 
 
@@ -84,34 +87,10 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
     styles = method_styles(cells["method"])
     for stream, stream_cells in cells.groupby("stream", sort=False):
         groups = list(stream_cells.groupby("method", sort=False))
-        columns = min(len(groups), PANELS_PER_ROW)
-        rows = math.ceil(len(groups) / columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns + 1.2, 2.9 * rows + 0.6), squeeze=False)
-        matrices = [mean_matrix(g, "nll_matrix") for _, g in groups]
-        vmin, vmax = min(m.min() for m in matrices), max(m.max() for m in matrices)
-        flat = axes.ravel()
-        for index, (ax, (method, group), matrix) in enumerate(zip(flat, groups, matrices)):
-            image = ax.imshow(matrix, cmap="viridis_r", vmin=vmin, vmax=vmax)
-            title = f"{method} (n={len(group)})"
-            ax.set_title(title, fontsize=8 if len(title) <= 26 else 7)
-            if index // columns == rows - 1 or index + columns >= len(groups):   # the lowest panel of its column
-                ax.set_xlabel("test task j")
-            if index % columns == 0:
-                ax.set_ylabel("after task t")
-            ticks = range(len(matrix))
-            ax.set_xticks(ticks, [str(i + 1) for i in ticks])
-            ax.set_yticks(ticks, [str(i + 1) for i in ticks])
-        for ax in flat[len(groups):]:
-            ax.set_visible(False)
-        fig.colorbar(image, ax=flat[:len(groups)].tolist(), label="NLL (nats)", shrink=0.8)
-        fig.suptitle(f"NLL[t, j] on {stream}")
-        written.append(folder / f"{stream}-nll-matrix.png")
-        save_figure(fig, written[-1])
-        plt.close(fig)
-
-        for column, label in (("nll_matrix", "average NLL over seen tasks (nats)"),
-                              ("fid_matrix", "average FID over seen tasks")):
-            curves = [(method, mean_matrix(g, column)) for method, g in groups]
+        for metric in (m for m in REGISTERED.values() if m.heatmap):
+            written.append(draw_heatmaps(stream, groups, metric, folder))
+        for metric in headline_metrics():
+            curves = [(method, mean_matrix(g, metric.matrix)) for method, g in groups]
             curves = [(m, c) for m, c in curves if c is not None]
             if not curves:
                 continue
@@ -121,18 +100,48 @@ def draw_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
                         **styles[method])
             integer_axis(ax.xaxis, range(1, max(len(m) for _, m in curves) + 1))
             ax.set_xlabel("after task segment")
-            ax.set_ylabel(label)
+            ax.set_ylabel(f"average {metric.summary_label} over seen tasks" + (f" ({metric.unit})" if metric.unit else ""))
             ax.set_title(stream)
             legend_beside(ax, len(curves))
-            written.append(folder / f"{stream}-{column.split('_')[0]}-curve.png")
+            written.append(folder / f"{stream}-{metric.name}-curve.png")
             save_figure(fig, written[-1])
             plt.close(fig)
     return written
 
 
-def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll") -> list[Path]:
+def draw_heatmaps(stream: str, groups: list, metric, folder: Path) -> Path:
+    """`metric`'s mean M[t, j] per method, panels in rows of at most PANELS_PER_ROW, one colour scale."""
+    columns = min(len(groups), PANELS_PER_ROW)
+    rows = math.ceil(len(groups) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.9 * columns + 1.2, 2.9 * rows + 0.6), squeeze=False)
+    matrices = [mean_matrix(g, metric.matrix) for _, g in groups]
+    vmin, vmax = min(m.min() for m in matrices), max(m.max() for m in matrices)
+    flat = axes.ravel()
+    for index, (ax, (method, group), matrix) in enumerate(zip(flat, groups, matrices)):
+        image = ax.imshow(matrix, cmap="viridis_r" if metric.lower_is_better else "viridis", vmin=vmin, vmax=vmax)
+        title = f"{method} (n={len(group)})"
+        ax.set_title(title, fontsize=8 if len(title) <= 26 else 7)
+        if index // columns == rows - 1 or index + columns >= len(groups):   # the lowest panel of its column
+            ax.set_xlabel("test task j")
+        if index % columns == 0:
+            ax.set_ylabel("after task t")
+        ticks = range(len(matrix))
+        ax.set_xticks(ticks, [str(i + 1) for i in ticks])
+        ax.set_yticks(ticks, [str(i + 1) for i in ticks])
+    for ax in flat[len(groups):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=flat[:len(groups)].tolist(), label=metric.label, shrink=0.8)
+    fig.suptitle(f"{metric.summary_label}[t, j] on {stream}")
+    path = folder / f"{stream}-{metric.name}-matrix.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str | None = None) -> list[Path]:
     """`metric` against the swept setting, one line per method (and other varying setting), one
     figure per stream; a log x axis when the values span a factor of 10 or more."""
+    metric = metric or primary_metric().name
 
     folder.mkdir(parents=True, exist_ok=True)
     summary = sweep_summary(cells, metric)
@@ -158,7 +167,8 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str = "nll")
         elif numeric and is_integral(values):   # epochs, steps, budgets: no tick at 1.25
             integer_axis(ax.xaxis, values)
         ax.set_xlabel(key)
-        ax.set_ylabel("NLL (nats), lower is better" if metric == "nll" else metric)
+        m = REGISTERED[metric]
+        ax.set_ylabel(f"{m.label}, {'lower' if m.lower_is_better else 'higher'} is better")
         ax.set_title(f"{stream}: {metric} against {key}")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         written.append(folder / f"sweep-{key.replace('.', '-')}-{stream}.png")
@@ -281,7 +291,7 @@ def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[
     for ax, stream in zip(axes[0], streams):
         group = cells[cells["stream"] == stream]
         means = group.groupby("method")[metric.column].mean().dropna()
-        papers = {m: e[1] for m in methods if metric.column in ("nll", "nll_best_component")
+        papers = {m: e[1] for m in methods if metric.column in PAPER_METRICS
                   and (e := paper_entry(m, stream)) is not None}
         low, high = off_scale_fences([*means, *papers.values()])
         inside = [v for v in [*group[metric.column].dropna(), *papers.values()] if low <= v <= high]

@@ -20,12 +20,13 @@ METRICS: dict[str, Column] = columns()
 MATRICES = [m.matrix for m in REGISTERED.values() if m.matrix]
 INTERVALS = {f"{m.interval}_half": m.interval for m in REGISTERED.values() if m.interval}   # column -> record field
 PROVENANCE_COLUMNS = [p.column for p in provenances()]
+LIFTED_COLUMNS = [column for p in provenances() for column in p.frame_columns]   # settings captions read
 # What a method stored and spent (not metrics: no direction, no provenance): the record's fields.
 BUDGETS = ["memory", "memory_peak", "gradient_steps", "images_trained", "components", "train_seconds", "eval_seconds"]
 
 CELL_COLUMNS = ["profile_name", "numbers_version", "stream", "method", "method_name", "seed",
                 "needs_task_boundaries", *METRICS, *BUDGETS, "parameters", "eval_k", "eval_test_per_task",
-                *MATRICES, "fid_extractor", "fid_samples", "matched_budget", "budget_note", "timeline", "config",
+                *MATRICES, *LIFTED_COLUMNS, "matched_budget", "budget_note", "timeline", "config",
                 *PROVENANCE_COLUMNS, *INTERVALS]
 SUMMARY_METRICS = [*METRICS, *BUDGETS, *INTERVALS]
 
@@ -34,11 +35,15 @@ class ReportError(ValueError):
     """Records that cannot be put in one table (none, or of different profiles); bad layout."""
 
 
-def provenance_values(record: Record) -> dict[str, str | None]:
+def provenance_values(record: Record) -> dict:
     """{provenance column: what the record's numbers of that family were computed with (JSON)}: every
     key its evaluation wrote, the cell's seeds and the declared informational keys aside
-    (bench/metrics: compared by construction)."""
-    return {p.column: p.of(record) for p in provenances()}
+    (bench/metrics: compared by construction); and the settings each family lifts into the frame
+    for its caption (`Provenance.frame_columns`)."""
+    out: dict = {p.column: p.of(record) for p in provenances()}
+    for p in provenances():
+        out.update(p.lifted(record))
+    return out
 
 
 def provenance_conflicts(values) -> dict[str, list]:
@@ -113,14 +118,12 @@ def half_width(interval) -> float:
 
 def cell_row(r: Record) -> dict:
     """A finished record as one row of the cells frame (its fields, by name: CELL_COLUMNS)."""
-    fid_info = r.metric("fid_info") or {}
     return {**r.metrics, **{name: getattr(r, name) for name in BUDGETS if name in Record.__dataclass_fields__},
             "profile_name": r.profile_name, "numbers_version": r.numbers_version or r.harness_version,
             "stream": r.stream,
             "method": r.label, "method_name": r.method, "seed": r.seed,
             "needs_task_boundaries": r.needs_task_boundaries, "parameters": r.parameters,
             "eval_k": r.profile["eval_k"], "eval_test_per_task": r.profile["eval_test_per_task"],
-            "fid_extractor": fid_info.get("extractor"), "fid_samples": fid_info.get("samples"),
             "matched_budget": matched_budget(r), "budget_note": budget_note(r), "timeline": r.timeline,
             "config": config_text(r), **provenance_values(r), **derived_values(r),
             **{column: half_width(r.metric(field)) for column, field in INTERVALS.items()}}

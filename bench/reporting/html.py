@@ -30,10 +30,16 @@ import pandas as pd
 
 from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
 from bench.metrics import METRICS as REGISTERED
-from bench.metrics import metric_layouts
-from bench.metrics.nll import NLL_PROVENANCE
+from bench.metrics import (
+    headline_metrics,
+    metric_layouts,
+    primary_metric,
+    provenance_layouts,
+    provenance_metrics,
+    provenances,
+)
 from bench.record import Record, as_records
-from bench.reporting.frames import METRICS, ReportError, select_cells
+from bench.reporting.frames import METRICS, ReportError, select_cells, summary_frame
 from bench.reporting.paper import paper_entry
 from bench.reporting.tables import PAPER_METRICS, build_report, run_table, sweep_report
 from streams.files import write_atomic
@@ -41,13 +47,15 @@ from streams.files import write_atomic
 GRID_IMAGES = 64   # real test images shown beside the samples, drawn as bench/evaluation/images.py
 GRID_STYLE = {"nrow": 8, "padding": 1, "pad_value": 0.5}   # draws its grids (same torchvision call)
 METRIC_NAMES = {name: metric.summary_label for name, metric in REGISTERED.items()}   # 'NLL', 'FID', ...
-FIGURE_CAPTIONS = {   # file name ending -> what the figure shows (figures.py's figures)
-    "-nll-matrix.png": "NLL[t, j] per method (mean over seeds): row t = after task t, column j = test "
-                       "task j; one colour scale for all methods (nats)",
-    "-nll-curve.png": "average NLL over the tasks seen so far, mean_{j<=t} NLL[t, j], after each task "
-                      "segment (mean over seeds): forgetting shows as a rise",
-    "-fid-curve.png": "average FID over the tasks seen so far, mean_{j<=t} FID[t, j], after each task "
-                      "segment (mean over seeds)",
+FIGURE_CAPTIONS = {   # file name ending -> what the figure shows (figures.py's figures, from the registry)
+    **{f"-{m.name}-matrix.png": f"{m.summary_label}[t, j] per method (mean over seeds): row t = after task t, "
+                                f"column j = test task j; one colour scale for all methods"
+                                + (f" ({m.unit})" if m.unit else "")
+       for m in REGISTERED.values() if m.heatmap},
+    **{f"-{m.name}-curve.png": f"average {m.summary_label} over the tasks seen so far, mean_{{j<=t}} "
+                               f"{m.summary_label}[t, j], after each task segment (mean over seeds)"
+                               + (": forgetting shows as a rise" if m.lower_is_better else "")
+       for m in REGISTERED.values() if m.headline},
 }
 
 CSS = """
@@ -168,13 +176,13 @@ def tables_section(anchor: str, records: list[Record], cells: pd.DataFrame) -> s
     """The Table-1 layout of every metric the records have, forgetting and the matrices: all from
     tables.py, as bench.report prints them."""
     out, notes = ["<h3>Table 1 layouts</h3>\n", '<div class="layouts">\n'], []
-    mixtures = bool((cells["components"] > 1).any())
     # the OCM paper's Table-1 numbers beside ours where it has any for these methods and streams
     paper = any(paper_entry(m, s) for m, s in set(zip(cells["method"], cells["stream"])))
+    summary = summary_frame(cells)
     for layout in metric_layouts():
-        if layout == "nll_best_component" and not mixtures:
-            notes.append(note("No best-component NLL table: no mixture in these records (every model has "
-                              "one component), so it equals the NLL."))
+        metric = REGISTERED[layout]
+        if metric.shown_when is not None and not metric.shown_when(summary):
+            notes.append(note(f"No {metric.summary_label} table: {metric.not_shown}."))
             continue
         if cells[layout].isna().all():
             continue   # said once below
@@ -183,26 +191,28 @@ def tables_section(anchor: str, records: list[Record], cells: pd.DataFrame) -> s
                                 build_report(records, layout, "html", paper=paper and layout in PAPER_METRICS)))
     for name, layout in SUMMARY_LAYOUTS.items():
         out.append(layout_block(anchor, name, layout.title, build_report(records, name, "html")))
-    if cells["fid"].notna().any():   # FID, KID and P/R/D/C side by side, a table per stream
-        out.append(layout_block(anchor, "quality", "Sample quality per stream", build_report(records, "quality", "html")))
+    for name, provenance in provenance_layouts().items():   # FID, KID and P/R/D/C side by side, per stream
+        if any(cells[m.name].notna().any() for m in provenance_metrics(provenance)):
+            out.append(layout_block(anchor, name, provenance.title, build_report(records, name, "html")))
     if paper:   # streams of the OCM paper's Table 1: its claims, tested on these records
         out.append(layout_block(anchor, "claims", "The paper's claims", build_report(records, "claims", "html")))
     out.append("</div>\n")
-    missing = [METRIC_NAMES[m] for m in metric_layouts() if cells[m].isna().all()]
-    if "FID" in missing:
-        notes.append(note(f"No {', '.join(missing)} in these records: they were run without sample-quality "
-                          "metrics (profile setting fid_features = none); bench.run --fid-features "
-                          "classifier|inception computes them."))
-    elif missing:
-        notes.append(note(f"No {', '.join(missing)} in these records (recorded before the harness "
-                          "computed them)."))
+    missing: dict = {}   # provenance -> the metric names its records lack
+    for m in metric_layouts():
+        if cells[m].isna().all():
+            missing.setdefault(REGISTERED[m].provenance, []).append(METRIC_NAMES[m])
+    for provenance, names in missing.items():
+        why = (f"to compute them: {provenance.missing}" if provenance is not None and provenance.missing
+               else "recorded before the harness computed them")
+        notes.append(note(f"No {', '.join(names)} in these records ({why})."))
     out += notes
     matrices = build_report(records, "matrix", "html")
+    shown = [f"{m.summary_label}[t, j]" for m in REGISTERED.values()
+             if m.matrix_table and cells[m.matrix].notna().any()]
     count = matrices.count("<table>")
     out.append(f'<div class="layout" id="{anchor}-matrix" data-layout="matrix"><details>'
-               f"<summary>Per-task matrices: {count} tables (NLL[t, j]"
-               f"{' and FID[t, j]' if cells['fid'].notna().any() else ''} per stream and method, mean over "
-               f"seeds)</summary>\n{matrices}</details></div>\n")
+               f"<summary>Per-task matrices: {count} tables ({' and '.join(shown)} per stream and method, mean "
+               f"over seeds)</summary>\n{matrices}</details></div>\n")
     return "".join(out)
 
 
@@ -234,16 +244,16 @@ def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) ->
     """figures.py's figures of this group: heatmaps and curves per stream, timelines, ranks."""
     from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_timelines
 
-    paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, METRICS["nll"])
+    paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, METRICS[primary_metric().name])
     paths += draw_timelines([r for r in records if r.done], folder)
     notes = []
     if not any(r.timeline for r in records if r.done):
         notes.append(note("No timeline: no method of these records keeps one (OCM variants record their "
                           "selections, CURL its expansions)."))
     if cells["stream"].nunique() > 1:
-        paths += draw_ranks(cells, folder, METRICS["nll"])
-        if cells["fid"].notna().any():
-            paths += draw_ranks(cells, folder, METRICS["fid"])
+        for metric in headline_metrics():
+            if cells[metric.name].notna().any():
+                paths += draw_ranks(cells, folder, METRICS[metric.name])
     else:
         notes.append(note("No rank figure: one stream (the ranks are the table's order)."))
     return ("<h3>Figures</h3>\n" + "".join(notes) + '<div class="figures">\n' + figures_html(paths)
@@ -252,7 +262,7 @@ def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) ->
 
 def last_grid(record: Record, root: Path, kind: str) -> tuple[Path, int] | None:
     """The record's `kind` grid (samples, reconstructions) after its last task, if on disk."""
-    tasks = len(record.metric("nll_matrix") or [])
+    tasks = len(record.test_sizes or record.metric(primary_metric().matrix) or [])
     for picture in record.pictures or []:
         if Path(picture).name == f"{kind}-after-task{tasks}.png":
             path = root / "images" / picture
@@ -349,31 +359,35 @@ def distinct(values) -> str:
     return " | ".join(dict.fromkeys(texts)) or "-"
 
 
-FEATURE_KEYS = ("extractor", "weights_sha256", "source", "dataset", "dim", "test_accuracy", "samples",
-                "real_per_task", "real_overall")
+def provenance_text(provenance, records: list[Record]) -> str:
+    """What the records say one family was computed with (its `shown` keys; a record older than
+    its field: what its version implies), or why there is nothing."""
+    infos = []
+    for r in records:
+        info = provenance.info(r)
+        if info and provenance.shown:
+            info = {k: v for k, v in info.items() if k in provenance.shown}
+        infos.append(info or None)
+    if not any(infos):
+        return f"none: no {provenance.name} numbers in these records" + (
+            f" ({provenance.missing})" if provenance.missing else "")
+    return distinct(infos)
 
 
 def provenance_section(records: list[Record], version: str) -> str:
     """What the numbers were computed with, as the records say it."""
     done = [r for r in records if r.done]
     profile = [{k: v for k, v in r.profile.items() if k != "name"} for r in done]
-    implied = "implied by the profile and harness version (records older than nll_info)"
-    nll = [r.metric("nll_info") or {**json.loads(NLL_PROVENANCE.of(r)), "source": implied} for r in done]
-    features = [{k: v for k, v in (r.metric("fid_info") or {}).items() if k in FEATURE_KEYS} or None
-                for r in done]
     rows = [("harness version", version),
             ("profile", distinct([r.profile_name for r in done])),
             ("resolved profile", distinct(profile)),
             ("seeds", ", ".join(str(s) for s in sorted({r.seed for r in done}))),
-            ("NLL estimator", distinct(nll)),
-            ("feature extractor (FID/KID/PRDC)",
-             distinct(features) if any(features) else "none: no sample-quality metrics in these records"),
+            *[(f"{p.name} computed with", provenance_text(p, done)) for p in provenances()],
             ("torch", distinct([r.torch_version for r in done])),
             ("device", distinct([r.device for r in done])),
             ("CPU kernels", distinct([r.cpu_kernels for r in done])
              if any(r.cpu_kernels for r in done) else "not recorded"),
-            ("training step", distinct([r.training_step for r in done])),
-            ("NLL decoder form", distinct([r.metric("nll_decoder_form") for r in done]))]
+            ("training step", distinct([r.training_step for r in done]))]
     body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>\n" for k, v in rows)
     return ('<h3>Provenance</h3>\n<p>What these records say they were computed with (records that differ: '
             f'values joined with " | ").</p>\n<dl class="provenance">\n{body}</dl>\n')
@@ -485,7 +499,7 @@ def sweeps_section(records: list[Record], folder: Path) -> tuple[str, str]:
         out.append(f"<h3>{esc(key)}</h3>\n")
         try:
             cells = sweep_frame(records, key)
-            for metric in ("nll", "fid"):
+            for metric in (m.name for m in headline_metrics()):
                 if cells[metric].isna().all():
                     continue
                 out.append(layout_block(f"sweep-{slug(key)}", metric, f"{METRIC_NAMES[metric]} against {key}",

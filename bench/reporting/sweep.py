@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from bench.metrics import primary_metric
 from bench.planning.profiles import split_label
 from bench.reporting.frames import ReportError, cells_frame, registry_rank
 
@@ -60,9 +61,11 @@ def sweep_frame(records: list[dict], key: str) -> pd.DataFrame:
     return cells
 
 
-def sweep_summary(cells: pd.DataFrame, metric: str = "nll") -> pd.DataFrame:
-    """Mean (and std, n) of `metric` per (stream, method, rest) x value, streams and methods in
-    registry order (variants after their method), other settings after the plain row."""
+def sweep_summary(cells: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Mean (and std, n) of `metric` (default: the primary) per (stream, method, rest) x value,
+    streams and methods in registry order (variants after their method), other settings after the
+    plain row."""
+    metric = metric or primary_metric().name
     grouped = cells.groupby(["stream", "method", "rest", "value"], sort=False)[metric]
     summary = grouped.agg(["mean", "std", "count"]).reset_index()
     return summary.sort_values(["stream", "method", "rest"], kind="stable",
@@ -70,7 +73,7 @@ def sweep_summary(cells: pd.DataFrame, metric: str = "nll") -> pd.DataFrame:
                                ).reset_index(drop=True)
 
 
-def sweep_table(cells: pd.DataFrame, metric: str = "nll") -> tuple[list[str], list[list[str]]]:
+def sweep_table(cells: pd.DataFrame, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
     """Rows = stream, method (+ other varying settings), columns = the swept values."""
     summary = sweep_summary(cells, metric)
     values = sorted(summary["value"].unique(), key=lambda v: (isinstance(v, str), v))

@@ -26,7 +26,17 @@ import pandas as pd
 
 from bench.metrics import LAYOUTS as SUMMARY_LAYOUTS
 from bench.metrics import METRICS as REGISTERED
-from bench.metrics import SUMMARIES, SummaryLayout, metric_layouts, report_layouts
+from bench.metrics import (
+    SUMMARIES,
+    SummaryLayout,
+    metric_layouts,
+    paper_metrics,
+    primary_metric,
+    provenance_layouts,
+    provenance_metrics,
+    report_layouts,
+    run_table_columns,
+)
 from bench.reporting.captions import caption, ranks_note, significance_note
 from bench.reporting.claims import claims_frame, claims_table
 from bench.reporting.frames import (
@@ -55,7 +65,7 @@ from methods import paper_name
 from streams.files import write_atomic
 
 LAYOUTS = report_layouts()   # each metric's Table 1, the summary layouts, matrix, claims (bench/metrics)
-PAPER_METRICS = ("nll", "nll_best_component")   # the paper's Table 1 is in log-likelihoods
+PAPER_METRICS = [m.name for m in paper_metrics()]   # the paper's Table 1 is in log-likelihoods
 
 
 def with_budget(row, numbers: bool = True) -> str:
@@ -68,40 +78,46 @@ RUN_TABLE_WIDTH = 120   # the run's table and its caption fit this many columns 
 
 
 def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WIDTH, fmt_name: str = "text") -> str:
-    """The run's table, one row per (profile, stream, method) in grid order: NLL, FID, forgetting,
-    and the budgets (memory at the end and at its peak, gradient steps). Mixtures (more than one
-    component) also get the paper's best-component NLL, labelled; the primary NLL is always the
-    proper mixture likelihood. By default it fits `width` columns, its caption wrapped to it;
-    `wide`: also the NLL's standard error, KID, P/R/D/C, BWT, images trained, seeds and seconds
-    (every column is in the run's summary.csv either way). `fmt_name`: text (bench.run) or html
-    (the page of bench.report --html, which shows the wide form: a page has room)."""
+    """The run's table, one row per (profile, stream, method) in grid order: the metrics and
+    summaries the registry places in it (bench/metrics: each metric's `run_table`), then the
+    budgets (memory at the end and at its peak, gradient steps, components). A column shows when
+    some row has a value (FID only with FID features; the best-component NLL, labelled, only with a
+    mixture); the primary NLL is always the proper mixture likelihood. By default it fits `width`
+    columns, its caption wrapped to it, leaving out the registry's droppable columns first;
+    `wide`: every column, the wide ones included (every column is in the run's summary.csv either
+    way). `fmt_name`: text (bench.run) or html (the page of bench.report --html, which shows the
+    wide form: a page has room)."""
     summary = summary_frame(cells)
-    mixtures = bool((summary["components_mean"] > 1).any())
-    has_fid = bool(summary["fid_mean"].notna().any())
     several_profiles = summary["profile_name"].nunique() > 1
     streams = list(dict.fromkeys(summary["stream"]))
+    rows = [r for _, r in summary.iterrows()]
     columns: dict[str, list[str]] = {}   # header -> one text per row
+    droppable: list[tuple[int, str]] = []   # (rank, header) of the columns a narrow table may leave out
 
     def column(header: str, values, shown: bool = True) -> None:
         if shown:
             columns[header] = list(values)
 
-    rows = [r for _, r in summary.iterrows()]
     column("profile", (r["profile_name"] for r in rows), several_profiles)
     column("stream", (r["stream"] for r in rows), wide or len(streams) > 1)   # one stream: in the caption
     column("method", (with_budget(r) for r in rows))
-    column("NLL (nats) ↓", (mean_std(r["nll_mean"], r["nll_std"]) for r in rows))
-    column("SE", ("-" if pd.isna(r["nll_se_mean"]) else f"{r['nll_se_mean']:.2f}" for r in rows), wide)
-    column("NLL best comp. ↓" if wide else "best comp. ↓", (mean_std(r["nll_best_component_mean"], r["nll_best_component_std"])
-                                for r in rows), mixtures)
-    column("FID ↓", (mean_std(r["fid_mean"], r["fid_std"], 1) for r in rows), has_fid)
-    column("KID ↓", (mean_std(r["kid_mean"], r["kid_std"], decimals_for(r["kid_mean"], None)) for r in rows),
-           has_fid and wide)
-    column("P/R/D/C ↑", ("/".join("-" if pd.isna(r[f"{m}_mean"]) else f"{r[f'{m}_mean']:.2f}"
-                                  for m in ("precision", "recall", "density", "coverage")) for r in rows),
-           has_fid and wide)
-    column("forgetting ↓", (mean_std(r["forgetting_nll_mean"], r["forgetting_nll_std"]) for r in rows))
-    column("BWT ↑", (mean_std(r["bwt_nll_mean"], r["bwt_nll_std"]) for r in rows), wide)
+    registered = run_table_columns(wide)
+    for header, group in registered_columns(registered, wide).items():
+        if not any(summary[f"{c.column}_mean"].notna().any() for c in group):
+            continue
+        shown_when = REGISTERED[group[0].metric].shown_when
+        if shown_when is not None and not shown_when(summary):
+            continue
+        if len(group) == 1:
+            c = group[0]
+            column(header, (mean_std(r[f"{c.column}_mean"], r[f"{c.column}_std"],
+                                     decimals_for(r[f"{c.column}_mean"], c.digits)) for r in rows))
+        else:   # a group: the means, joined
+            column(header, ("/".join("-" if pd.isna(r[f"{c.column}_mean"]) else
+                                     f"{r[f'{c.column}_mean']:.{decimals_for(r[f'{c.column}_mean'], c.digits)}f}"
+                                     for c in group) for r in rows))
+        if group[0].run_table.drop is not None:
+            droppable.append((group[0].run_table.drop, header))
     column("memory end/peak" if wide else "memory", (f"{budget_text(r['memory_mean'])}/{budget_text(r['memory_peak_mean'])}"
                                for r in rows))
     column("steps", (budget_text(r["gradient_steps_mean"]) for r in rows))
@@ -110,15 +126,16 @@ def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WI
     column("n", (str(int(r["n"])) for r in rows), wide)
     column("train s", (f"{r['train_seconds_mean']:.1f}" for r in rows), wide)
     column("eval s", (f"{r['eval_seconds_mean']:.1f}" for r in rows), wide)
+    droppable = [(0, "steps"), (1, "memory"), *droppable]   # the budgets go first
     left_out = []
     if not wide and table_width(columns) > width:   # a matched budget's numbers: in the caption too
         columns["method"] = [with_budget(r, numbers=False) for r in rows]
-    while not wide and table_width(columns) > width:   # long labels: drop the least needed columns
-        droppable = [h for h in ("steps", "memory", "forgetting ↓", "best comp. ↓", "FID ↓") if h in columns]
-        if not droppable:
+    for _, header in sorted(droppable):   # long labels: drop the least needed columns
+        if wide or table_width(columns) <= width:
             break
-        left_out.append(droppable[0])
-        del columns[droppable[0]]
+        if header in columns:
+            left_out.append(header)
+            del columns[header]
     headers = list(columns)
     table_rows = [list(values) for values in zip(*columns.values())]
     what = ("" if wide or len(streams) > 1 else f"On {streams[0]}: ") + (
@@ -130,14 +147,27 @@ def run_table(cells: pd.DataFrame, wide: bool = False, width: int = RUN_TABLE_WI
             + ("; images trained = rows in all training minibatches (replayed and generated included)" if wide
                else "; comp. = mixture components"))
     if not wide:
-        hidden = [*left_out, "the NLL's SE", *(["KID", "P/R/D/C"] if has_fid else []), "BWT", "images trained",
-                  "seeds", "seconds"]
+        wide_only = [c for c in run_table_columns(True)
+                     if c.run_table.place == "wide" and summary[f"{c.column}_mean"].notna().any()]
+        names = dict.fromkeys(c.run_table.hidden_as or c.run_table.group or c.run_table.header for c in wide_only)
+        hidden = [*left_out, *names, "images trained", "seeds", "seconds"]
         what += f". Also in summary.csv and with --wide: {', '.join(hidden)}"
     if fmt_name != "text":
         return render([plain(h, fmt_name) for h in headers], [[plain(c, fmt_name) for c in row] for row in table_rows],
                       fmt_name, caption(cells, what, best_marked=False))
     return render(headers, table_rows, "text", caption(cells, what, best_marked=False),
                   width=None if wide else width)
+
+
+def registered_columns(registered, wide: bool) -> dict[str, list]:
+    """{header with its direction's arrow: the columns under it}: one column per metric or summary,
+    one per group (P/R/D/C)."""
+    out: dict[str, list] = {}
+    for c in registered:
+        spec = c.run_table
+        name = spec.group or ((spec.wide_header or spec.header) if wide else spec.header)
+        out.setdefault(f"{name} {'↓' if c.lower_is_better else '↑'}", []).append(c)
+    return out
 
 
 def run_summary(records, folder, wide: bool = False) -> str:
@@ -278,15 +308,13 @@ def matrix_tables(cells: pd.DataFrame, fmt_name: str) -> str:
     return "\n".join(out)
 
 
-QUALITY_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
-
-
-def quality_tables(cells: pd.DataFrame, fmt_name: str) -> str:
-    """Sample quality, one table per stream: rows = methods, columns = FID, KID and P/R/D/C (mean ±
-    std over seeds), the best of each column emphasised (its direction from the registry)."""
-    shown = [m for m in QUALITY_METRICS if cells[m].notna().any()]
+def side_by_side_tables(cells: pd.DataFrame, provenance, fmt_name: str) -> str:
+    """A family's metrics side by side (`--metric quality`: FID, KID and P/R/D/C), one table per
+    stream: rows = methods, columns = the family's metrics (mean ± std over seeds), the best of
+    each column emphasised (its direction from the registry)."""
+    shown = [m.name for m in provenance_metrics(provenance) if cells[m.name].notna().any()]
     if not shown:
-        raise ReportError("these records have no sample-quality numbers (run with FID on: --fid-features)")
+        raise ReportError(f"these records have no {provenance.name} numbers ({provenance.missing})")
     summary = summary_frame(cells)
     best_by_metric = {m: best_methods(summary, METRICS[m]) for m in shown}   # {metric: {stream: method}}
     out = []
@@ -305,17 +333,19 @@ def quality_tables(cells: pd.DataFrame, fmt_name: str) -> str:
         arrows = [f"{METRICS[m].label} {'↓' if METRICS[m].lower_is_better else '↑'}" for m in shown]
         headers = [plain(h, fmt_name) for h in ("method", *arrows)]
         out.append(render(headers, rows, fmt_name, caption(
-            cells[cells["stream"] == stream], f"Sample quality on {stream} after the last task "
-            f"({', '.join(METRICS[m].label for m in shown)}; arrows give the better direction)")))
+            cells[cells["stream"] == stream], f"{provenance.title.removesuffix(' per stream')} on {stream} "
+            f"after the last task ({', '.join(METRICS[m].label for m in shown)}; arrows give the better direction)")))
     return "\n".join(out)
 
 
-def build_report(records: list[dict], layout: str = "nll", fmt_name: str = "text",
+def build_report(records: list[dict], layout: str | None = None, fmt_name: str = "text",
                  profile: str | None = None, paper: bool = False) -> str:
-    """`paper`: the nll layouts get the OCM paper's Table-1 numbers beside each stream's column."""
+    """`layout`: one of LAYOUTS (default: the primary metric's Table 1). `paper`: the layouts of
+    the paper's metrics get the OCM paper's Table-1 numbers beside each stream's column."""
+    layout = layout or primary_metric().name
     cells = select_cells(records, profile)
-    if layout == "quality" and fmt_name != "csv":
-        return quality_tables(cells, fmt_name)
+    if layout in provenance_layouts() and fmt_name != "csv":
+        return side_by_side_tables(cells, provenance_layouts()[layout], fmt_name)
     if layout == "claims":
         return claims_frame(cells).to_csv(index=False) if fmt_name == "csv" else claims_table(cells, fmt_name)
     if fmt_name == "csv":
