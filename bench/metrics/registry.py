@@ -19,6 +19,7 @@ read the declarations without loading what computes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,13 +58,13 @@ class Provenance:
     title: str = ""               # that layout's heading
     shown: tuple[str, ...] = ()   # keys of the field the HTML page's provenance shows (default: all)
     # {cells-frame column: key path in the field} of the settings captions read ({'fid_samples': ('samples',)})
-    frame_columns: dict = field(default_factory=dict, hash=False)
+    frame_columns: dict = dataclasses.field(default_factory=dict, hash=False)   # (`field` is a name here)
 
     def lifted(self, record) -> dict:
         """The `frame_columns` of a record: each key path's value, None where the record lacks it."""
         out = {}
         for column, path in self.frame_columns.items():
-            value = self.info(record) or {}
+            value: Any = self.info(record) or {}
             for key in path:
                 value = value.get(key) if isinstance(value, dict) else None
             out[column] = value
