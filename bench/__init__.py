@@ -10,6 +10,9 @@ the user set is kept; on other architectures nothing is set."""
 import os
 import platform
 import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent   # the repository (a source checkout's root)
 
 # The harness's version (the package's; every record names the version that wrote it). What
 # changed in each version: CHANGELOG.md.

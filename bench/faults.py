@@ -38,9 +38,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import REPO_ROOT
 from bench.metrics import primary_metric
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "finetune,reservoir,ocm", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke",
         "--no-progress", "--workers", "2"]
 GRID_CELLS = 6

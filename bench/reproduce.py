@@ -26,9 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import REPO_ROOT
 from bench.metrics import checked
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--methods", "all", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke", "--no-progress",
         "--workers", "2"]
 FID = ["--set", "fid_features=classifier", "--set", "fid_samples=200", "--set", "eval_test_per_task=128"]

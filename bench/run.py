@@ -24,12 +24,10 @@ from pathlib import Path
 
 from bench.evaluation.device import DEVICE_CHOICES
 from bench.execution import EXECUTORS
-from bench.metrics.fid import FEATURE_EXTRACTORS
+from bench.metrics import EXTRACTORS
 from bench.planning.defaults import DEFAULT_GRID as DEFAULTS
 from bench.planning.profiles import PROFILES
 from methods.core.training_step import TRAINING_STEPS
-
-FID_CHOICES = [*FEATURE_EXTRACTORS, "none"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,18 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the grid at every value of a setting (profile or METHOD.OPTION); "
                         "repeatable: every combination runs, each under its own profile label "
                         "(e.g. --sweep epochs=1,3,10 --sweep lr=0.001,0.0001)")
-    p.add_argument("--fid-features", choices=FID_CHOICES, default=None,
-                   help="FID feature extractor (default: the profile's; quick: classifier); "
-                        "'none' skips FID. Same as --set fid_features=...")
+    p.add_argument("--fid-features", default=None, metavar="EXTRACTOR",
+                   help=f"FID feature extractor: {' | '.join(EXTRACTORS)} (or one a --import registers); "
+                        "'none' skips FID (default: the profile's; quick: classifier). Same as --set "
+                        "fid_features=...")
     p.add_argument("--out", default=DEFAULTS["out"], help="results directory (default: %(default)s)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="parallel worker processes, one torch thread each (default: cores = %(default)s)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local process pool (default), Ray (pip install '.[ray]') or Slurm via "
-                        "submitit (pip install '.[slurm]'); any of them can share a results dir")
-    p.add_argument("--ray-address", default=None, help="join this Ray cluster (default: a local Ray)")
-    p.add_argument("--slurm-partition", default=None)
-    p.add_argument("--slurm-time", type=int, default=60, help="minutes per cell (default: %(default)s)")
+    p.add_argument("--executor", default="local", metavar="NAME",
+                   help="where cells run: " + "; ".join(f"{e.name}: {e.description}" for e in EXECUTORS.values())
+                        + " (or one a --import registers); any of them can share a results dir (default: local)")
+    p.add_argument("--executor-option", dest="executor_options", action="append", default=[],
+                   metavar="KEY=VALUE", help="a setting of the executor (its options dataclass); repeatable")
     p.add_argument("--device", default="auto",
                    help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default: auto = the GPU for the paper profile "
                         "when there is one, else the CPU); resolved in each worker, and recorded")
@@ -74,12 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPU cells run at once on each GPU, each started on its own cuda:i (local and "
                         "Ray executors; default: the --workers spread over the visible GPUs). At most "
                         "--workers cells run at once in all: give --workers N x GPUs or more")
-    p.add_argument("--gpus-per-cell", "--slurm-gpus", dest="gpus_per_cell", type=float, default=None,
-                   help="GPUs each Ray task / Slurm job asks for (Ray takes fractions, e.g. 0.25 "
-                        "packs four cells per GPU); default 1 for GPU cells, else 0")
-    p.add_argument("--slurm-cluster", default=None,
-                   help="submitit cluster: default auto (Slurm when available); 'local' runs the "
-                        "job array on this machine")
+    executor_flags(p)
     p.add_argument("--data-dir", default=None,
                    help="where dataset files are (default: $BENCH_DATA_DIR or ./data)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
@@ -99,6 +92,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the run's table with every column (SE, KID, P/R/D/C, BWT, images trained, "
                         "seeds, seconds); by default it fits 120 columns, and results/summary.csv has all")
     return p
+
+
+def executor_flags(p: argparse.ArgumentParser) -> None:
+    """The flags the registered executors declare (`Executor.flags`: --ray-address, --slurm-time,
+    ...), each setting one of its settings; a flag two executors share (--gpus-per-cell) sets both."""
+    seen = {}
+    for executor in EXECUTORS.values():
+        for setting, (flag, help_text) in executor.flags.items():
+            seen.setdefault(flag, (setting, help_text))
+    for flag, (setting, help_text) in seen.items():
+        p.add_argument(flag, dest=f"executor_flag:{setting}", default=None, metavar="VALUE", help=help_text)
+
+
+def executor_settings(args) -> dict[str, str]:
+    """{setting: text} of the executor's settings given by its flags and by --executor-option (text
+    parsed by the executor's options dataclass); a flag of another executor is refused."""
+    from bench.execution import get_executor
+    from bench.planning.validate import field_bounds, field_types, parse_setting
+
+    spec = get_executor(args.executor)
+    given = {k.partition(":")[2]: v for k, v in vars(args).items() if k.startswith("executor_flag:") and v is not None}
+    for item in args.executor_options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--executor-option '{item}' is not of the form KEY=VALUE")
+        if key in given:
+            raise ValueError(f"executor setting '{key}' is given twice: give it once")
+        given[key] = value
+    types, bounds = field_types(spec.options), field_bounds(spec.options)
+    unknown = sorted(set(given) - set(types))
+    if unknown:
+        flags = [flag for e in EXECUTORS.values() for s, (flag, _) in e.flags.items() if s in unknown]
+        raise ValueError(f"{', '.join(flags or unknown)} is not a setting of the {spec.name} executor "
+                         f"(its settings: {', '.join(types) or 'none'})")
+    return {k: parse_setting(f"{spec.name}.{k}", v, types[k], bounds[k]) for k, v in given.items()}
 
 
 def warn(message: str) -> None:
@@ -207,9 +235,7 @@ def run_options(args):
     # a bar on a terminal; piped into a file or a pipe its redrawn frames would pack into one line
     return RunOptions(executor=args.executor, workers=args.workers, device=args.device,
                       training_step=args.training_step, cells_per_gpu=args.cells_per_gpu,
-                      gpus_per_cell=args.gpus_per_cell, ray_address=args.ray_address,
-                      slurm_partition=args.slurm_partition, slurm_time=args.slurm_time,
-                      slurm_cluster=args.slurm_cluster, data_dir=args.data_dir, force=args.force,
+                      data_dir=args.data_dir, executor_settings=executor_settings(args), force=args.force,
                       wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty())
 
 

@@ -27,7 +27,14 @@ class RegisteredNameError(ValueError):
     """A name that cannot be registered: it breaks the rule every registered name follows."""
 
 
-def check_name(kind: str, name) -> str:
+_registered = 0   # names registered so far, in every registry (to tell an --import that registered nothing)
+
+
+def registrations() -> int:
+    return _registered
+
+
+def check_name(kind: str, name, registering: bool = True) -> str:
     """`name` if it follows the rule (see the module doc); else RegisteredNameError naming the
     kind, the name as given (repr, so that spaces show) and the rule."""
     if not isinstance(name, str):
@@ -37,4 +44,7 @@ def check_name(kind: str, name) -> str:
                                   f"a {kind} name is {RULE}")
     if len(name) > MAX_LENGTH or not NAME_PATTERN.fullmatch(name):
         raise RegisteredNameError(f"{kind} name {name!r} is not valid: a {kind} name is {RULE}")
+    if registering:
+        global _registered
+        _registered += 1
     return name

@@ -123,3 +123,55 @@ def test_a_ray_runner_killed_by_sigkill_leaves_no_ray_process(tmp_path):
     assert trial["killed_mid_grid"] and trial["ray_processes_at_kill"] > 0
     assert trial["ray_processes_left"] == 0
     assert trial["rerun_status"] == 0 and trial["lost"] == trial["duplicated"] == trial["corrupt"] == 0
+
+
+TOY_EXECUTOR = '''
+from dataclasses import dataclass
+
+from bench.execution import Executor, register_executor
+from methods.core.settings import setting
+
+
+@dataclass(frozen=True)
+class InlineOptions:
+    reverse: bool = False                    # run the cells last first
+    note: str = setting("inline", choices=("inline", "loud"))
+
+
+def run(cells, store, common, own, bar):
+    from bench.execution.executor import execute_cell
+
+    outcomes = {}
+    for cell in (reversed(cells) if own.reverse else cells):
+        outcomes[cell.key] = execute_cell(cell, str(store.root), common.data_dir, common.device, common.training_step)
+        bar.update()
+    return outcomes
+
+
+register_executor(Executor("inline", f"{__name__}:run", InlineOptions, "every cell in the runner's process",
+                           local=True))
+'''
+
+
+def test_an_executor_is_one_registered_file(tmp_path, capsys, registry_guard):
+    """A user's executor (one file, given to --import) runs a grid like the built-in ones, its own
+    settings typed and bounded by its options dataclass; another executor's flag is refused."""
+    from bench.execution import EXECUTORS
+
+    module = tmp_path / "inline_executor.py"
+    module.write_text(TOY_EXECUTOR)
+    try:
+        assert main(["--import", str(module), *GRID, "--seeds", "0,1", "--executor", "inline",
+                     "--executor-option", "reverse=true", "--out", str(tmp_path / "r")]) == 0
+        records = ResultStore(tmp_path / "r").records()
+        assert len(records) == 4 and all(r.done for r in records)
+        assert main(["--import", str(module), *GRID, "--executor", "inline", "--executor-option", "note=quiet",
+                     "--out", str(tmp_path / "r")]) == 2
+        assert "inline.note must be one of inline, loud, not 'quiet'" in capsys.readouterr().err
+        assert main(["--import", str(module), *GRID, "--executor", "inline", "--slurm-time", "5",
+                     "--out", str(tmp_path / "r")]) == 2
+        assert "--slurm-time is not a setting of the inline executor" in capsys.readouterr().err
+        assert main([*GRID, "--executor", "nope", "--out", str(tmp_path / "r")]) == 2
+        assert "unknown executor 'nope'; valid: local, ray, slurm" in capsys.readouterr().err
+    finally:
+        EXECUTORS.pop("inline", None)

@@ -192,3 +192,53 @@ def test_inception_features_work_offline():
     assert features.shape == (3, 2048) and torch.isfinite(features).all()
     assert extractor.info["weights_sha256"] and "Inception" in extractor.info["variant"]
     assert not torch.allclose(features[0], features[1])   # real features, not a constant
+
+
+TOY_EXTRACTOR = '''
+import torch
+from bench.evaluation.features import FeatureExtractor
+from bench.metrics import Extractor, register_extractor
+
+
+class RowMeans(FeatureExtractor):
+    """Each image's mean grey level per pixel row: 28 features (a toy, not a model)."""
+    name, dim = "row-means", 28
+
+    def __init__(self):
+        self.model = torch.nn.Identity()
+        self.model.register_parameter("unused", torch.nn.Parameter(torch.zeros(1)))
+        self.info = {"extractor": "row-means", "dim": 28}
+
+    def extract(self, images):
+        return images.mean(dim=(1, 3))
+
+
+def build(stream, cache_dir):
+    return RowMeans()
+
+
+register_extractor(Extractor("row-means", 28, f"{__name__}:build", "each pixel row's mean grey level"))
+'''
+
+
+def test_an_extractor_is_one_registered_file(tmp_path, capsys, registry_guard):
+    """A user's feature extractor, registered in a file given to --import, is a `fid_features`
+    choice like the shipped ones: FID, KID and P/R/D/C computed on its features, its info recorded."""
+    from bench.execution.store import ResultStore
+    from bench.metrics import EXTRACTORS
+    from bench.run import main
+
+    module = tmp_path / "row_means.py"
+    module.write_text(TOY_EXTRACTOR)
+    try:
+        assert main(["--import", str(module), "--methods", "finetune", "--streams", "mini", "--seeds", "0",
+                     "--profile", "smoke", "--no-progress", "--workers", "1", "--out", str(tmp_path / "r"),
+                     "--fid-features", "row-means", "--set", "fid_samples=64"]) == 0
+        [record] = ResultStore(tmp_path / "r").records()
+        assert record.metric("fid_info")["extractor"] == "row-means" and record.metric("fid_info")["dim"] == 28
+        assert record.metric("fid") > 0 and 0 <= record.metric("precision") <= 1
+        assert main(["--methods", "finetune", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+                     "--out", str(tmp_path / "r2"), "--fid-features", "nope"]) == 2
+        assert "fid_features must be one of classifier, inception, row-means, none, not 'nope'" in capsys.readouterr().err
+    finally:
+        EXTRACTORS.pop("row-means", None)

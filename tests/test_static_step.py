@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.evaluation.cell import train_and_evaluate
-from bench.execution import executor
+from bench.execution import CommonOptions, executor
 from bench.execution.store import ResultStore
 from bench.planning.grid import expand_grid, method_config
 from bench.planning.profiles import resolve_profile
@@ -155,8 +155,8 @@ def test_the_local_executor_packs_gpu_cells_per_gpu_and_leaves_cpu_cells_alone(t
         def update(self):
             pass
 
-    outcomes = executor.run_local(gpu_cells + cpu_cells, ResultStore(tmp_path), workers=8, data_dir=None,
-                                  bar=Bar(), device="auto", training_step="graph", cells_per_gpu=2)
+    common = CommonOptions(workers=8, device="auto", training_step="graph", cells_per_gpu=2)
+    outcomes = executor.run_local(gpu_cells + cpu_cells, ResultStore(tmp_path), common, None, Bar())
     assert len(outcomes) == 11 and all(o["training_step"] == "graph" for o in outcomes.values())
     on_gpu = [outcomes[c.key] for c in gpu_cells]
     assert {o["device"] for o in on_gpu} == {"cuda:0", "cuda:1"}

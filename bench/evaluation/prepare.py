@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from bench.evaluation import FEATURE_DIMS
 from bench.evaluation.device import DeviceUnavailableError, check_choice, no_gpu_reason
+from bench.metrics import EXTRACTORS
 
 
 def check(plan, device: str, local: bool, data_dir) -> None:
@@ -28,7 +28,7 @@ def check(plan, device: str, local: bool, data_dir) -> None:
 def check_fid_samples(profiles) -> None:
     """Refuse fewer FID samples than the extractor has features (a singular covariance)."""
     for profile in profiles:
-        dim = FEATURE_DIMS.get(profile.fid_features)
+        dim = EXTRACTORS[profile.fid_features].dim if profile.fid_features in EXTRACTORS else None
         if dim is not None and profile.fid_samples < dim:
             raise ValueError(f"FID needs at least as many generated samples as feature dimensions: "
                              f"fid_samples={profile.fid_samples} < {dim} ({profile.fid_features} features); "

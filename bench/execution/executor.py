@@ -7,6 +7,7 @@ torch thread, saves the record atomically and appends a line to `<out>/execution
 """
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import os
@@ -14,22 +15,20 @@ import signal
 import sys
 import time
 from multiprocessing.connection import wait
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from bench import REPO_ROOT
 from bench.evaluation.cell import record_header, run_cell
 from bench.evaluation.device import prefers_gpu
-from bench.execution import EXECUTORS
+from bench.execution import CommonOptions, get_executor
 from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.reaper import start_reaper
 from bench.execution.reaper import stop as stop_reaper
 from bench.execution.store import ResultStore
 from bench.planning.grid import Cell
 from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", training_step: str = "auto") -> dict:
@@ -147,13 +146,14 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def run_local(cells, store: ResultStore, workers: int, data_dir, bar, device: str = "auto",
-              training_step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
+def run_local(cells, store: ResultStore, common: CommonOptions, own, bar) -> dict[str, dict]:
     """In-process for one worker, else one process per cell, at most `workers` at a time: forked
     (they share the loaded streams), or spawned when cells may use CUDA, which cannot be
     initialised in a forked child. GPU cells are packed `cells_per_gpu` per GPU, each started on
     an explicit `cuda:i` (`gpu_slots`). A worker killed by the kernel (out of memory, a segfault)
     fails its cell with the signal's name; the others go on."""
+    workers, data_dir, device = common.workers, common.data_dir, common.device
+    training_step, cells_per_gpu = common.training_step, common.cells_per_gpu
     outcomes = {}
     slots = gpu_slots(device, visible_gpus(), workers, cells_per_gpu) if may_use_cuda(
         device, {c.profile.name for c in cells}) else []
@@ -228,13 +228,14 @@ def ray_gpus_per_cell(gpus_per_cell: float | None, cells_per_gpu: int | None, de
     return wanted / cells_per_gpu if wanted and cells_per_gpu else wanted
 
 
-def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str | None = None,
-            cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
-            device: str = "auto", training_step: str = "auto", cells_per_gpu: int | None = None) -> dict[str, dict]:
-    """One Ray task per cell; joins `address` if given, else starts a local Ray with `workers` CPUs.
-    Each task asks for `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (fractions share a GPU:
-    `cells_per_gpu` N asks for 1/N); Ray hides the GPUs a task did not ask for, so `auto` then
-    runs it on the CPU."""
+def run_ray(cells, store: ResultStore, common: CommonOptions, own, bar, cpus_per_cell: float = 1) -> dict[str, dict]:
+    """One Ray task per cell; joins `own.address` if given, else starts a local Ray with `workers`
+    CPUs. Each task asks for `cpus_per_cell` CPUs and `own.gpus_per_cell` GPUs (fractions share a
+    GPU: `cells_per_gpu` N asks for 1/N); Ray hides the GPUs a task did not ask for, so `auto`
+    then runs it on the CPU."""
+    workers, data_dir, device = common.workers, common.data_dir, common.device
+    training_step, cells_per_gpu = common.training_step, common.cells_per_gpu
+    address, gpus_per_cell = own.address, own.gpus_per_cell
     ray = _optional("ray", "ray")
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
     if os.environ.get(USER_METHODS_VARIABLE):   # users' methods (--import), loaded by the workers on demand
@@ -264,16 +265,12 @@ def run_ray(cells, store: ResultStore, workers: int, data_dir, bar, address: str
             stop_reaper(reaper)
 
 
-def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = None,
-              time_minutes: int = 60, gpus_per_cell: float | None = None, cluster: str | None = None,
-              poll_seconds: float = 2.0, device: str = "auto", training_step: str = "auto",
-              cells_per_gpu: int | None = None) -> dict[str, dict]:
+def run_slurm(cells, store: ResultStore, common: CommonOptions, own, bar, poll_seconds: float = 2.0) -> dict[str, dict]:
     """A Slurm job array, one task per cell (submitit); `cluster="local"` runs them locally.
     Without a GPU count, a job asks for one GPU when the cells are GPU work (`--device cuda`, or
     `auto` with the paper profile), else none. A job holds one cell: no packing."""
-    if cells_per_gpu not in (None, 1):
-        raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
-                         "runs one cell (pack with the Ray executor on the allocation instead)")
+    data_dir, device, training_step = common.data_dir, common.device, common.training_step
+    partition, time_minutes, gpus_per_cell, cluster = own.partition, own.time_minutes, own.gpus_per_cell, own.cluster
     submitit = _optional("submitit", "slurm")
     executor = submitit.AutoExecutor(folder=str(store.root / "slurm" / "%j"), cluster=cluster)
     if gpus_per_cell is None:
@@ -298,23 +295,17 @@ def run_slurm(cells, store: ResultStore, data_dir, bar, partition: str | None = 
     return outcomes
 
 
-def run_cells(cells: list[Cell], store: ResultStore, workers: int, data_dir=None,
-              progress: bool = True, executor: str = "local", device: str = "auto", training_step: str = "auto",
-              cells_per_gpu: int | None = None, **options) -> dict[str, dict]:
-    """Run `cells` on `executor` with `device` (auto | cpu | cuda[:N], resolved in each worker),
-    training steps run as `training_step` (methods/core/training_step.py) and GPU cells packed
-    `cells_per_gpu` per GPU; returns {cell key: outcome} for each one."""
+def run_cells(cells: list[Cell], store: ResultStore, executor: str = "local", common: CommonOptions | None = None,
+              own=None, progress: bool = True) -> dict[str, dict]:
+    """Run `cells` on the registered `executor` (bench/execution/__init__.py) with the `common`
+    options (workers, the device each worker resolves, the training step, GPU packing) and the
+    executor's `own` settings (its defaults when None); returns {cell key: outcome} for each one."""
+    spec = get_executor(executor)
+    module, _, function = spec.run.partition(":")
+    run = getattr(importlib.import_module(module), function)
     bar = tqdm(total=len(cells), desc=f"cells ({executor})", unit="cell", file=sys.stderr,
                disable=not progress)
     try:
-        if executor == "local":
-            return run_local(cells, store, workers, data_dir, bar, device, training_step, cells_per_gpu)
-        if executor == "ray":
-            return run_ray(cells, store, workers, data_dir, bar, device=device, training_step=training_step,
-                           cells_per_gpu=cells_per_gpu, **options)
-        if executor == "slurm":
-            return run_slurm(cells, store, data_dir, bar, device=device, training_step=training_step,
-                             cells_per_gpu=cells_per_gpu, **options)
-        raise ValueError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+        return run(cells, store, common or CommonOptions(), own if own is not None else spec.make_options(), bar)
     finally:
         bar.close()

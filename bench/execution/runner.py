@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from bench.execution import EXECUTORS
+from bench.execution import CommonOptions, get_executor
 from bench.execution.claims import describe_holder, live_claims
 from bench.execution.store import ResultStore
 from bench.planning.grid import Cell
@@ -19,48 +19,52 @@ from bench.planning.schedule import longest_first
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How cells run: `bench.run`'s execution options (the executor's own among them)."""
-    executor: str = "local"            # one of EXECUTORS
+    """How cells run: `bench.run`'s execution options. `executor` names a registered executor
+    (bench/execution/__init__.py) and `executor_settings` its own settings ({name: value}, checked
+    against its options dataclass); the rest every executor gets (`CommonOptions`)."""
+    executor: str = "local"
     workers: int = 1
     device: str = "auto"
     training_step: str = "auto"
     cells_per_gpu: int | None = None
-    gpus_per_cell: float | None = None
-    ray_address: str | None = None
-    slurm_partition: str | None = None
-    slurm_time: int = 60
-    slurm_cluster: str | None = None
     data_dir: object = None
+    executor_settings: dict = field(default_factory=dict, hash=False)
     force: bool = False                # rerun cells that have a record
     wait: bool = True                  # wait for cells a live runner elsewhere holds
     progress: bool = False             # a progress bar
 
     def check(self, warn) -> None:
         """Refuse options that cannot work together (ValueError naming what to give instead)."""
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown executor '{self.executor}'; valid: {', '.join(EXECUTORS)}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {self.workers}")
         if self.cells_per_gpu is not None and self.cells_per_gpu < 1:
             raise ValueError(f"--cells-per-gpu must be at least 1, not {self.cells_per_gpu}")
-        if self.executor == "ray" and self.cells_per_gpu is not None and self.gpus_per_cell is not None:
-            raise ValueError("give --cells-per-gpu N (Ray then asks for 1/N GPU per cell) or --gpus-per-cell, "
-                             "not both")
-        if self.cells_per_gpu is not None and self.device == "cpu":
-            warn("--cells-per-gpu has no effect with --device cpu (--workers sets how many cells run at once)")
-        if self.executor == "slurm" and self.cells_per_gpu not in (None, 1):
-            raise ValueError("--cells-per-gpu packs cells on the local and Ray executors; a Slurm job "
-                             "runs one cell (pack with the Ray executor on the allocation instead)")
+        own = self.own()
+        if hasattr(own, "check"):
+            own.check(self.common, warn)
+
+    @property
+    def spec(self):
+        return get_executor(self.executor)
+
+    def own(self):
+        """The executor's own settings, typed and bounded by its options dataclass."""
+        from bench.planning.validate import check_value, field_bounds
+
+        values = self.spec.make_options(self.executor_settings)
+        bounds = field_bounds(type(values))
+        for name in self.executor_settings:
+            check_value(f"{self.executor}.{name}", getattr(values, name), bounds[name])
+        return values
+
+    @property
+    def common(self) -> CommonOptions:
+        return CommonOptions(self.workers, self.device, self.training_step, self.cells_per_gpu, self.data_dir)
 
     @property
     def local(self) -> bool:
         """Whether the workers are this machine."""
-        return self.executor == "local"
-
-    def executor_options(self) -> dict:
-        return {"local": {}, "ray": {"address": self.ray_address, "gpus_per_cell": self.gpus_per_cell},
-                "slurm": {"partition": self.slurm_partition, "time_minutes": self.slurm_time,
-                          "gpus_per_cell": self.gpus_per_cell, "cluster": self.slurm_cluster}}[self.executor]
+        return self.spec.local
 
 
 @dataclass
@@ -110,9 +114,7 @@ class GridRunner:
         from bench.execution.executor import run_cells  # torch: imported once there are cells to run
 
         o = self.options
-        self.outcomes.update(run_cells(cells, self.store, o.workers, o.data_dir, progress=o.progress,
-                                       executor=o.executor, device=o.device, training_step=o.training_step,
-                                       cells_per_gpu=o.cells_per_gpu, **o.executor_options()))
+        self.outcomes.update(run_cells(cells, self.store, o.executor, o.common, o.own(), progress=o.progress))
 
     def outcome(self, cells: list[Cell], unmatched: list[tuple[Cell, str]]) -> GridOutcome:
         store = self.store

@@ -56,8 +56,8 @@ def record_stem(cell: Cell) -> str:
     """'<stream>__<method>__seed<seed>__<key>': built only from checked parts (registered names follow
     streams/names.py's rule, the seed is an integer, the key hexadecimal), so that no cell, however
     it was made, names a file outside records/ or one that reads back as another cell's."""
-    check_name("stream", cell.stream)
-    check_name("method", cell.method)
+    check_name("stream", cell.stream, registering=False)
+    check_name("method", cell.method, registering=False)
     if not isinstance(cell.seed, int) or isinstance(cell.seed, bool) or not KEY_PATTERN.fullmatch(cell.key):
         raise ValueError(f"cell {cell.label}: seed {cell.seed!r} and key {cell.key!r} cannot name a record")
     return f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}"

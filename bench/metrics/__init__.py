@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from bench.metrics.registry import (
     EVALUATIONS,
+    EXTRACTORS,
     LAYOUTS,
     METRICS,
     SUMMARIES,
     Column,
     Evaluation,
+    Extractor,
     Metric,
     MetricRegistrationError,
     Provenance,
@@ -36,6 +38,7 @@ from bench.metrics.registry import (
     Summary,
     SummaryLayout,
     register_evaluation,
+    register_extractor,
     register_layout,
     register_metric,
     register_summary,
@@ -191,7 +194,7 @@ def _import_families() -> None:
 
 _import_families()
 
-__all__ = ["Column", "RunColumn", "run_table_columns", "provenance_metrics", "primary_metric", "provenance_layouts",
+__all__ = ["EXTRACTORS", "Extractor", "register_extractor", "Column", "RunColumn", "run_table_columns", "provenance_metrics", "primary_metric", "provenance_layouts",
            "headline_metrics", "paper_metrics", "EVALUATIONS", "Evaluation", "LAYOUTS", "METRICS", "Metric", "MetricRegistrationError",
            "Provenance", "SUMMARIES", "Summary", "SummaryLayout", "checked", "columns", "derived_columns",
            "index_markdown", "matrix_metrics", "metric_layouts", "provenance_of", "provenances",

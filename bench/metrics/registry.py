@@ -212,11 +212,25 @@ class Evaluation:
     metrics: tuple[str, ...] = ()   # the metrics it writes
 
 
+# ----------------------------------------------------------------------------- feature extractors
+@dataclass(frozen=True)
+class Extractor:
+    """A feature extractor the sample-quality family (FID, KID, PRDC) can be computed on: the
+    profile's `fid_features` choices. `build` = 'module:callable', called with (stream, cache
+    directory) when a cell needs it, returns a `bench.evaluation.features.FeatureExtractor` of
+    `dim` features (the command line checks `fid_samples >= dim` before importing torch)."""
+    name: str
+    dim: int
+    build: str
+    description: str = ""
+
+
 # ----------------------------------------------------------------------------------- registries
 METRICS: dict[str, Metric] = {}          # registration order: the order of columns and layouts
 SUMMARIES: dict[str, Summary] = {}
 LAYOUTS: dict[str, SummaryLayout] = {}
 EVALUATIONS: dict[str, Evaluation] = {}  # registration order: the order they run in after a segment
+EXTRACTORS: dict[str, Extractor] = {}
 
 
 def _register(table: dict, kind: str, item):
@@ -246,3 +260,8 @@ def register_layout(layout: SummaryLayout) -> SummaryLayout:
 
 def register_evaluation(evaluation: Evaluation) -> Evaluation:
     return _register(EVALUATIONS, "evaluation", evaluation)
+
+
+def register_extractor(extractor: Extractor) -> Extractor:
+    """Make `extractor` a choice of `fid_features` (a module given to --import may register one)."""
+    return _register(EXTRACTORS, "extractor", extractor)

@@ -216,6 +216,7 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
     import tempfile
 
     from bench.evaluation.caches import cached_stream
+    from bench.execution import CommonOptions
     from bench.execution.executor import run_cells
     from bench.execution.store import ResultStore
     from bench.planning.grid import expand_grid
@@ -229,7 +230,7 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
         for workers in ((1, 2) if r % 2 == 0 else (2, 1)):
             with tempfile.TemporaryDirectory() as out:
                 times[workers].append(_timed(lambda out=out, workers=workers: run_cells(
-                    grid, ResultStore(out), workers, progress=False)))
+                    grid, ResultStore(out), "local", CommonOptions(workers=workers), progress=False)))
                 cell_seconds[workers].append(sum(record["wall_seconds"] for record in ResultStore(out).records()))
     queue.put((times, cell_seconds))
 

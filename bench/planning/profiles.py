@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from bench.metrics.fid import FEATURE_EXTRACTORS
+from bench.metrics import EXTRACTORS
 from bench.planning.validate import SettingError, check_value, field_bounds, field_types, parse_setting
 from methods.core.labels import canonical_text, make_label, parse_label
 from methods.core.settings import setting
@@ -42,7 +42,7 @@ class Profile:
     eval_k: int = setting(min=1)     # importance samples of the IWAE NLL estimate
     eval_test_per_task: int | None = setting(min=1)   # test images per task scored (None: all)
     max_train_per_task: int | None = setting(min=1)   # truncate each task's training data (None: all)
-    fid_features: str | None = setting(None, choices=(*FEATURE_EXTRACTORS, None))   # None: no FID
+    fid_features: str | None = setting(None, choices=lambda: (*EXTRACTORS, None))   # None: no FID
     fid_samples: int = setting(1000, min=2)   # generated samples per FID (the same for every method)
     sample_grids: bool = True        # PNG grids of samples and reconstructions per task segment
     steps_per_batch: int | None = setting(None, min=1)   # None: the paper's schedule, `epochs` passes over (batch +

@@ -4,9 +4,8 @@ field in the `Profile` or the method's config dataclass, its bounds from the fie
 that `reservoir.budget=abc`, `ocm.lambda1=x` and `epochs=0` are all refused the same way, with
 exit 2 and one line that says what is wrong and what is valid.
 
-A config none of whose fields declares a bound (one written before bounds were declared) falls
-back to the table below, by field name; a config that declares any bound gets exactly the bounds
-it declares, so that a user's field named `budget` or `gamma` never inherits another method's.
+A config gets exactly the bounds it declares (no table by field name: a user's field named
+`budget` or `gamma` never inherits another method's).
 """
 from __future__ import annotations
 
@@ -17,47 +16,15 @@ import typing
 
 from methods.core.settings import declared_bounds
 
-# The fallback, by name, for configs that declare no bounds (the built-in configs and the
-# profile declare theirs; these are the same numbers). Profiles and methods shared names: `epochs`
-# is a profile's E and a method's passes per task; both need at least one.
-MINIMUM = {
-    "epochs": 1, "mc_samples": 1, "batch_size": 1, "task_epochs": 1, "eval_k": 1, "eval_test_per_task": 1,
-    "max_train_per_task": 1, "fid_samples": 2, "steps_per_batch": 1,
-    "budget": 1, "stm_capacity": 1, "ltm_capacity": 1, "max_per_selection": 0, "loss_samples": 1,
-    "expansion_k": 1, "max_components": 1, "buffer_size": 1, "burn_in": 0, "spacing": 0,
-    "expansion_passes": 0, "replay_per_batch": 0, "gamma": 0.0, "refresh_images": 1,
-    "sleep_steps": 0, "sleep_batch": 1, "min_usage": 0.0, "weight_decay": 0.0,
-    "gate_samples": 1, "replay_samples": 0, "expansion_batch": 1, "max_experts": 1,
-}
-POSITIVE = {"lr", "kernel_sigma", "sleep_lr", "wake_lr_factor"}           # must be > 0
-CHOICES = {"loss": ("elbo", "iwae"), "fid_features": ("classifier", "inception", None)}
-MATCHABLE = {"budget"}                                      # may be 'match:METHOD'
 MATCH_PREFIX = "match:"
 TASK_LENGTH_HINT = int | str   # a task-length setting (methods/core/task_length.py): a count or task[*X]
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def bounds_by_name(name: str) -> dict:
-    """The fallback table's bounds for a setting called `name` (see the module doc)."""
-    bounds = {}
-    if name in MINIMUM:
-        bounds["min"] = MINIMUM[name]
-    if name in POSITIVE:
-        bounds["above"] = 0
-    if name in CHOICES:
-        bounds["choices"] = CHOICES[name]
-    if name in MATCHABLE:
-        bounds["matchable"] = True
-    return bounds
-
-
 def field_bounds(config_class: type) -> dict[str, dict]:
-    """{field: bounds} of a config dataclass: what its fields declare, or (a config declaring
-    none) the fallback table's by name."""
-    declared = declared_bounds(config_class)
-    if declared is not None:
-        return declared
-    return {f.name: bounds_by_name(f.name) for f in dataclasses.fields(config_class)}
+    """{field: bounds} of a config dataclass: what its fields declare (`setting(...)`); a field
+    that declares none has none (its type is still checked)."""
+    return declared_bounds(config_class) or {f.name: {} for f in dataclasses.fields(config_class)}
 
 
 class SettingError(ValueError):
@@ -90,10 +57,9 @@ def describe(hint) -> str:
 def parse_setting(key: str, text: str, hint, bounds: dict | None = None):
     """`text` as the type annotated for `key`; 'none' (or 'all') for an optional setting is None;
     'match:METHOD' is kept for a matchable setting (resolved later from records). `bounds`: the
-    field's (`field_bounds`); None: the fallback table's by name."""
+    field's (`field_bounds`)."""
     inner, optional = _optional(hint)
-    if bounds is None:
-        bounds = bounds_by_name(key.rpartition(".")[2])
+    bounds = bounds or {}
     if optional and text.lower() in ("none", "all"):
         return None
     if text.startswith(MATCH_PREFIX) and bounds.get("matchable"):
@@ -131,11 +97,11 @@ def parse_setting(key: str, text: str, hint, bounds: dict | None = None):
 
 
 def check_value(key: str, value, bounds: dict | None = None) -> None:
-    """Range and choices of a parsed (or default) value. `bounds`: the field's (`field_bounds`);
-    None: the fallback table's by name."""
-    if bounds is None:
-        bounds = bounds_by_name(key.rpartition(".")[2])
+    """Range and choices of a parsed (or default) value. `bounds`: the field's (`field_bounds`)."""
+    bounds = bounds or {}
     choices = bounds.get("choices")
+    if callable(choices):   # a registry's names (feature extractors), as they are now
+        choices = choices()
     if isinstance(value, str) and value.startswith("task") and choices is None:
         return   # one task's length, resolved per cell (methods/core/task_length.py)
     if choices is not None and value not in choices:

@@ -9,14 +9,13 @@ NAME.budget=0` before any cell runs (exit 2, one line) instead of a cell failing
         order: str = setting("fifo", choices=("fifo", "lifo"))
 
 Bounds (each optional): `min` (value >= min), `above` (value > above), `below` (value < below;
-a tuple's bounds hold for each of its numbers), `choices` (one of these;
+a tuple's bounds hold for each of its numbers), `choices` (one of these, or a callable giving
+them, for a registry that can grow;
 None in the tuple allows none), `matchable` (the value may be `match:METHOD`, another method's peak
 memory, resolved from its record). `omitted_at_default=True`: while the setting is at its default it
 is left out of the cell's settings, key and record (a setting added after records were written,
 whose default is the behaviour they were written with: their cells keep their keys). The type comes from the field's annotation (int, float, bool,
-str, `X | None`, tuples, `int | str` for task lengths). A config none of whose fields declares a
-bound falls back to the harness's older table of bounds by name (bench/planning/validate.py), so
-configs written before bounds were declared keep theirs; declare bounds to control them.
+str, `X | None`, tuples, `int | str` for task lengths); a field without `setting()` has no bounds.
 
 Pure Python: importing it imports no torch (the registry and the command line read it).
 """
@@ -38,8 +37,8 @@ def bounds_metadata(min=None, above=None, choices=None, matchable=False, below=N
         meta["above"] = above
     if below is not None:
         meta["below"] = below
-    if choices is not None:
-        meta["choices"] = tuple(choices)
+    if choices is not None:   # a callable: the choices of a registry, asked when a value is checked
+        meta["choices"] = choices if callable(choices) else tuple(choices)
     if matchable:
         meta["matchable"] = True
     return meta
@@ -71,8 +70,7 @@ def keyed_values(config) -> dict:
 
 
 def declared_bounds(config_class: type) -> dict[str, dict] | None:
-    """{field: its bounds} of a config dataclass, or None when no field declares any (the
-    config predates declared bounds: the caller falls back to the table by name)."""
+    """{field: its bounds} of a config dataclass, or None when no field declares any."""
     if not dataclasses.is_dataclass(config_class):
         return None
     bounds = {f.name: {k: f.metadata[k] for k in BOUND_KEYS if k in f.metadata}

@@ -52,10 +52,11 @@ def count_registration() -> None:
 
 
 def registrations() -> int:
-    """How many methods, presets and streams have been registered (or re-registered) in this process."""
-    from streams.registry import registrations as streams_registered
+    """How many names have been registered (or re-registered) in this process, in every registry:
+    methods, presets, streams, datasets, metrics, extractors (streams/names.py counts them)."""
+    from streams.names import registrations as names_registered
 
-    return _registered + streams_registered()
+    return _registered + names_registered()
 
 
 class UserModuleError(ValueError):
@@ -154,7 +155,7 @@ def import_modules(sources: list[str], warn=None) -> list[ModuleType]:
         before, loaded = registrations(), set(sys.modules)
         module = import_source(source)
         if warn is not None and registrations() == before and module.__name__ not in loaded:
-            warn(f"--import '{source}' registered no method and no stream: a method is a GenerativePlugin "
+            warn(f"--import '{source}' registered nothing (no method, stream, metric, extractor or executor): a method is a GenerativePlugin "
                  "subclass decorated with @register_method(NAME, Config, description) (examples/my_method.py), "
                  "a stream a register_stream(NAME, datasets, tasks) call (examples/cross_domain.py)")
         modules.append(module)
