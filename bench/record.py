@@ -212,12 +212,13 @@ def as_records(records) -> list[Record]:
 class Timeline:
     """A method's events (`GenerativePlugin.timeline`), as reports read them: every event has
     `position` (images of the stream seen) and `components` (after the event), and may say
-    `expanded`; what the method stores at the event is `ltm` (with the STM it selected from,
-    `stm`: OCM) or `buffer` (CURL, CN-DPM), the first of MEMORY_KEYS that its events have. Any other
+    `expanded`. What the method stores at an event is under the key it declares
+    (`memory_key`: its `Reporting.timeline_memory`, 'ltm' for OCM, 'buffer' for CURL and CN-DPM),
+    and the memory an event chose from is the sum of its `pool` keys (OCM: LTM + STM). Any other
     key is the method's own."""
     events: list
-
-    MEMORY_KEYS = ("ltm", "buffer")
+    memory_key: str | None = None
+    pool: tuple[str, ...] = ()
 
     @property
     def positions(self) -> list:
@@ -231,17 +232,13 @@ class Timeline:
     def expansions(self) -> list:
         return [e for e in self.events if e.get("expanded")]
 
-    @property
-    def memory_key(self) -> str | None:
-        return next((k for k in self.MEMORY_KEYS if self.events and k in self.events[0]), None)
-
     def memory(self) -> list:
-        """What the method stores at each event (0 where an event does not say)."""
-        key = self.memory_key or "buffer"
-        return [e.get(key, 0) for e in self.events]
+        """What the method stores at each event (0 where an event does not say, or the method
+        declares no memory key)."""
+        return [e.get(self.memory_key, 0) if self.memory_key else 0 for e in self.events]
 
     def before_selection(self) -> list | None:
-        """LTM + STM at each event for a method with both (the memory a selection chose from), else None."""
-        if self.memory_key != "ltm":
+        """The memory each event chose from (the sum of its `pool` keys), or None without a pool."""
+        if not self.pool:
             return None
-        return [e["ltm"] + e["stm"] for e in self.events]
+        return [sum(e.get(k, 0) for k in self.pool) for e in self.events]

@@ -19,6 +19,7 @@ from methods.core.registry import (
     METHODS,
     PRESETS,
     MethodRegistrationError,
+    Reporting,
     get_method,
     paper_name,
     register_method,
@@ -26,7 +27,7 @@ from methods.core.registry import (
 )
 from methods.core.settings import setting
 
-__all__ = ["GenerativePlugin", "METHODS", "PRESETS", "MethodRegistrationError", "base_name", "get_method",
+__all__ = ["GenerativePlugin", "METHODS", "PRESETS", "MethodRegistrationError", "Reporting", "base_name", "get_method",
            "register_method", "paper_name", "register_preset", "setting"]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.core.registry import declare_method, register_preset
+from methods.core.registry import Reporting, declare_method, register_preset
 from methods.core.settings import setting
 from methods.core.task_length import task_length_field
 
@@ -223,6 +223,15 @@ class LIMixConfig:
 
 
 # ------------------------------------------------------------------------------ the registry
+# What reports say of each method's own numbers (methods/core/registry.py: Reporting)
+OCM_REPORTING = Reporting(budget=lambda c: f"STM {c['stm_capacity']}, LTM <= {c['ltm_capacity']}",
+                          timeline_memory="ltm", timeline_pool=("ltm", "stm"))
+def limix_weights(settings: dict) -> str | None:
+    return "the tasks each component learned" if settings.get("weights") == "tasks" else None
+
+
+LIMIX_REPORTING = Reporting(budget=lambda c: None, weights=limix_weights)   # the buffer: task-free form only
+
 declare_method("finetune", FinetuneConfig, "no memory: E passes over each incoming batch",
                "methods.finetune:FinetunePlugin")
 declare_method("first-k", FirstKConfig,
@@ -233,26 +242,31 @@ declare_method("reservoir", ReservoirConfig, "reservoir sampling into a fixed bu
 declare_method("joint", JointConfig, "i.i.d. training on all data seen so far, per task",
                "methods.joint:JointPlugin", needs_task_boundaries=True)
 declare_method("ocm", OCMConfig, "OCM (VAE-ELBO-OCM): STM + diversity-selected LTM",
-               "methods.ocm:OCMPlugin", paper_name="VAE-ELBO-OCM")
+               "methods.ocm:OCMPlugin", paper_name="VAE-ELBO-OCM", reporting=OCM_REPORTING)
 declare_method("ocm-iw50", OCMIW50Config, "OCM with the IWAE-50 bound as loss (VAE-IWVAE50-OCM)",
-               "methods.ocm:OCMIW50Plugin", paper_name="VAE-IWVAE50-OCM")
+               "methods.ocm:OCMIW50Plugin", paper_name="VAE-IWVAE50-OCM", reporting=OCM_REPORTING)
 declare_method("ocm-dynamic", DynamicOCMConfig, "OCM with dynamic expansion into a mixture of VAEs (Dynamic-ELBO-OCM)",
-               "methods.ocm:DynamicOCMPlugin", paper_name="Dynamic-ELBO-OCM")
+               "methods.ocm:DynamicOCMPlugin", paper_name="Dynamic-ELBO-OCM", reporting=OCM_REPORTING)
 declare_method("lgm", LGMConfig, "Lifelong Generative Modeling: teacher replay + posterior consistency",
                "methods.lgm:LGMPlugin", needs_task_boundaries=True)
 declare_method("curl", CURLConfig, "CURL: mixture VAE with buffer-driven expansion and generative replay",
-               "methods.curl:CURLPlugin", numbers_version="0.8.0")   # 0.8: waits follow the stream
+               "methods.curl:CURLPlugin", numbers_version="0.8.0",   # 0.8: waits follow the stream
+               reporting=Reporting(budget=lambda c: f"buffer {c['buffer_size']}", timeline_memory="buffer"))
 declare_method("cndpm", CNDPMConfig,
                "CN-DPM: Dirichlet-process mixture of VAE experts, new experts from a short-term memory",
-               "methods.cndpm:CNDPMPlugin")
+               "methods.cndpm:CNDPMPlugin",
+               reporting=Reporting(budget=lambda c: f"STM {c['stm_capacity']}", weights=lambda c: "the experts' counts",
+                                   timeline_memory="buffer"))
 declare_method("limix", LIMixConfig,
                "LIMix: a mixture of VAE heads on shared layers grown by a discrepancy gate, "
                "generative replay of the reused component, and a Student", "methods.limix:LIMixPlugin",
-               needs_task_boundaries=True, numbers_version="0.8.0")   # 0.8: the gate's level
+               needs_task_boundaries=True, numbers_version="0.8.0",   # 0.8: the gate's level
+               reporting=LIMIX_REPORTING)
 declare_method("limix-taskfree", LIMixConfig,
                "LIMix without task boundaries (our reconstruction): a buffer of real images is the "
                "task; the gate runs each time it fills, the chosen component trains on it, it empties",
-               "methods.limix:LIMixTaskFreePlugin", numbers_version="0.8.0")
+               "methods.limix:LIMixTaskFreePlugin", numbers_version="0.8.0",
+               reporting=Reporting(budget=lambda c: f"buffer {c['buffer_size']}", weights=limix_weights))
 
 # The OCM paper's Table 1 lists CN-DPM with memory 2.0K and N = 30 components on every binary stream.
 register_preset("cndpm-paper", "cndpm", {"stm_capacity": 2000, "max_experts": 30},

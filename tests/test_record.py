@@ -39,11 +39,16 @@ def test_every_committed_record_reads_and_writes_back_key_for_key(path):
 def test_method_extras_are_the_methods_own_keys():
     ocm = next(Record.from_json(json.loads(p.read_text())) for p in COMMITTED if "__ocm-dynamic__" in p.name)
     assert {"stm_size", "ltm_size", "selections", "expansions"} <= set(ocm.extras)
-    timeline = Timeline(ocm.timeline)
-    assert timeline.memory_key == "ltm" and len(timeline.before_selection()) == len(timeline.events)
+    from bench.reporting.figures import method_timeline
+
+    timeline = method_timeline(ocm)   # the keys OCM declares (its Reporting): ltm, and ltm + stm
+    assert timeline.memory_key == "ltm" and timeline.pool == ("ltm", "stm")
+    assert timeline.before_selection() == [e["ltm"] + e["stm"] for e in timeline.events]
+    assert timeline.memory() == [e["ltm"] for e in timeline.events] and timeline.memory() != [0] * len(timeline.events)
     cndpm = next(Record.from_json(json.loads(p.read_text())) for p in COMMITTED if "__cndpm__" in p.name)
     assert {"counts", "experts", "sleeps"} <= set(cndpm.extras)
-    assert Timeline(cndpm.timeline).memory_key == "buffer"
+    assert method_timeline(cndpm).memory_key == "buffer" and method_timeline(cndpm).before_selection() is None
+    assert Timeline(cndpm.timeline).memory() == [0] * len(cndpm.timeline)   # nothing declared, nothing read
 
 
 def test_the_store_writes_the_schema_and_reads_records_back(tmp_path):

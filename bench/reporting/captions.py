@@ -6,6 +6,8 @@ budgets each method had, and the paper's names of the methods.
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from bench.metrics import primary_metric, provenances
@@ -44,14 +46,17 @@ def nll_protocol(cells: pd.DataFrame) -> str:
 
 
 def weights_text(cells: pd.DataFrame) -> str:
-    """The mixture weights w_c of the table's methods: uniform, but CN-DPM's are its experts'
-    counts and LIMix's with `weights=tasks` the tasks each component learned (docs/metrics.md)."""
+    """The mixture weights w_c of the table's methods: uniform, but where a method declares others
+    (its `Reporting.weights`: CN-DPM's experts' counts, LIMix's tasks learned; docs/metrics.md)."""
+    from methods import METHODS
+
     other: dict[str, list[str]] = {}
     for method, name, config in cells[["method", "method_name", "config"]].drop_duplicates("method").itertuples(index=False):
-        if name == "cndpm":
-            other.setdefault("the experts' counts", []).append(method)
-        elif isinstance(config, str) and '"weights": "tasks"' in config:
-            other.setdefault("the tasks each component learned", []).append(method)
+        spec = METHODS.get(name)
+        weights = spec.reporting.weights if spec is not None else None
+        what = weights(json.loads(config)) if weights is not None and isinstance(config, str) else None
+        if what:
+            other.setdefault(what, []).append(method)
     if not other:
         return "uniform here"
     return "uniform; " + "; ".join(f"{', '.join(methods)}: proportional to {what}" for what, methods in other.items())

@@ -27,6 +27,7 @@ from bench.record import Record, Timeline, as_records
 from bench.reporting.frames import Metric, mean_matrix, registry_rank
 from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
+from methods import METHODS
 from streams.files import atomic_path
 
 # 15 colours that differ (tab10, then five that none of it resembles) and 15 markers: method i gets
@@ -177,6 +178,14 @@ def draw_sweep(cells: pd.DataFrame, key: str, folder: Path, metric: str | None =
     return written
 
 
+def method_timeline(record: Record) -> Timeline:
+    """The record's timeline with the memory keys its method declares (its `Reporting`)."""
+    spec = METHODS.get(record.method or "")
+    reporting = spec.reporting if spec is not None else None
+    return Timeline(record.timeline, reporting.timeline_memory if reporting else None,
+                    reporting.timeline_pool if reporting else ())
+
+
 def draw_timelines(records, folder: Path) -> list[Path]:
     """Memory and component count against stream position for methods that record a timeline
     (OCM selections, CURL expansions; bench.record.Timeline), expansions marked; one figure per
@@ -199,16 +208,17 @@ def draw_timelines(records, folder: Path) -> list[Path]:
             label = f"{method} seed {r.seed}"
             colour = styles[method]["color"]   # the method's colour; its seeds differ by dash
             dash = LINESTYLES[seeds.index(r.seed) % len(LINESTYLES)]
-            timeline = Timeline(r.timeline)
+            timeline = method_timeline(r)
             x = timeline.positions
-            if timeline.before_selection() is not None:
-                line, = mem_ax.step(x, timeline.memory(), where="post", label=f"{label}: LTM",
+            stored = timeline.memory_key or "memory"
+            if timeline.before_selection() is not None:   # OCM: its LTM, and what it selected from
+                line, = mem_ax.step(x, timeline.memory(), where="post", label=f"{label}: {stored}",
                                     color=colour, linestyle=dash)
-                mem_ax.step(x, timeline.before_selection(), where="post", alpha=0.35,
-                            color=colour, linestyle=dash, label=f"{label}: STM + LTM before selection")
+                mem_ax.step(x, timeline.before_selection(), where="post", alpha=0.35, color=colour,
+                            linestyle=dash, label=f"{label}: {' + '.join(timeline.pool)} before selection")
             else:   # CURL, CN-DPM: their buffer at each expansion
                 line, = mem_ax.plot(x, timeline.memory(), linestyle="none",
-                                    label=f"{label}: buffer", **styles[method])
+                                    label=f"{label}: {stored}", **styles[method])
             comp_ax.step([0, *x], [1, *timeline.components], where="post",
                          color=colour, linestyle=dash, label=label)
             expanded = timeline.expansions

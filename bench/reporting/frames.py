@@ -13,6 +13,7 @@ import pandas as pd
 from bench.metrics import METRICS as REGISTERED
 from bench.metrics import Column, columns, derived_columns, provenances
 from bench.record import Record, as_records
+from methods import METHODS as METHODS_REGISTERED
 
 # A report column of a metric or of a summary of one (bench/metrics): its label, direction, digits.
 Metric = Column
@@ -88,17 +89,13 @@ def matched_budget(record: Record) -> str | None:
 
 
 def budget_note(record: Record) -> str | None:
-    """What a method may store, from its config: 'budget 3000', 'budget = ocm's peak memory',
-    'STM 512, LTM <= 2560'; None for methods without a memory setting."""
-    config, matched = record.method_config, record.matched
-    if "budget" in matched:
-        return f"budget = {matched['budget']}'s peak memory"
-    if "budget" in config:
-        return f"budget {config['budget']}"
-    if "stm_capacity" in config:
-        ltm = f", LTM <= {config['ltm_capacity']}" if "ltm_capacity" in config else ""
-        return f"STM {config['stm_capacity']}{ltm}"
-    return None
+    """What a method may store, as the method declares it (its `Reporting.budget_note`: 'budget
+    3000', 'STM 512, LTM <= 2560'), or a matched setting's source ('budget = ocm's peak memory');
+    None for methods without a memory setting, or not registered here."""
+    if record.matched:
+        return ", ".join(f"{setting} = {reference}'s peak memory" for setting, reference in record.matched.items())
+    spec = METHODS_REGISTERED.get(record.method or "")
+    return spec.reporting.budget_note(spec.config_class, record.method_config) if spec is not None else None
 
 
 def config_text(record: Record) -> str:

@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from methods.core.labels import base_name, make_label
@@ -29,6 +30,33 @@ from streams.registry import UnknownNameError
 
 class MethodRegistrationError(ValueError):
     """A method name registered twice, by two different classes."""
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """What reports say of a method's own numbers, declared with it (so that no report knows a
+    method by name). Each entry is optional:
+    - `budget(settings)`: what it may store, for captions ('STM 512, LTM <= 2560'); default: its
+      settings declared `stores_images`, as 'budget 3000';
+    - `weights(settings)`: its mixture weights when they are not uniform ('the experts' counts');
+    - `timeline_memory`: the key of its timeline events holding what it stores at the event
+      ('ltm', 'buffer'), drawn against the stream; `timeline_pool`: keys summed for the memory an
+      event chose from (OCM: its LTM and the STM it selected from)."""
+    budget: Callable[[dict], str | None] | None = None
+    weights: Callable[[dict], str | None] | None = None
+    timeline_memory: str | None = None
+    timeline_pool: tuple[str, ...] = ()
+
+    def budget_note(self, config_class: type, settings: dict) -> str | None:
+        if self.budget is not None:
+            try:
+                return self.budget(settings)
+            except KeyError:   # settings of a record that lacks some: the generic note
+                pass
+        from methods.core.settings import STORES_IMAGES
+
+        stored = [f.name for f in dataclasses.fields(config_class) if f.metadata.get(STORES_IMAGES)]
+        return ", ".join(f"{name} {settings[name]}" for name in stored if name in settings) or None
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,7 @@ class MethodSpec:
     # the shared protocol's); part of its cells' keys (bench/planning/keys.py), so that a release
     # that changes one method reruns that method's cells only
     numbers_version: str | None = None
+    reporting: Reporting = Reporting()
 
     @property
     def plugin_class(self) -> type:
@@ -125,7 +154,7 @@ def _check_config(name: str, config_class) -> None:
 
 def declare_method(name: str, config_class: type, description: str, plugin: str, *,
                    paper_name: str | None = None, needs_task_boundaries: bool = False,
-                   numbers_version: str | None = None) -> MethodSpec:
+                   numbers_version: str | None = None, reporting: Reporting | None = None) -> MethodSpec:
     """Declare a method whose plugin class is `plugin` ('module:QualName'), imported on first use
     (the built-in methods, methods/catalog.py). The module's `register_method(name, config_class)`
     decorator must then register that class, with the same config and boundary needs."""
@@ -136,13 +165,14 @@ def declare_method(name: str, config_class: type, description: str, plugin: str,
         raise MethodRegistrationError(f"method name '{name}' is already registered by {_where(existing.plugin)}")
     if existing is None or not existing.loaded:
         METHODS[name] = MethodSpec(name, plugin, config_class, description, paper_name, needs_task_boundaries,
-                                   numbers_version)
+                                   numbers_version, reporting or Reporting())
     count_registration()
     return METHODS[name]
 
 
 def register_method(name: str, config_class: type, description: str | None = None,
-                    paper_name: str | None = None, numbers_version: str | None = None):
+                    paper_name: str | None = None, numbers_version: str | None = None,
+                    reporting: Reporting | None = None):
     """Class decorator: register a `GenerativePlugin` subclass as method `name`.
 
     - `name`: what `--methods`, `--set NAME.setting=...`, tables and records call it;
@@ -154,7 +184,9 @@ def register_method(name: str, config_class: type, description: str | None = Non
     - `paper_name`: the method's name in the OCM paper's tables (e.g. 'VAE-ELBO-OCM'), which
       table captions give beside the harness's name; None for methods the paper does not list;
     - `numbers_version`: raise it (to the harness version, or any later version string) when a
-      change of the method changes its numbers, so that its earlier records are not reused.
+      change of the method changes its numbers, so that its earlier records are not reused;
+    - `reporting`: what reports say of its own numbers (`Reporting`: its budget, its mixture
+      weights, its timeline's memory).
 
     Whether the method needs task boundaries is the class's `needs_task_boundaries`. A name taken
     by another class raises MethodRegistrationError; the same class registered again replaces
@@ -183,7 +215,8 @@ def register_method(name: str, config_class: type, description: str | None = Non
         plugin_class.config_class = config_class
         paper = paper_name or (existing.paper_name if existing is not None else None)
         version = numbers_version or (existing.numbers_version if existing is not None else None)
-        METHODS[name] = MethodSpec(name, plugin_class, config_class, text, paper, needs_boundaries, version)
+        shown = reporting or (existing.reporting if existing is not None else Reporting())
+        METHODS[name] = MethodSpec(name, plugin_class, config_class, text, paper, needs_boundaries, version, shown)
         count_registration()
         return plugin_class
     return decorate
