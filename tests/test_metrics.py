@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from bench.metrics.continual import backward_transfer, forgetting
 
 MATRIX = [[100.0, 300.0, 310.0],
@@ -23,3 +25,18 @@ def test_forgetting_uses_the_best_not_the_first_value():
 
 def test_single_task_is_undefined():
     assert math.isnan(forgetting([[1.0]])) and math.isnan(backward_transfer([[1.0]]))
+
+
+def test_a_cell_takes_only_the_fields_each_evaluation_declares():
+    """The record is built from every evaluation's fields in one step: a field its metrics do not
+    declare, or one two evaluations write, is refused instead of landing silently in the record."""
+    from bench.evaluation.context import merged_fields
+    from bench.metrics import EVALUATIONS
+
+    nll, quality = EVALUATIONS["nll"], EVALUATIONS["sample-quality"]
+    merged = merged_fields([(nll, {"nll": 1.0, "nll_matrix": [[1.0]], "nll_info": {}}), (quality, {"fid": 2.0})])
+    assert merged == {"nll": 1.0, "nll_matrix": [[1.0]], "nll_info": {}, "fid": 2.0}
+    with pytest.raises(ValueError, match="evaluation 'nll' writes nll_typo, which none of its metrics"):
+        merged_fields([(nll, {"nll": 1.0, "nll_typo": 3})])
+    with pytest.raises(ValueError, match="evaluation 'sample-quality' writes nll, already written"):
+        merged_fields([(nll, {"nll": 1.0}), (quality, {"nll": 2.0})])

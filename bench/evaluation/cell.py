@@ -18,7 +18,7 @@ import torch
 from bench import HARNESS_VERSION
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.caches import cached_stream
-from bench.evaluation.context import EvaluationContext, evaluation_classes
+from bench.evaluation.context import EvaluationContext, evaluation_classes, merged_fields
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
 from bench.evaluation.images import save_grids
 from bench.planning.grid import Cell
@@ -84,7 +84,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     # The metric families' evaluations (bench/metrics: NLL, then FID/KID/PRDC when the profile has
     # FID features), each scoring the model after every task segment, in the registry's order.
     context = EvaluationContext(cell, stream, test_sets, where, data_dir)
-    evaluations = [evaluation(context) for evaluation in evaluation_classes(profile)]
+    evaluations = [(declared, evaluation(context)) for declared, evaluation in evaluation_classes(profile)]
 
     train_seconds, segments, pictures = 0.0, 0, []
     for task_experience in benchmark.train_stream:
@@ -96,7 +96,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
                 strategy.train(batch_experience)
         train_seconds += time.perf_counter() - start
 
-        for evaluation in evaluations:
+        for _, evaluation in evaluations:
             evaluation.after_segment(model, eval_generator)
         if profile.sample_grids and artifact_dir is not None:
             pictures += save_grids(model, test_sets, artifact_dir, segments, eval_generator)
@@ -104,10 +104,10 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
 
     if on_trained is not None:
         on_trained(model, stream)
-    measured = [evaluation.fields() for evaluation in evaluations]
+    measured = merged_fields([(declared, evaluation.fields()) for declared, evaluation in evaluations])
     extras = method_extras(plugin)
     return {
-        **measured[0],   # the NLL's (the first family: every profile runs it)
+        **measured,   # every metric family's numbers, as their evaluations declare them
         "test_sizes": [len(x) for x in test_sets],
         "train_sizes": [len(x) for x in train_sets],
         # task-length settings ("task", "task*X") as the image counts this cell ran with
@@ -127,7 +127,6 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "training_step": strategy.training_step,
         **strategy.step_stats(),
         **extras,
-        **{k: v for fields in measured[1:] for k, v in fields.items()},   # FID/KID/PRDC, when run
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
 

@@ -18,8 +18,9 @@ class EvaluationContext:
         return self.cell.profile
 
 
-def evaluation_classes(profile) -> list[type]:
-    """The evaluation classes the profile runs, in the registry's order (bench.metrics)."""
+def evaluation_classes(profile) -> list[tuple]:
+    """(declaration, class) of every evaluation the profile runs, in the registry's order
+    (bench.metrics)."""
     import importlib
 
     from bench.metrics import EVALUATIONS
@@ -28,8 +29,27 @@ def evaluation_classes(profile) -> list[type]:
     for evaluation in EVALUATIONS.values():
         if evaluation.runs(profile):
             module, _, name = evaluation.where.partition(":")
-            classes.append(getattr(importlib.import_module(module), name))
+            classes.append((evaluation, getattr(importlib.import_module(module), name)))
     return classes
+
+
+def merged_fields(results: list[tuple]) -> dict:
+    """The record's numbers from every evaluation's `fields()`, merged in one step: a field that its
+    evaluation's metrics do not declare, or that two evaluations write, is refused (it would land
+    unannounced in the record, or overwrite another family's)."""
+    from bench.metrics import evaluation_fields
+
+    merged: dict = {}
+    for evaluation, fields in results:
+        undeclared = sorted(set(fields) - evaluation_fields(evaluation))
+        if undeclared:
+            raise ValueError(f"evaluation '{evaluation.name}' writes {', '.join(undeclared)}, which none of its "
+                             f"metrics ({', '.join(evaluation.metrics)}) declares")
+        twice = sorted(set(fields) & set(merged))
+        if twice:
+            raise ValueError(f"evaluation '{evaluation.name}' writes {', '.join(twice)}, already written")
+        merged.update(fields)
+    return merged
 
 
 def recorded_summaries(metric: str, matrix) -> dict:

@@ -143,15 +143,23 @@ def paper_metrics() -> list[Metric]:
     return [m for m in METRICS.values() if m.paper]
 
 
+def metric_fields(metric: Metric) -> list[str]:
+    """The record fields one metric declares: its value, matrix, interval, recorded summaries,
+    other fields and its provenance field."""
+    return [metric.name, *([metric.matrix] if metric.matrix else []), *([metric.interval] if metric.interval else []),
+            *(f"{s}_{metric.name}" for s in metric.recorded), *metric.fields,
+            *([metric.provenance.field] if metric.provenance else [])]
+
+
+def evaluation_fields(evaluation: Evaluation) -> frozenset[str]:
+    """The record fields an evaluation may write: those of the metrics it declares."""
+    return frozenset(f for name in evaluation.metrics for f in metric_fields(METRICS[name]))
+
+
 def record_fields() -> list[str]:
     """Every record field the metrics declare (values, matrices, intervals, recorded summaries,
     other fields, provenance), in registry order."""
-    names = []
-    for m in METRICS.values():
-        names += [m.name, *([m.matrix] if m.matrix else []), *([m.interval] if m.interval else []),
-                  *(f"{s}_{m.name}" for s in m.recorded), *m.fields,
-                  *([m.provenance.field] if m.provenance else [])]
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(f for m in METRICS.values() for f in metric_fields(m)))
 
 
 def index_markdown() -> str:
@@ -194,7 +202,7 @@ def _import_families() -> None:
 
 _import_families()
 
-__all__ = ["EXTRACTORS", "Extractor", "register_extractor", "Column", "RunColumn", "run_table_columns", "provenance_metrics", "primary_metric", "provenance_layouts",
+__all__ = ["metric_fields", "evaluation_fields", "EXTRACTORS", "Extractor", "register_extractor", "Column", "RunColumn", "run_table_columns", "provenance_metrics", "primary_metric", "provenance_layouts",
            "headline_metrics", "paper_metrics", "EVALUATIONS", "Evaluation", "LAYOUTS", "METRICS", "Metric", "MetricRegistrationError",
            "Provenance", "SUMMARIES", "Summary", "SummaryLayout", "checked", "columns", "derived_columns",
            "index_markdown", "matrix_metrics", "metric_layouts", "provenance_of", "provenances",
