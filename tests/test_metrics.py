@@ -38,5 +38,8 @@ def test_a_cell_takes_only_the_fields_each_evaluation_declares():
     assert merged == {"nll": 1.0, "nll_matrix": [[1.0]], "nll_info": {}, "fid": 2.0}
     with pytest.raises(ValueError, match="evaluation 'nll' writes nll_typo, which none of its metrics"):
         merged_fields([(nll, {"nll": 1.0, "nll_typo": 3})])
-    with pytest.raises(ValueError, match="evaluation 'sample-quality' writes nll, already written"):
-        merged_fields([(nll, {"nll": 1.0}), (quality, {"nll": 2.0})])
+    from bench.metrics import Evaluation
+
+    another = Evaluation("another-nll", "nowhere:Nothing", metrics=("nll",))   # two families claiming one field
+    with pytest.raises(ValueError, match="evaluation 'another-nll' writes nll, already written"):
+        merged_fields([(nll, {"nll": 1.0}), (another, {"nll": 2.0})])
