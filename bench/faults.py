@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import REPO_ROOT
+from bench.execution.store import ResultStore
 from bench.metrics import primary_metric
 
 GRID = ["--methods", "finetune,reservoir,ocm", "--streams", "mini", "--seeds", "0,1", "--profile", "smoke",
@@ -75,7 +76,7 @@ def audit(out: Path, cells: int = GRID_CELLS) -> Audit:
     done = [r for r in records if r.get("status") == "done"]
     result.done = len(done)
     result.lost = cells - len({r["key"] for r in done})
-    log = (out / "executions.log").read_text().splitlines() if (out / "executions.log").exists() else []
+    log = ResultStore(out).executions()
     saved = Counter(line.split()[0] for line in log if line.endswith(" saved"))
     result.duplicated = sum(n - 1 for n in saved.values() if n > 1)
     result.table = {(r["method"], r["seed"]): r[PRIMARY] for r in done}
@@ -122,7 +123,7 @@ def two_runner_trial(folder: Path, index: int, at: float, reference: dict) -> di
     a.wait()
     status = b.wait()
     after = audit(out)
-    log = (out / "executions.log").read_text().splitlines()
+    log = ResultStore(out).executions()
     saved = Counter(line.split()[0] for line in log if line.endswith(" saved"))
     return {"trial": index, "kill_at_s": round(at, 2), "killed_mid_grid": killed, "survivor_status": status,
             "cells_saved_once": sum(1 for n in saved.values() if n == 1), "lost": after.lost,

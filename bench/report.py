@@ -23,17 +23,18 @@ from pathlib import Path
 
 from bench.metrics import primary_metric, report_layouts
 from bench.reporting import REPORT_FORMATS as FORMATS
+from bench.reporting import SUFFIXES
 from streams.files import write_atomic
 
 LAYOUTS = tuple(report_layouts())   # the metric registry's (pure Python: a fast --help)
 # --out's suffix -> the format written when --format is not given
-SUFFIX_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".tex": "latex"}
+SUFFIX_FORMATS = {suffix: fmt for fmt in FORMATS for suffix in SUFFIXES[fmt]}   # --out's suffix -> its format
 
 
 def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | None, layout: str) -> None:
     """The figures of `--figures`, each path said on stderr."""
     from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_sweep, draw_timelines
-    from bench.reporting.frames import METRICS, select_cells
+    from bench.reporting.frames import COLUMNS, select_cells
     from bench.reporting.sweep import sweep_frame
     from bench.reporting.tables import sweep_metric
 
@@ -42,7 +43,7 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
     else:
         cells = select_cells(records, profile)
         chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]
-        metric = METRICS.get(layout, METRICS[primary_metric().name])   # forgetting/matrix layouts: the primary's ranks
+        metric = COLUMNS.get(layout, COLUMNS[primary_metric().name])   # forgetting/matrix layouts: the primary's ranks
         paths = (draw_figures(cells, folder) + draw_timelines(chosen, folder) + draw_ranks(cells, folder, metric)
                  + draw_seed_spread(cells, folder, metric))
     for path in paths:

@@ -183,10 +183,6 @@ class CURLModel(nn.Module):
             self.cluster_logits.bias[new] = self.cluster_logits.bias[parent]
         return new
 
-    def component_parameters(self, c: int) -> list[nn.Parameter]:
-        return [*self.heads_mu[c].parameters(), *self.heads_log_sigma[c].parameters(),
-                self.prior_mu[c], self.prior_log_sigma[c]]
-
 
 @register_method("curl", CURLConfig)   # description and settings: methods/catalog.py
 class CURLPlugin(GenerativePlugin):

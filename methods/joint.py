@@ -13,6 +13,7 @@ __all__ = ["JointConfig", "JointPlugin"]
 @register_method("joint", JointConfig)   # description and settings: methods/catalog.py
 class JointPlugin(GenerativePlugin):
     needs_task_boundaries = True
+    trains_whole_tasks = True
 
     def __init__(self, config: JointConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
@@ -24,5 +25,3 @@ class JointPlugin(GenerativePlugin):
     def update_memory(self, incoming: torch.Tensor, strategy=None) -> None:
         self.seen = incoming if self.seen is None else torch.cat([self.seen, incoming])
 
-    def train_epochs(self, profile) -> int:
-        return self.config.epochs or profile.task_epochs

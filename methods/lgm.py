@@ -45,6 +45,7 @@ def batch_split(batch: int, tasks_done: int) -> tuple[int, int]:
 @register_method("lgm", LGMConfig)   # description and settings: methods/catalog.py
 class LGMPlugin(GenerativePlugin):
     needs_task_boundaries = True
+    trains_whole_tasks = True
 
     def __init__(self, config: LGMConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
@@ -52,8 +53,6 @@ class LGMPlugin(GenerativePlugin):
         self.tasks_done = 0
         self._generated = 0          # teacher samples in the current minibatch
 
-    def train_epochs(self, profile) -> int:
-        return self.config.epochs or profile.task_epochs
 
     def before_forward(self, strategy, **kwargs):
         self._generated = 0

@@ -69,7 +69,12 @@ from methods.catalog import WEIGHTS, LIMixConfig
 from methods.core import GenerativePlugin, refresh_optimizer, register_method
 from methods.core.task_length import require_count
 from methods.models.contract import eval_mode, uniform_log_weights
-from methods.models.gaussian import LOG_2PI, STD_EPS, gaussian_kl
+from methods.models.gaussian import (
+    STD_EPS,
+    gaussian_kl,
+    reparameterized_log_density,
+    standard_normal_log_density,
+)
 from methods.models.vae import BernoulliVAE, Component, bernoulli_log_likelihood
 from streams.stream import binarize
 
@@ -158,9 +163,8 @@ class LIMixModel(BernoulliVAE):
         z = mu + std * eps
         d = torch.tanh(F.linear(z, self.decoder_shared.weight.detach(), self.decoder_shared.bias.detach()))
         logits = s.decoder_out(torch.relu(s.decoder_hidden(d)))
-        log_pz = -0.5 * (z.pow(2).sum(-1) + self.latent * LOG_2PI)
-        log_qz_x = -0.5 * (eps.pow(2).sum(-1) + self.latent * LOG_2PI) - std.log().sum(-1)
-        return -(bernoulli_log_likelihood(logits, x) + log_pz - log_qz_x)
+        return -(bernoulli_log_likelihood(logits, x) + standard_normal_log_density(z)
+                 - reparameterized_log_density(eps, std))
 
 
 def gate_images(images: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -193,6 +197,7 @@ def discrepancies(model: LIMixModel, images: torch.Tensor, n: int,
 @register_method("limix", LIMixConfig)   # descriptions and settings: methods/catalog.py
 class LIMixPlugin(GenerativePlugin):
     needs_task_boundaries = True
+    trains_whole_tasks = True   # limix-taskfree too: each full buffer is a task
 
     def __init__(self, config: LIMixConfig | None = None, seed: int = 0):
         super().__init__(config, seed)
@@ -209,8 +214,6 @@ class LIMixPlugin(GenerativePlugin):
     def build_model(self, profile) -> LIMixModel:
         return LIMixModel(input_dim=self.input_dim, mc_samples=profile.mc_samples, weights=self.config.weights)
 
-    def train_epochs(self, profile) -> int:
-        return self.config.epochs or profile.task_epochs
 
     def replay_images(self):
         return self.replay

@@ -232,7 +232,7 @@ def test_figures_scale_to_15_methods(tmp_path):
     """Every method its own colour and marker (in every figure), the NLL matrices in a grid of
     at most 5 panels a row, no ranks figure for one stream, integer ticks for integer settings."""
     from bench.reporting import figures
-    from bench.reporting.frames import METRICS, select_cells
+    from bench.reporting.frames import COLUMNS, select_cells
     from bench.reporting.sweep import sweep_frame
 
     styles = figures.method_styles(sr.FIFTEEN)
@@ -250,7 +250,7 @@ def test_figures_scale_to_15_methods(tmp_path):
     try:
         one_stream = select_cells(sr.grid(sr.FIFTEEN), None)
         written = figures.draw_figures(one_stream, tmp_path)
-        assert figures.draw_ranks(one_stream, tmp_path, METRICS["nll"]) == []
+        assert figures.draw_ranks(one_stream, tmp_path, COLUMNS["nll"]) == []
         sweep = [sr.record(m, "mini", 0, sweep={"epochs": e}) for m in sr.FIFTEEN[:4] for e in (1, 2, 3, 4, 5)]
         written += figures.draw_sweep(sweep_frame(sweep, "epochs"), "epochs", tmp_path)
     finally:

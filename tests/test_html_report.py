@@ -13,10 +13,10 @@ from torchvision.utils import save_image
 
 from bench.execution.store import ResultStore
 from bench.report import main as report_main
-from bench.reporting.browser import find_chromium, inspect_page
 from bench.reporting.frames import select_cells
 from bench.reporting.html import build_page, sweep_keys
 from bench.reporting.tables import build_report, run_table
+from browser import find_chromium, inspect_page
 
 ROOT = Path(__file__).resolve().parents[1]
 FIDELITY = ROOT / "reports" / "fidelity"

@@ -9,13 +9,14 @@ GRID = ["--methods", "reservoir,ocm-iw50", "--streams", "mini", "--seeds", "0", 
 
 
 def test_the_parent_threads_leave_every_number_identical(tmp_path):
-    one = reproduce.run_grid(tmp_path / "one", [], {}, 1, GRID)
-    two = reproduce.run_grid(tmp_path / "two", [], {}, 2, GRID)
+    data = {"BENCH_DATA_DIR": str(tmp_path / "data")}   # its caches here, not in the checkout's data/
+    one = reproduce.run_grid(tmp_path / "one", [], data, 1, GRID)
+    two = reproduce.run_grid(tmp_path / "two", [], data, 2, GRID)
     result = reproduce.compare(one, two)
     assert result["cells"] == 2 and result["identical"] == 2, result
     assert one["ocm-iw50/seed0"]["fid"] is not None and one["ocm-iw50/seed0"]["kid"] is not None
     # and the comparison does see a difference where there is one
-    avx512 = reproduce.run_grid(tmp_path / "avx512", [], {"ATEN_CPU_CAPABILITY": "avx512"}, 1, GRID)
+    avx512 = reproduce.run_grid(tmp_path / "avx512", [], {**data, "ATEN_CPU_CAPABILITY": "avx512"}, 1, GRID)
     assert reproduce.compare(one, avx512)["largest"].get("nll", 0) > 0
 
 

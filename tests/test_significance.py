@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from bench.report import main as report_main
-from bench.reporting.frames import METRICS, select_cells
+from bench.reporting.frames import COLUMNS, select_cells
 from bench.reporting.significance import average_ranks, paired_p_value, paired_tests
 from bench.reporting.tables import build_report
 
@@ -43,7 +43,7 @@ def line_of(table, method):
 
 
 def test_p_values_are_scipys_paired_t_test():
-    tests = paired_tests(select_cells(RECORDS, None), METRICS["nll"]).set_index(["stream", "method"])
+    tests = paired_tests(select_cells(RECORDS, None), COLUMNS["nll"]).set_index(["stream", "method"])
     for stream, best in (("mini", "ocm"), ("split-mnist", "first-k")):
         assert tests.loc[(stream, best), "status"] == "best"
         for method in ("ocm", "first-k", "reservoir", "finetune"):
@@ -86,7 +86,7 @@ def test_marks_in_text_markdown_and_latex():
 
 
 def test_average_ranks_are_exact_with_ties_and_missing_streams():
-    ranks = average_ranks(select_cells(RECORDS, None), METRICS["nll"])
+    ranks = average_ranks(select_cells(RECORDS, None), COLUMNS["nll"])
     assert list(ranks.index) == ["finetune", "first-k", "reservoir", "ocm"]   # registry order
     assert ranks["mini"].to_dict() == {"finetune": 4.0, "first-k": 2.0, "reservoir": 3.0, "ocm": 1.0}
     assert ranks["split-mnist"].to_dict() == {"finetune": 3.5, "first-k": 1.0, "reservoir": 3.5, "ocm": 2.0}
@@ -96,20 +96,20 @@ def test_average_ranks_are_exact_with_ties_and_missing_streams():
 
     # finetune only on mini: ranked over the one stream it has, and the table says so
     partial = [r for r in RECORDS if not (r["method"] == "finetune" and r["stream"] == "split-mnist")]
-    ranks = average_ranks(select_cells(partial, None), METRICS["nll"])
+    ranks = average_ranks(select_cells(partial, None), COLUMNS["nll"])
     assert ranks.loc["finetune", "avg_rank"] == 4.0 and ranks.loc["finetune", "n_streams"] == 1
     assert ranks.loc["reservoir", "avg_rank"] == 3.0     # now alone in third place on split-mnist
     text = build_report(partial, "nll", "text")
     assert line_of(text, "finetune").endswith("4.00 (1/2)") and "ranked on the k of N streams" in text
 
     # higher is better (BWT): rank 1 = highest mean
-    bwt = average_ranks(select_cells(RECORDS, None), METRICS["bwt_nll"])
+    bwt = average_ranks(select_cells(RECORDS, None), COLUMNS["bwt_nll"])
     assert bwt.loc["ocm", "mini"] == 1.0 and bwt.loc["finetune", "mini"] == 4.0
 
 
 def test_rank_figure_is_written(tmp_path):
     from bench.reporting.figures import draw_ranks
-    written = draw_ranks(select_cells(RECORDS, None), tmp_path, METRICS["nll"])
+    written = draw_ranks(select_cells(RECORDS, None), tmp_path, COLUMNS["nll"])
     assert [p.name for p in written] == ["ranks-nll.png"]
     assert written[0].read_bytes()[:4] == b"\x89PNG" and written[0].stat().st_size > 5000
 
@@ -125,7 +125,7 @@ def test_rank_figure_is_written(tmp_path):
 def test_fewer_than_two_common_seeds_is_not_tested():
     records = [record("ocm", "mini", 0, 90.0), record("ocm", "mini", 1, 91.0),
                record("reservoir", "mini", 1, 90.5), record("reservoir", "mini", 2, 90.6)]
-    tests = paired_tests(select_cells(records, None), METRICS["nll"]).set_index("method")
+    tests = paired_tests(select_cells(records, None), COLUMNS["nll"]).set_index("method")
     assert tests.loc["reservoir", "n_pairs"] == 1 and not tests.loc["reservoir", "tested"]
     assert np.isnan(tests.loc["reservoir", "p_value"]) and tests.loc["reservoir", "status"] == "not tested"
     for fmt in ("text", "markdown", "latex"):
@@ -148,7 +148,7 @@ def test_identical_values_ties_and_missing_fid():
     # a tie for the best: the first in registry order is the best, the other is marked
     records = [record(m, "mini", s, v) for m in ("joint", "ocm") for s, v in enumerate([90.0, 92.0, 91.0])]
     records += [record("reservoir", "mini", s, v + 0.25) for s, v in enumerate([90.0, 92.0, 91.0])]
-    tests = paired_tests(select_cells(records, None), METRICS["nll"]).set_index("method")
+    tests = paired_tests(select_cells(records, None), COLUMNS["nll"]).set_index("method")
     assert tests.loc["joint", "status"] == "best"
     assert tests.loc["ocm", "p_value"] == 1.0 and tests.loc["ocm", "indistinguishable"]
     assert tests.loc["reservoir", "p_value"] == 0.0 and not tests.loc["reservoir", "indistinguishable"]
@@ -158,11 +158,11 @@ def test_identical_values_ties_and_missing_fid():
     # FID absent for one method (NaN): no value, no test, no mark; a NaN seed drops its pair
     fids = {"ocm": [10.0, 11.0, 10.5, None], "first-k": [10.4, 10.9, 11.0, 10.6], "reservoir": [None] * 4}
     records = [record(m, "mini", s, 90.0 + s, fid=f) for m, values in fids.items() for s, f in enumerate(values)]
-    tests = paired_tests(select_cells(records, None), METRICS["fid"]).set_index("method")
+    tests = paired_tests(select_cells(records, None), COLUMNS["fid"]).set_index("method")
     assert tests.loc["ocm", "status"] == "best" and tests.loc["reservoir", "status"] == "no value"
     assert tests.loc["first-k", "n_pairs"] == 3
     assert tests.loc["first-k", "p_value"] == pytest.approx(
         stats.ttest_rel([10.4, 10.9, 11.0], [10.0, 11.0, 10.5]).pvalue)
     table = build_report(records, "fid", "text")
     assert line_of(table, "first-k").endswith("≈") and "≈" not in line_of(table, "reservoir")
-    assert np.isnan(average_ranks(select_cells(records, None), METRICS["fid"]).loc["reservoir", "avg_rank"])
+    assert np.isnan(average_ranks(select_cells(records, None), COLUMNS["fid"]).loc["reservoir", "avg_rank"])

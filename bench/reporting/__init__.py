@@ -2,8 +2,11 @@
 (render.py), one caption source (captions.py), the layouts (tables.py), sweeps and figures.
 Reads records only: imports planning (profile labels), never evaluation or execution."""
 
-# The formats the one renderer draws (render.py), and those bench.report writes: the renderer's text
-# formats and csv (the summary frame's numbers). Here, where importing them costs nothing: the
-# command line's --format choices read them.
-FORMATS = ("text", "markdown", "latex", "html")
-REPORT_FORMATS = ("text", "markdown", "csv", "latex")
+# Every output format and the file suffixes that name it, once. The one renderer (render.py) draws
+# all but csv (the summary frame's numbers, written by pandas); bench.report's --format writes all
+# but html (its page is --html). Here, where importing them costs nothing: the command line's
+# --format choices and --out's suffixes read them.
+SUFFIXES = {"text": (".txt",), "markdown": (".md", ".markdown"), "csv": (".csv",), "latex": (".tex",),
+            "html": (".html",)}
+FORMATS = tuple(f for f in SUFFIXES if f != "csv")
+REPORT_FORMATS = tuple(f for f in SUFFIXES if f != "html")

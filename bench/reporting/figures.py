@@ -24,7 +24,7 @@ import pandas as pd
 from bench.metrics import METRICS as REGISTERED
 from bench.metrics import headline_metrics, paper_metrics, primary_metric
 from bench.record import Record, Timeline, as_records
-from bench.reporting.frames import Metric, mean_matrix, registry_rank
+from bench.reporting.frames import Column, mean_matrix, registry_rank
 from bench.reporting.significance import average_ranks
 from bench.reporting.sweep import sweep_summary
 from methods import METHODS
@@ -236,7 +236,7 @@ def draw_timelines(records, folder: Path) -> list[Path]:
     return written
 
 
-def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
+def draw_ranks(cells: pd.DataFrame, folder: Path, metric: Column) -> list[Path]:
     """A rank heatmap: rows = methods, columns = streams and the average rank (1 = best mean on the
     stream, ties averaged; blank where a method has no value; the average over the streams it has,
     '(k/N)' when that is fewer than all). Nothing drawn for a single stream (ranks on one stream
@@ -282,7 +282,7 @@ def off_scale_fences(values, reach: float = 3.0) -> tuple[float, float]:
     return q1 - reach * spread, q3 + reach * spread
 
 
-def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Metric) -> list[Path]:
+def draw_seed_spread(cells: pd.DataFrame, folder: Path, metric: Column) -> list[Path]:
     """One panel per stream: each method's value per seed (points), its mean (a bar), and, for the
     nll metrics, the OCM paper's Table-1 number for the method's paper row (a red cross): where the
     seeds disagree, and where ours and the paper's differ, at a glance. A method far off the others'

@@ -15,9 +15,8 @@ from bench.metrics import Column, columns, derived_columns, provenances
 from bench.record import Record, as_records
 from methods import METHODS as METHODS_REGISTERED
 
-# A report column of a metric or of a summary of one (bench/metrics): its label, direction, digits.
-Metric = Column
-METRICS: dict[str, Column] = columns()
+# Every report column: a metric, or a summary of one (bench/metrics): its label, direction, digits.
+COLUMNS: dict[str, Column] = columns()
 MATRICES = [m.matrix for m in REGISTERED.values() if m.matrix]
 INTERVALS = {f"{m.interval}_half": m.interval for m in REGISTERED.values() if m.interval}   # column -> record field
 PROVENANCE_COLUMNS = [p.column for p in provenances()]
@@ -26,10 +25,10 @@ LIFTED_COLUMNS = [column for p in provenances() for column in p.frame_columns]  
 BUDGETS = ["memory", "memory_peak", "gradient_steps", "images_trained", "components", "train_seconds", "eval_seconds"]
 
 CELL_COLUMNS = ["profile_name", "numbers_version", "stream", "method", "method_name", "seed",
-                "needs_task_boundaries", *METRICS, *BUDGETS, "parameters", "eval_k", "eval_test_per_task",
+                "needs_task_boundaries", *COLUMNS, *BUDGETS, "parameters", "eval_k", "eval_test_per_task",
                 *MATRICES, *LIFTED_COLUMNS, "matched_budget", "budget_note", "timeline", "config",
                 *PROVENANCE_COLUMNS, *INTERVALS]
-SUMMARY_METRICS = [*METRICS, *BUDGETS, *INTERVALS]
+SUMMARY_METRICS = [*COLUMNS, *BUDGETS, *INTERVALS]
 
 
 class ReportError(ValueError):
@@ -215,7 +214,7 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def best_methods(summary: pd.DataFrame, metric: Metric) -> dict[str, str]:
+def best_methods(summary: pd.DataFrame, metric: Column) -> dict[str, str]:
     """Per stream, the method with the best mean."""
     best = {}
     for stream, group in summary.groupby("stream", sort=False):

@@ -39,7 +39,7 @@ from bench.metrics import (
     provenances,
 )
 from bench.record import Record, as_records
-from bench.reporting.frames import METRICS, ReportError, select_cells, summary_frame
+from bench.reporting.frames import COLUMNS, ReportError, select_cells, summary_frame
 from bench.reporting.paper import paper_entry
 from bench.reporting.tables import PAPER_METRICS, build_report, run_table, sweep_report
 from streams.files import write_atomic
@@ -244,7 +244,7 @@ def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) ->
     """figures.py's figures of this group: heatmaps and curves per stream, timelines, ranks."""
     from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_timelines
 
-    paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, METRICS[primary_metric().name])
+    paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, COLUMNS[primary_metric().name])
     paths += draw_timelines([r for r in records if r.done], folder)
     notes = []
     if not any(r.timeline for r in records if r.done):
@@ -253,7 +253,7 @@ def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) ->
     if cells["stream"].nunique() > 1:
         for metric in headline_metrics():
             if cells[metric.name].notna().any():
-                paths += draw_ranks(cells, folder, METRICS[metric.name])
+                paths += draw_ranks(cells, folder, COLUMNS[metric.name])
     else:
         notes.append(note("No rank figure: one stream (the ranks are the table's order)."))
     return ("<h3>Figures</h3>\n" + "".join(notes) + '<div class="figures">\n' + figures_html(paths)

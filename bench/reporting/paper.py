@@ -3,10 +3,6 @@ numbers beside it: IWAE-1000 log-likelihoods (nats; here as NLL = minus them), t
 and the number of components, per paper row and stream. docs/paper.md holds the same table."""
 from __future__ import annotations
 
-# the paper's column for each of our streams (a `-sorted` variant takes its base's)
-PAPER_STREAMS = {"split-mnist": "Split MNIST", "split-fashion": "Split Fashion",
-                 "mnist-fashion": "Split MNIST-Fashion", "cross-domain": "Cross-domain"}
-
 # paper row -> stream -> (NLL, memory, components)
 TABLE1 = {
     "VAE-ELBO-Random": {"split-mnist": (150.79, "3.0K", 1), "split-fashion": (280.54, "3.0K", 1),

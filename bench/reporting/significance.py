@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.reporting.frames import Metric, best_methods, registry_rank, summary_frame
+from bench.reporting.frames import Column, best_methods, registry_rank, summary_frame
 
 ALPHA = 0.05
 MIN_PAIRS = 2
@@ -51,7 +51,7 @@ def paired_p_value(values: np.ndarray, best: np.ndarray) -> float:
     return float(ttest_rel(values, best).pvalue)
 
 
-def paired_tests(cells: pd.DataFrame, metric: Metric, alpha: float = ALPHA) -> pd.DataFrame:
+def paired_tests(cells: pd.DataFrame, metric: Column, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per (stream, method) with a summary row: the best method of the stream, the number
     of seed pairs, the mean paired difference (method - best), the p-value (NaN when not tested),
     `tested`, `indistinguishable` (p >= alpha; True for the best itself) and a `status`."""
@@ -89,7 +89,7 @@ def indistinguishable_pairs(tests: pd.DataFrame) -> set[tuple[str, str]]:
     return set(zip(marked["stream"], marked["method"]))
 
 
-def average_ranks(cells: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+def average_ranks(cells: pd.DataFrame, metric: Column) -> pd.DataFrame:
     """Rows = methods (registry order); one column per stream with the method's rank there (1 =
     best mean, ties averaged; NaN where the method has no value on the stream), `avg_rank` over
     the streams the method has, `n_streams` (how many) and `n_streams_total`."""

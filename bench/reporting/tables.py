@@ -40,8 +40,8 @@ from bench.metrics import (
 from bench.reporting.captions import caption, ranks_note, significance_note
 from bench.reporting.claims import claims_frame, claims_table
 from bench.reporting.frames import (
-    METRICS,
-    Metric,
+    COLUMNS,
+    Column,
     ReportError,
     best_methods,
     cells_frame,
@@ -241,7 +241,7 @@ def decimals_for(value: float, digits: int | None) -> int:
     return max(0, 3 - math.floor(math.log10(abs(value))))
 
 
-def table_one(cells: pd.DataFrame, metric: Metric, fmt_name: str, paper: bool = False) -> str:
+def table_one(cells: pd.DataFrame, metric: Column, fmt_name: str, paper: bool = False) -> str:
     summary = summary_frame(cells)
     n_values = set(summary["n"])
 
@@ -279,7 +279,7 @@ def summary_table(cells: pd.DataFrame, layout: SummaryLayout, fmt_name: str) -> 
     summary = summary_frame(cells)
     names = [name for name, s in SUMMARIES.items() if s.group == layout.name]
     shown = tuple(m for m in layout.metrics if m in cells and cells[m].notna().any())
-    best = best_methods(summary, METRICS[f"{names[0]}_{shown[0]}"])
+    best = best_methods(summary, COLUMNS[f"{names[0]}_{shown[0]}"])
 
     def text(r):
         parts = []
@@ -316,7 +316,7 @@ def side_by_side_tables(cells: pd.DataFrame, provenance, fmt_name: str) -> str:
     if not shown:
         raise ReportError(f"these records have no {provenance.name} numbers ({provenance.missing})")
     summary = summary_frame(cells)
-    best_by_metric = {m: best_methods(summary, METRICS[m]) for m in shown}   # {metric: {stream: method}}
+    best_by_metric = {m: best_methods(summary, COLUMNS[m]) for m in shown}   # {metric: {stream: method}}
     out = []
     for stream, group in summary.groupby("stream", sort=False):
         group = group.set_index("method")
@@ -326,15 +326,15 @@ def side_by_side_tables(cells: pd.DataFrame, provenance, fmt_name: str) -> str:
             r = group.loc[method]
             row = [plain(method_label(method, bool(r["needs_task_boundaries"])), fmt_name)]
             for m in shown:
-                digits = decimals_for(r[f"{m}_mean"], METRICS[m].digits)
+                digits = decimals_for(r[f"{m}_mean"], COLUMNS[m].digits)
                 text = "-" if pd.isna(r[f"{m}_mean"]) else mean_std(r[f"{m}_mean"], r[f"{m}_std"], digits)
                 row.append(emphasise(text, fmt_name) if best[m] == method else plain(text, fmt_name))
             rows.append(row)
-        arrows = [f"{METRICS[m].label} {'↓' if METRICS[m].lower_is_better else '↑'}" for m in shown]
+        arrows = [f"{COLUMNS[m].label} {'↓' if COLUMNS[m].lower_is_better else '↑'}" for m in shown]
         headers = [plain(h, fmt_name) for h in ("method", *arrows)]
         out.append(render(headers, rows, fmt_name, caption(
             cells[cells["stream"] == stream], f"{provenance.title.removesuffix(' per stream')} on {stream} "
-            f"after the last task ({', '.join(METRICS[m].label for m in shown)}; arrows give the better direction)")))
+            f"after the last task ({', '.join(COLUMNS[m].label for m in shown)}; arrows give the better direction)")))
     return "\n".join(out)
 
 
@@ -355,7 +355,7 @@ def build_report(records: list[dict], layout: str | None = None, fmt_name: str =
             metric = REGISTERED[layout]
             hint = metric.provenance.missing if metric.provenance is not None else ""
             raise ReportError(f"these records have no {metric.summary_label}" + (f" ({hint})" if hint else ""))
-        return table_one(cells, METRICS[layout], fmt_name, paper)
+        return table_one(cells, COLUMNS[layout], fmt_name, paper)
     if layout in SUMMARY_LAYOUTS:
         return summary_table(cells, SUMMARY_LAYOUTS[layout], fmt_name)
     if layout == "matrix":
@@ -363,10 +363,10 @@ def build_report(records: list[dict], layout: str | None = None, fmt_name: str =
     raise ReportError(f"unknown layout '{layout}'; valid: {', '.join(LAYOUTS)}")
 
 
-def sweep_metric(layout: str) -> Metric:
-    metric = METRICS.get(layout)
+def sweep_metric(layout: str) -> Column:
+    metric = COLUMNS.get(layout)
     if metric is None:
-        raise ReportError(f"a sweep is laid out for one metric: {', '.join(METRICS)}, not '{layout}'")
+        raise ReportError(f"a sweep is laid out for one metric: {', '.join(COLUMNS)}, not '{layout}'")
     return metric
 
 

@@ -64,6 +64,9 @@ class GenerativePlugin(SupervisedPlugin):
     name: ClassVar[str] = "base"
     config_class: ClassVar[type | None] = None   # set by register_method
     needs_task_boundaries: ClassVar[bool] = False
+    # its experiences are whole tasks (or, task-free, a buffer it treats as one): it trains
+    # `task_epochs` passes over each, not E (defaults to needing task boundaries)
+    trains_whole_tasks: ClassVar[bool] = False
     # C, H, W of the stream's images: the harness sets it to the stream's before `build_model`
     image_shape: tuple[int, ...] = (1, 28, 28)
 
@@ -138,9 +141,11 @@ class GenerativePlugin(SupervisedPlugin):
         return BernoulliVAE(input_dim=self.input_dim, mc_samples=profile.mc_samples)
 
     def train_epochs(self, profile) -> int:
-        """Passes over `training_images` per experience: the profile's E (`epochs`) by default;
-        methods given whole tasks usually return `profile.task_epochs`."""
-        return profile.epochs
+        """Passes over `training_images` per experience: the method's own `epochs` setting when its
+        config has one and it is given, else the profile's: `task_epochs` for a method that trains
+        on whole tasks (`trains_whole_tasks`: joint, LGM, LIMix), E (`epochs`) for the others."""
+        own = getattr(self.config, "epochs", None)
+        return own or (profile.task_epochs if self.trains_whole_tasks else profile.epochs)
 
     # ------------------------------------------------------- the experience, seen by the strategy
     def begin_experience(self, incoming: torch.Tensor, device) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.models.contract import draw_components, uniform_log_weights
-from methods.models.gaussian import LOG_2PI, STD_EPS
+from methods.models.gaussian import STD_EPS, reparameterized_log_density, standard_normal_log_density
 from methods.models.native import decoder as decoder_inference
 
 
@@ -123,9 +123,7 @@ class BernoulliVAE(nn.Module):
         eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + std * eps
         log_px_z = self.decoder_log_likelihood(z, x, c)
-        log_pz = -0.5 * (z.pow(2).sum(-1) + self.latent * LOG_2PI)
-        log_qz_x = -0.5 * (eps.pow(2).sum(-1) + self.latent * LOG_2PI) - std.log().sum(-1)
-        return log_px_z + log_pz - log_qz_x
+        return log_px_z + standard_normal_log_density(z) - reparameterized_log_density(eps, std)
 
     # ----------------------------------------------------------------- all components
     def component_log_weights(self, x: torch.Tensor, k: int,

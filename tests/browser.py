@@ -7,7 +7,7 @@ whole page. The protocol runs over a pipe (`--remote-debugging-pipe`: JSON messa
 NUL bytes on file descriptors 3 and 4), so no driver package and no port are needed; Chromium is
 started with networking features off and a fresh profile, and is stopped afterwards.
 
-    python -m bench.reporting.browser results/report.html --width 1800 --max-height 2000 \
+    python tests/browser.py results/report.html --width 1800 --max-height 2000 \
         --screenshot reports/report-mini.png
 
 prints the summary as JSON (tests/test_html_report.py checks the pages with it). Chromium:
@@ -287,7 +287,7 @@ def inspect_page(page: str | Path, screenshot: str | Path | None = None, width: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.reporting.browser", description=__doc__,
+    p = argparse.ArgumentParser(prog="python tests/browser.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("page", help="an HTML file")
     p.add_argument("--screenshot", default=None, metavar="PNG", help="write a screenshot of the page here")
