@@ -42,7 +42,7 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
         paths = draw_sweep(sweep_frame(records, sweep), sweep, folder, sweep_metric(layout).column)
     else:
         cells = select_cells(records, profile)
-        chosen = [r for r in records if r.get("profile_name") in set(cells["profile_name"])]
+        chosen = [r for r in records if r.profile_name in set(cells["profile_name"])]
         metric = COLUMNS.get(layout, COLUMNS[primary_metric().name])   # forgetting/matrix layouts: the primary's ranks
         paths = (draw_figures(cells, folder) + draw_timelines(chosen, folder) + draw_ranks(cells, folder, metric)
                  + draw_seed_spread(cells, folder, metric))
@@ -56,7 +56,7 @@ def write_html(results: str, records: list[dict], out: str, profile: str | None)
     from bench.reporting.html import regenerate_command, write_page
 
     if profile is not None:
-        records = [r for r in records if r.get("profile_name") == profile]
+        records = [r for r in records if r.profile_name == profile]
     try:
         size, seconds = write_page(results, records, out, regenerate_command(results, out, profile))
     except ReportError as err:
@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results directory (as written by bench.run --out)")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="text | markdown | csv | latex (default: from --out's suffix, else text)")
-    p.add_argument("--metric", choices=LAYOUTS, default=primary_metric().name,
-                   help="the layout (default: %(default)s)")
+    p.add_argument("--metric", default=primary_metric().name, metavar="LAYOUT",
+                   help=f"the layout: {' | '.join(LAYOUTS)} (or a metric a --import registers; default: %(default)s)")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module registering the metrics, methods or streams of these records (as bench.run's)")
     p.add_argument("--profile", default=None, help="only records of this profile")
     p.add_argument("--paper", action="store_true",
                    help="nll layouts: the OCM paper's Table-1 number beside each stream's column")
@@ -158,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args) -> int:
     """The command, once its arguments are parsed."""
+    from methods.core.user_methods import UserModuleError, import_modules
+
+    try:
+        import_modules(args.imports)   # before the reports read the registries
+    except UserModuleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.metric not in report_layouts():
+        print(f"error: unknown layout '{args.metric}'; valid: {', '.join(report_layouts())}", file=sys.stderr)
+        return 2
     try:
         fmt = output_format(args.format, args.out)
         check_out(args.out)
@@ -170,7 +182,7 @@ def report(args) -> int:
     from bench.reporting.tables import build_report, sweep_report
 
     records = ResultStore(args.results).records()
-    if not any(r.get("status") == "done" for r in records):
+    if not any(r.done for r in records):
         print(f"error: no finished records in '{args.results}' (python -m bench.status {args.results} "
               "lists its cells and why they failed)", file=sys.stderr)
         return 2

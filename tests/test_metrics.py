@@ -43,3 +43,56 @@ def test_a_cell_takes_only_the_fields_each_evaluation_declares():
     another = Evaluation("another-nll", "nowhere:Nothing", metrics=("nll",))   # two families claiming one field
     with pytest.raises(ValueError, match="evaluation 'another-nll' writes nll, already written"):
         merged_fields([(nll, {"nll": 1.0}), (another, {"nll": 2.0})])
+
+
+TOY_METRIC = '''
+import torch
+
+from bench.metrics import Evaluation, Metric, RunColumn, register_evaluation, register_metric
+
+register_metric(Metric("sample_ink", "sample ink", lower_is_better=False, digits=3, layout=True,
+                       run_table=RunColumn("ink"), description="mean pixel probability of 64 samples"))
+
+
+class SampleInk:
+    """After each task segment: the mean pixel probability of 64 samples of the model."""
+
+    def __init__(self, context):
+        self.value = None
+
+    def after_segment(self, model, generator):
+        with torch.no_grad():
+            self.value = float(model.sample(64, generator).mean())
+
+    def fields(self):
+        return {"sample_ink": self.value}
+
+
+register_evaluation(Evaluation("sample-ink", f"{__name__}:SampleInk", metrics=("sample_ink",)))
+'''
+
+
+def test_a_metric_measured_in_a_cell_is_its_module_and_shows_everywhere(tmp_path):
+    """A toy metric, declared and computed in one file given to --import: bench.run's table has its
+    column, bench.report its Table-1 layout, the page its section; no other file is touched."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    module = tmp_path / "sample_ink.py"
+    module.write_text(TOY_METRIC)
+    out = tmp_path / "results"
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    table = run("bench.run", "--import", str(module), "--methods", "finetune,reservoir", "--streams", "mini",
+                "--seeds", "0,1", "--profile", "smoke", "--no-progress", "--workers", "1", "--out", str(out))
+    assert "ink ↑" in table.splitlines()[0]
+    layout = run("bench.report", str(out), "--import", str(module), "--metric", "sample_ink")
+    assert "sample ink" in layout and "reservoir" in layout
+    run("bench.report", str(out), "--import", str(module), "--html")
+    assert 'data-layout="sample_ink"' in (out / "report.html").read_text()

@@ -231,7 +231,7 @@ def _scaling_child(cells: int, repeats: int, queue) -> None:
             with tempfile.TemporaryDirectory() as out:
                 times[workers].append(_timed(lambda out=out, workers=workers: run_cells(
                     grid, ResultStore(out), "local", CommonOptions(workers=workers), progress=False)))
-                cell_seconds[workers].append(sum(record["wall_seconds"] for record in ResultStore(out).records()))
+                cell_seconds[workers].append(sum(record.wall_seconds for record in ResultStore(out).records()))
     queue.put((times, cell_seconds))
 
 
