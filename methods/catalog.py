@@ -222,6 +222,57 @@ class LIMixConfig:
         return self.threshold
 
 
+# ------------------------------------------------------- the field's standard baselines (issue 35)
+# Regularizers, gradient projection, online retrieval, generative replay and distillation, each
+# through Avalanche's own plugin where its rule fits a generative loss (docs/methods.md: a rule
+# table for each). The regularizers' weights were swept on Split MNIST, seed 0 (reports/baselines.md).
+@dataclass(frozen=True)
+class EWCConfig:
+    ewc_lambda: float = setting(100.0, min=0.0)   # the penalty's weight (Avalanche: required)
+    decay_factor: float = setting(1.0, min=0.0)   # online EWC: old importance x this + the new one
+    epochs: int | None = setting(None, min=1)     # passes per task; None: the profile's task_epochs
+
+
+@dataclass(frozen=True)
+class SIConfig:
+    si_lambda: float = setting(1.0, min=0.0)      # the surrogate loss's weight (c in Zenke et al.)
+    eps: float = setting(1e-7, above=0.0)         # damping (Avalanche's default)
+    epochs: int | None = setting(None, min=1)
+
+
+@dataclass(frozen=True)
+class MASConfig:
+    lambda_reg: float = setting(1.0, min=0.0)     # the penalty's weight (Avalanche's default)
+    alpha: float = setting(0.5, min=0.0)          # old importance's share (Avalanche's default)
+    epochs: int | None = setting(None, min=1)
+
+
+@dataclass(frozen=True)
+class AGEMConfig:
+    budget: int = setting(3000, min=1, matchable=True, stores_images=True)   # a reservoir memory
+    sample_size: int = setting(64, min=1)         # memory images per reference gradient (Avalanche's)
+
+
+@dataclass(frozen=True)
+class MIRConfig:
+    budget: int = setting(3000, min=1, matchable=True, stores_images=True)   # a reservoir memory
+    subsample: int = setting(200, min=1)          # candidates scored per step (Avalanche's default)
+    batch_size_mem: int = setting(64, min=1)      # the most interfered of them, replayed
+
+
+@dataclass(frozen=True)
+class DGRConfig:
+    replay_size: int | None = setting(None, min=1)   # generated images per minibatch; None: as many as real
+    epochs: int | None = setting(None, min=1)
+    refresh_images: int | str = task_length_field()  # dgr-taskfree only: images between snapshots
+
+
+@dataclass(frozen=True)
+class LwFConfig:
+    alpha: float = setting(1.0, min=0.0)          # the distillation's weight (Avalanche's LwF default)
+    epochs: int | None = setting(None, min=1)
+
+
 # ------------------------------------------------------------------------------ the registry
 # What reports say of each method's own numbers (methods/core/registry.py: Reporting)
 OCM_REPORTING = Reporting(budget=lambda c: f"STM {c['stm_capacity']}, LTM <= {c['ltm_capacity']}",
@@ -267,6 +318,23 @@ declare_method("limix-taskfree", LIMixConfig,
                "task; the gate runs each time it fills, the chosen component trains on it, it empties",
                "methods.limix:LIMixTaskFreePlugin", numbers_version="0.8.0",
                reporting=Reporting(budget=lambda c: f"buffer {c['buffer_size']}", weights=limix_weights))
+
+declare_method("ewc", EWCConfig, "online EWC: a Fisher-weighted penalty towards the weights after each task "
+               "(Avalanche's EWCPlugin)", "methods.ewc:EWCMethod", needs_task_boundaries=True, numbers_version="0.8.0")
+declare_method("si", SIConfig, "Synaptic Intelligence: a penalty weighted by each weight's path integral "
+               "(Avalanche's SynapticIntelligencePlugin)", "methods.si:SIMethod", needs_task_boundaries=True, numbers_version="0.8.0")
+declare_method("mas", MASConfig, "Memory Aware Synapses: a penalty weighted by the reconstruction's "
+               "sensitivity (Avalanche's MASPlugin)", "methods.mas:MASMethod", needs_task_boundaries=True, numbers_version="0.8.0")
+declare_method("agem", AGEMConfig, "A-GEM: each gradient projected so that a reservoir memory's loss does "
+               "not rise (Avalanche's AGEMPlugin, task-free)", "methods.agem:AGEMMethod", numbers_version="0.8.0")
+declare_method("mir", MIRConfig, "MIR: replay of the reservoir samples a virtual update would hurt most "
+               "(task-free)", "methods.mir:MIRMethod", numbers_version="0.8.0")
+declare_method("dgr", DGRConfig, "deep generative replay from a frozen copy taken at each task boundary "
+               "(Avalanche's GenerativeReplayPlugin)", "methods.dgr:DGRMethod", needs_task_boundaries=True, numbers_version="0.8.0")
+declare_method("dgr-taskfree", DGRConfig, "deep generative replay, task-free: the frozen copy refreshed every "
+               "`refresh_images` incoming images", "methods.dgr:DGRTaskFreeMethod", numbers_version="0.8.0")
+declare_method("lwf", LwFConfig, "LwF for a VAE: the previous model's posterior and reconstruction distilled "
+               "on the incoming data", "methods.lwf:LwFMethod", needs_task_boundaries=True, numbers_version="0.8.0")
 
 # The OCM paper's Table 1 lists CN-DPM with memory 2.0K and N = 30 components on every binary stream.
 register_preset("cndpm-paper", "cndpm", {"stm_capacity": 2000, "max_experts": 30},

@@ -45,3 +45,14 @@ def refresh_optimizer(strategy) -> None:
     any Avalanche strategy has `make_optimizer`, which keeps the state of the parameters it had."""
     if strategy is not None and hasattr(strategy, "make_optimizer"):
         strategy.make_optimizer()
+
+
+def binarized_dataset(images: torch.Tensor, generator: torch.Generator | None = None):
+    """The images, binarized once (one Bernoulli draw from `generator`), as the (x, y, t) dataset
+    Avalanche's plugins iterate over for their importance passes (labels and task ids zero: the
+    harness's methods never see them)."""
+    from torch.utils.data import TensorDataset
+
+    x = torch.bernoulli(images, generator=generator)
+    zeros = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    return TensorDataset(x, zeros, zeros)
