@@ -52,7 +52,7 @@ def test_ewc_penalty_is_lambda_times_the_hand_computed_fisher_distance():
             fisher[n] += p.grad ** 2 / 2
     torch.manual_seed(5)
     method.update_memory(x, stub_strategy(model, counter=0))
-    for n, p in model.named_parameters():
+    for n, _ in model.named_parameters():
         assert torch.allclose(method.ewc.importances[0][n].data, fisher[n], rtol=1e-5, atol=1e-12), n
     anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
     with torch.no_grad():
