@@ -50,6 +50,27 @@ def draw(records: list[dict], folder: Path, profile: str | None, sweep: str | No
         print(f"wrote {path}", file=sys.stderr)
 
 
+def baseline_note(from_baseline: dict, profile: str | None, fmt: str) -> str:
+    """Which rows come from which baseline, with its harness versions and its commit."""
+    import subprocess
+
+    lines = []
+    for folder, records in from_baseline.items():
+        rows = sorted({r.label for r in records if r.done and (profile is None or r.profile_name == profile)})
+        if not rows:
+            continue
+        versions = ", ".join(sorted({str(r.numbers_version or r.harness_version) for r in records}))
+        commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "."], cwd=folder, capture_output=True,
+                                text=True, check=False).stdout.strip()
+        lines.append(f"Rows from the baseline {folder} (harness {versions}"
+                     + (f", commit {commit}" if commit else "") + f"): {', '.join(rows)}.")
+    if not lines or fmt == "csv":
+        return ""
+    import textwrap
+
+    return "\n" + "\n".join(textwrap.fill(line, 120) if fmt == "text" else line for line in lines) + "\n"
+
+
 def write_html(results: str, records: list[dict], out: str, profile: str | None) -> int:
     """`--html`: the page (bench/reporting/html.py), its path, size and build time said."""
     from bench.reporting.frames import ReportError
@@ -130,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the layout: {' | '.join(LAYOUTS)} (or a metric a --import registers; default: %(default)s)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module registering the metrics, methods or streams of these records (as bench.run's)")
+    p.add_argument("--versus", default=None, metavar="METHOD",
+                   help="METHOD (a row's label) against every other row, one table per stream: d, its spread, "
+                        "the paired p over seeds, Holm's mark and a verdict")
+    p.add_argument("--baseline", dest="baselines", action="append", default=[], metavar="DIR",
+                   help="a finished study reported beside these records (read-only; e.g. reports/table1): "
+                        "its rows join the tables, and a line says which came from it; repeatable")
     p.add_argument("--profile", default=None, help="only records of this profile")
     p.add_argument("--paper", action="store_true",
                    help="nll layouts: the OCM paper's Table-1 number beside each stream's column")
@@ -182,6 +209,17 @@ def report(args) -> int:
     from bench.reporting.tables import build_report, sweep_report
 
     records = ResultStore(args.results).records()
+    own = {r.key for r in records}
+    from_baseline: dict[str, list] = {}
+    for folder in args.baselines:   # read-only: their rows join the tables, said below them
+        if not (Path(folder) / "records").is_dir():
+            print(f"error: --baseline {folder}: no records/ folder (give a results directory of bench.run)",
+                  file=sys.stderr)
+            return 2
+        extra = [r for r in ResultStore(folder, read_only=True).records() if r.key not in own]
+        records += extra
+        own |= {r.key for r in extra}
+        from_baseline[folder] = extra
     if not any(r.done for r in records):
         print(f"error: no finished records in '{args.results}' (python -m bench.status {args.results} "
               "lists its cells and why they failed)", file=sys.stderr)
@@ -190,7 +228,12 @@ def report(args) -> int:
         return write_html(args.results, records, args.html or str(Path(args.results) / "report.html"),
                           args.profile)
     try:
-        if args.sweep:
+        if args.versus:
+            from bench.reporting.claims import versus_tables
+            from bench.reporting.frames import select_cells
+
+            text = versus_tables(select_cells(records, args.profile), args.versus, fmt)
+        elif args.sweep:
             text = sweep_report(records, args.sweep, args.metric, fmt)
         else:
             text = build_report(records, args.metric, fmt, args.profile, args.paper)
@@ -203,6 +246,7 @@ def report(args) -> int:
         print(f"error: cannot write the figures into {Path(args.results) / 'figures'}: {err.strerror or err}",
               file=sys.stderr)
         return 2
+    text += baseline_note(from_baseline, args.profile, fmt)
     if args.out:
         try:
             write_atomic(args.out, text)

@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streams", default=DEFAULTS["streams"],
                    help="comma-separated stream names, or 'all' (default: %(default)s)")
     p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
-    p.add_argument("--profile", default=DEFAULTS["profile"],
-                   help=f"{' | '.join(PROFILES)} (default: %(default)s); see bench/planning/profiles.py")
+    p.add_argument("--profile", default=None,
+                   help=f"{' | '.join(PROFILES)} (default: {DEFAULTS['profile']}, or the --baseline's own "
+                        "profile); see bench/planning/profiles.py")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile setting (e.g. epochs=2) or a method setting "
                         "(e.g. reservoir.budget=500); repeatable")
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "'none' skips FID (default: the profile's; quick: classifier). Same as --set "
                         "fid_features=...")
     p.add_argument("--out", default=DEFAULTS["out"], help="results directory (default: %(default)s)")
+    p.add_argument("--baseline", dest="baselines", action="append", default=[], metavar="DIR",
+                   help="a finished study read beside the run, never written (e.g. reports/table1): its "
+                        "cells are not run again, budgets matched to its methods resolve from it, and "
+                        "without --profile its single profile (settings included) is the run's; repeatable")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="parallel worker processes, one torch thread each (default: cores = %(default)s)")
     p.add_argument("--executor", default="local", metavar="NAME",
@@ -191,9 +196,12 @@ def run(args, state: dict) -> int:
 
     try:
         options = run_options(args)
+        baseline, profile, baseline_settings = read_baselines(args.baselines, args.profile)
         # 2. the plan: cells in grid order, those that wait for another's record
-        settings = args.settings + ([f"fid_features={args.fid_features}"] if args.fid_features else [])
-        plan = plan_grid(args.methods, args.streams, args.seeds, args.profile, settings, args.sweep)
+        given = {s.partition("=")[0].strip() for s in args.settings} | ({"fid_features"} if args.fid_features else set())
+        settings = [s for s in baseline_settings if s.partition("=")[0] not in given]   # the user's own win
+        settings += args.settings + ([f"fid_features={args.fid_features}"] if args.fid_features else [])
+        plan = plan_grid(args.methods, args.streams, args.seeds, profile, settings, args.sweep)
         # 3. preflight: what would stop a cell, refused before any runs; then the warm-up (torch)
         options.check(warn)
         if not str(args.out).strip():
@@ -201,11 +209,11 @@ def run(args, state: dict) -> int:
         store = ResultStore(args.out)
         check_writable(store.root)
         migrate_store(store)
-        check_matches_possible(plan, store.records())
+        check_matches_possible(plan, store.records() + list(baseline.values()))
         prepare.check(plan, options.device, options.local, args.data_dir)
-        state["runner"] = runner = GridRunner(plan, store, options)
+        state["runner"] = runner = GridRunner(plan, store, options, baseline)
         prepare.warm_up(plan, options.device, options.local, args.data_dir)
-        line = prepare.estimate_line([c for c in plan.cells if options.force or not store.is_done(c)],
+        line = prepare.estimate_line([c for c in plan.cells if options.force or not runner.is_done(c)],
                                      args.data_dir, options.workers)
         if line:
             print(line, file=sys.stderr)
@@ -222,7 +230,7 @@ def run(args, state: dict) -> int:
     # 5. the summary: the run's table, cells.csv and summary.csv
     from bench.reporting.tables import run_summary
 
-    print(run_summary([r for c in outcome.cells if (r := store.load(c))], store.root, args.wide), end="")
+    print(run_summary([r for c in outcome.cells if (r := runner.load(c))], store.root, args.wide), end="")
 
     # 6. the exit code, with what did not finish
     return exit_code(outcome, store)
@@ -237,6 +245,30 @@ def run_options(args):
                       training_step=args.training_step, cells_per_gpu=args.cells_per_gpu,
                       data_dir=args.data_dir, executor_settings=executor_settings(args), force=args.force,
                       wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty())
+
+
+def read_baselines(folders: list[str], profile: str | None) -> tuple[dict, str, list[str]]:
+    """({key: finished record} of the baseline studies (read-only), the profile to run, the settings
+    its label carries): without --profile, the baselines' single profile label is taken apart into
+    its base and settings, so that the run's cells have the baseline's keys."""
+    from bench.execution.store import ResultStore
+    from bench.planning.profiles import split_label
+    from bench.planning.validate import SettingError
+
+    records = {}
+    for folder in folders:
+        if not (Path(folder) / "records").is_dir():
+            raise ValueError(f"--baseline {folder}: no records/ folder (give a results directory of bench.run, "
+                             "e.g. reports/table1)")
+        records.update({r.key: r for r in ResultStore(folder, read_only=True).records() if r.done and r.key})
+    if profile is not None or not records:
+        return records, profile or DEFAULTS["profile"], []
+    labels = sorted({r.profile_name for r in records.values() if r.profile_name})
+    if len(labels) != 1:
+        raise SettingError(f"the baselines hold several profiles ({', '.join(labels)}): choose one with --profile "
+                           "(and its settings with --set)")
+    base, settings = split_label(labels[0])
+    return records, base, [f"{k}={v}" for k, v in settings.items()]
 
 
 def migrate_store(store) -> None:

@@ -76,12 +76,24 @@ class GridOutcome:
 
 class GridRunner:
     """Runs a plan's cells into `store` with `options`; `cells` is what it has got to (for the line
-    an interrupted run ends with)."""
+    an interrupted run ends with). `baseline`: finished records of other studies, by key (read-only:
+    bench.run --baseline): a cell among them is done, not run, and matched budgets resolve from them."""
 
-    def __init__(self, plan: GridPlan, store: ResultStore, options: RunOptions):
+    def __init__(self, plan: GridPlan, store: ResultStore, options: RunOptions, baseline: dict | None = None):
         self.plan, self.store, self.options = plan, store, options
+        self.baseline = baseline or {}
         self.cells: list[Cell] = list(plan.cells)
         self.outcomes: dict[str, dict] = {}
+
+    def is_done(self, cell: Cell) -> bool:
+        return cell.key in self.baseline or self.store.is_done(cell)
+
+    def load(self, cell: Cell):
+        """The cell's record: its own, or the baseline's."""
+        return self.store.load(cell) or self.baseline.get(cell.key)
+
+    def records(self) -> list:
+        return self.store.records() + list(self.baseline.values())
 
     def run(self) -> GridOutcome:
         """Both phases: the cells that can run, then the matched ones once the records they match
@@ -90,7 +102,7 @@ class GridRunner:
         self.run_phase(self.plan.ready, "cells")
         resolved, unmatched = {}, []
         if self.plan.waiting:
-            resolved, unmatched = resolve_waiting(self.plan, self.store.records())
+            resolved, unmatched = resolve_waiting(self.plan, self.records())
             self.cells = [*self.plan.ready, *resolved.values()]
             self.run_phase(list(resolved.values()), "matched cells")
         return self.outcome(cells_run(self.plan, resolved), unmatched)
@@ -101,8 +113,11 @@ class GridRunner:
         if options.force:
             for cell in cells:
                 store.path(cell).unlink(missing_ok=True)
-        pending = longest_first([c for c in cells if not store.is_done(c)], store.records())
-        print(f"{len(cells)} {what} ({len(cells) - len(pending)} already done), profile {self.plan.profile_names}, "
+        pending = longest_first([c for c in cells if not self.is_done(c)], store.records())
+        from_baseline = sum(c.key in self.baseline for c in cells)
+        print(f"{len(cells)} {what} ({len(cells) - len(pending)} already done"
+              + (f", {from_baseline} of them in the baseline" if from_baseline else "")
+              + f"), profile {self.plan.profile_names}, "
               f"executor {options.executor}, {min(options.workers, max(len(pending), 1))} worker(s), device "
               f"{options.device} -> {store.root}", file=sys.stderr)
         self.execute(pending)
@@ -120,16 +135,16 @@ class GridRunner:
         store = self.store
         held = live_claims(store.root)
         elsewhere = [(c, describe_holder(held[store.path(c).stem])) for c in cells
-                     if not store.is_done(c) and store.path(c).stem in held]
+                     if not self.is_done(c) and store.path(c).stem in held]
         away = {c.key for c, _ in elsewhere}
         failed = [(c, getattr(store.load(c), "error", None) or self.outcomes.get(c.key, {}).get("error")
                    or "no record (interrupted?)")
-                  for c in cells if not store.is_done(c) and c.key not in away] + unmatched
+                  for c in cells if not self.is_done(c) and c.key not in away] + unmatched
         return GridOutcome(cells, failed, elsewhere)
 
     def interrupted_line(self, what: str = "interrupted (Ctrl-C)") -> str:
         """One line: how far an interrupted run got and how to resume it."""
-        done = sum(self.store.is_done(c) for c in self.cells)
+        done = sum(self.is_done(c) for c in self.cells)
         return (f"{what}: {done} of {len(self.cells)} cells done, their records kept in "
                 f"{self.store.root}; rerun the same command to resume")
 

@@ -64,9 +64,13 @@ def record_stem(cell: Cell) -> str:
 
 
 class ResultStore:
-    def __init__(self, root: str | os.PathLike):
+    """`read_only`: a baseline study read beside a run (bench.run --baseline): nothing in it is
+    moved or written; a record that cannot be counted is only said."""
+
+    def __init__(self, root: str | os.PathLike, read_only: bool = False):
         self.root = Path(root)
         self.records_dir = self.root / "records"
+        self.read_only = read_only
 
     def path(self, cell: Cell) -> Path:
         return self.records_dir / f"{record_stem(cell)}.json"
@@ -112,6 +116,9 @@ class ResultStore:
     def quarantine(self, path: Path, why: str = "not a record", folder: str = "corrupt") -> Path | None:
         """Move a record that cannot be counted into records/<folder>/ (kept for inspection), with
         a warning saying why."""
+        if self.read_only:
+            print(f"warning: record {path} is not counted ({why}); left as it is (read-only)", file=sys.stderr)
+            return None
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"   # never overwrites
         target = self.records_dir / folder / f"{path.stem}.{stamp}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +136,11 @@ class ResultStore:
         return record is not None and record.done
 
     def save(self, cell: Cell, record: Record | dict) -> Path:
+        if self.read_only:
+            raise PermissionError(f"{self.root} is read-only here (a baseline)")
+        return self._save(cell, record)
+
+    def _save(self, cell: Cell, record: Record | dict) -> Path:
         """Write `record` (a Record, or the JSON object of one) as the cell's record. A record of a
         newer schema in its place (a newer harness shares the directory) is moved to
         records/newer/ first, never overwritten."""

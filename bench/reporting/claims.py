@@ -133,3 +133,38 @@ def claims_table(cells: pd.DataFrame, fmt_name: str) -> str:
             "(paper d): the same difference in the paper's Table 1 (IWAE-1000, E = 100, full data)")
     return render([plain(h, fmt_name) for h in ("claim", *streams)], rows, fmt_name,
                   caption(cells, what, best_marked=False))
+
+
+def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
+    """`bench.report --versus METHOD`: METHOD against every other row, one table per stream:
+    d = NLL(METHOD) - NLL(other) (mean and sd over the seeds both have), the paired p, Holm's mark
+    over all the tables' tests, and a verdict in words. A claim per pair, tested as the paper's are."""
+    from bench.reporting.captions import caption
+    from bench.reporting.frames import ReportError, registry_rank
+    from bench.reporting.render import plain, render
+
+    methods = sorted(set(cells["method"]), key=registry_rank)
+    if method not in methods:
+        raise ReportError(f"--versus {method}: no such row in these records; rows: {', '.join(methods)}")
+    claims = [Claim(method, other, "versus") for other in methods if other != method]
+    frame = claims_frame(cells, claims)
+    frame = frame[frame["verdict"] != NOT_RUN]
+    out = []
+    for stream, group in frame.groupby("stream", sort=False):
+        rows = []
+        for _, row in group.iterrows():
+            other = row["claim"].split(" < ", 1)[1]
+            survives = HOLM_MARK if row["verdict"] in (HOLDS, FAILS) and row["p_holm"] < ALPHA else ""
+            words = {HOLDS: f"{method} better", FAILS: f"{method} worse",
+                     CANNOT_TELL: "cannot tell" + ("" if row["n_pairs"] >= MIN_PAIRS else " (one seed)")}[row["verdict"]]
+            p = "-" if np.isnan(row["p_value"]) else ("< 0.001" if row["p_value"] < 0.001 else f"{row['p_value']:.3f}")
+            sd = "-" if np.isnan(row["std_difference"]) else f"{row['std_difference']:.2f}"
+            rows.append([plain(x, fmt_name) for x in (other, f"{row['mean_difference']:+.2f}", sd,
+                                                      str(int(row["n_pairs"])), p, words + survives)])
+        headers = [plain(h, fmt_name) for h in ("against", "d (nats)", "sd", "seeds", "p", "verdict")]
+        what = (f"{method} against every other row on {stream}: d = NLL({method}) - NLL(row), mean and sd over "
+                f"the seeds both have (negative: {method} better); p: {TEST_NAME}; verdict at p < {ALPHA:g}; "
+                f"{HOLM_MARK}: still so after Holm's correction over the {int(frame['p_value'].notna().sum())} tests "
+                "of these tables")
+        out.append(render(headers, rows, fmt_name, caption(cells[cells["stream"] == stream], what, best_marked=False)))
+    return "\n".join(out)
