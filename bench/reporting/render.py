@@ -87,6 +87,40 @@ def latex_size(headers, rows) -> list[str]:
     return next((list(lines) for limit, lines in LATEX_SIZES if width > limit), [])
 
 
+def text_table(headers, rows, maxcolwidths=None) -> str:
+    """A plain-text table, numbers left as the caller formatted them."""
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, maxcolwidths=maxcolwidths)
+
+
+def text_width(table: str) -> int:
+    return max(map(len, table.splitlines()))
+
+
+def fitted_tables(headers, rows, width: int) -> list[str]:
+    """A text table wider than `width` as several, each the first column (the row's label) and as
+    many of the next columns as fit; a column that does not fit even alone is wrapped inside its
+    cells."""
+    groups, current = [], []
+    for j in range(1, len(headers)):
+        trial = [0, *current, j]
+        if current and text_width(text_table([headers[i] for i in trial], [[r[i] for i in trial] for r in rows])) > width:
+            groups.append(current)
+            current = [j]
+        else:
+            current.append(j)
+    groups.append(current)
+    out = []
+    for group in groups:
+        keep = [0, *group]
+        part_headers, part_rows = [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+        table = text_table(part_headers, part_rows)
+        if text_width(table) > width and len(group) == 1:   # one column too wide: wrap it
+            label = max(len(str(x)) for x in [part_headers[0], *(r[0] for r in part_rows)])
+            table = text_table(part_headers, part_rows, maxcolwidths=[None, max(20, width - label - 4)])
+        out.append(table)
+    return out
+
+
 def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION_WIDTH) -> str:
     """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`).
     `width`: a text table's caption is wrapped to the table's width, at least 80 and at most
@@ -113,6 +147,8 @@ def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION
     if width is not None and fmt_name == "text":
         import textwrap
 
+        if text_width(table) > width:   # a terminal's width: the table in parts
+            table = "\n\n".join(fitted_tables(headers, rows, width))
         wide = max(map(len, table.splitlines()))
         title = textwrap.fill(title, width=min(width, max(wide, 80)), break_on_hyphens=False)
     return f"{table}\n\n{title}\n"
