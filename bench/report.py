@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from bench.metrics import primary_metric, report_layouts
@@ -69,6 +70,20 @@ def baseline_note(from_baseline: dict, profile: str | None, fmt: str) -> str:
     import textwrap
 
     return "\n" + "\n".join(textwrap.fill(line, 120) if fmt == "text" else line for line in lines) + "\n"
+
+
+def layout_text(records: list, args, fmt: str) -> str:
+    """The tables that --versus, --sweep or --metric ask for."""
+    from bench.reporting.tables import build_report, sweep_report
+
+    if args.versus:
+        from bench.reporting.claims import versus_tables
+        from bench.reporting.frames import select_cells
+
+        return versus_tables(select_cells(records, args.profile), args.versus, fmt)
+    if args.sweep:
+        return sweep_report(records, args.sweep, args.metric, fmt)
+    return build_report(records, args.metric, fmt, args.profile, args.paper)
 
 
 def write_html(results: str, records: list[dict], out: str, profile: str | None) -> int:
@@ -158,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a finished study reported beside these records (read-only; e.g. reports/table1): "
                         "its rows join the tables, and a line says which came from it; repeatable")
     p.add_argument("--profile", default=None, help="only records of this profile")
+    p.add_argument("--wide", action="store_true",
+                   help="text: each table in one piece however wide (by default a table wider than "
+                        "120 columns prints in column groups, each led by the row label)")
     p.add_argument("--paper", action="store_true",
                    help="nll layouts: the OCM paper's Table-1 number beside each stream's column")
     p.add_argument("--out", default=None,
@@ -206,8 +224,6 @@ def report(args) -> int:
         return 2
     from bench.execution.store import ResultStore
     from bench.reporting.frames import ReportError
-    from bench.reporting.tables import build_report, sweep_report
-
     records = ResultStore(args.results).records()
     own = {r.key for r in records}
     from_baseline: dict[str, list] = {}
@@ -227,16 +243,11 @@ def report(args) -> int:
     if args.html is not None:
         return write_html(args.results, records, args.html or str(Path(args.results) / "report.html"),
                           args.profile)
-    try:
-        if args.versus:
-            from bench.reporting.claims import versus_tables
-            from bench.reporting.frames import select_cells
+    from bench.reporting.render import one_piece_tables
 
-            text = versus_tables(select_cells(records, args.profile), args.versus, fmt)
-        elif args.sweep:
-            text = sweep_report(records, args.sweep, args.metric, fmt)
-        else:
-            text = build_report(records, args.metric, fmt, args.profile, args.paper)
+    try:
+        with one_piece_tables() if args.wide else nullcontext():
+            text = layout_text(records, args, fmt)
         if args.figures:
             draw(records, Path(args.results) / "figures", args.profile, args.sweep, args.metric)
     except ReportError as err:

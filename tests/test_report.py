@@ -212,3 +212,23 @@ def test_a_method_far_off_the_others_scale_is_an_arrow_not_a_squashed_panel():
     assert [m for m in means if not low <= m <= high] == [683.3]
     low, high = off_scale_fences([182.9, 180.9, 137.9, 105.1, 112.8, 100.3, 126.4, 123.5, 147.7])
     assert low < 100.3 and high > 182.9                    # split-mnist: nothing off the scale
+
+
+@pytest.mark.parametrize("layout", ["nll", "nll_best_component", "fid", "kid", "forgetting", "clog", "matrix",
+                                    "quality", "claims", "versus", "paper"])
+def test_every_text_layout_of_the_table1_study_fits_a_terminal_and_wide_keeps_one_piece(layout, capsys):
+    """The committed study (13 rows, 3 streams) is the widest report we ship: each layout fits 120
+    columns, split into column groups led by the row label where it must; --wide keeps one table."""
+    from bench import REPO_ROOT
+
+    argv = {"versus": ["--versus", "ocm"], "paper": ["--paper"]}.get(layout, ["--metric", layout])
+    assert report_main([str(REPO_ROOT / "reports" / "table1"), *argv]) == 0
+    narrow = capsys.readouterr().out
+    assert max(map(len, narrow.splitlines())) <= 120
+    assert "reservoir[budget=match:ocm]" in narrow
+    assert report_main([str(REPO_ROOT / "reports" / "table1"), *argv, "--wide"]) == 0
+    wide = capsys.readouterr().out
+    if layout in ("clog", "forgetting", "claims", "fid"):   # wider than a terminal in one piece
+        assert max(map(len, wide.splitlines())) > 120
+        # the same rows, each once per table: fewer tables in one piece than in groups
+        assert wide.count("reservoir[budget=match:ocm]") < narrow.count("reservoir[budget=match:ocm]")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import html
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 from tabulate import tabulate
@@ -64,7 +66,20 @@ def plain(text: str, fmt_name: str) -> str:
     return latex_escape(text) if fmt_name == "latex" else text
 
 
-CAPTION_WIDTH = 120
+CAPTION_WIDTH = 120   # a terminal's width: text tables wider than this print in column groups
+# `bench.report --wide`: each text table in one piece, however wide (a ContextVar, not a flag
+# threaded through every layout)
+ONE_PIECE: ContextVar[bool] = ContextVar("one_piece", default=False)
+
+
+@contextmanager
+def one_piece_tables():
+    """Within it, text tables are not split to fit CAPTION_WIDTH (`--wide`)."""
+    token = ONE_PIECE.set(True)
+    try:
+        yield
+    finally:
+        ONE_PIECE.reset(token)
 
 
 # Characters of a LaTeX table's widest line above which its font shrinks: a landscape page with 1 cm
@@ -147,7 +162,7 @@ def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION
     if width is not None and fmt_name == "text":
         import textwrap
 
-        if text_width(table) > width:   # a terminal's width: the table in parts
+        if text_width(table) > width and not ONE_PIECE.get():   # a terminal's width: in parts
             table = "\n\n".join(fitted_tables(headers, rows, width))
         wide = max(map(len, table.splitlines()))
         title = textwrap.fill(title, width=min(width, max(wide, 80)), break_on_hyphens=False)
