@@ -144,6 +144,18 @@ class DynamicOCMPlugin(OCMPlugin):
         return float(component_log_likelihoods(model, images, self.config.expansion_k,
                                                self.generator).mean())
 
+    def construction_warnings(self, images_per_task: list[int], batch_size: int) -> list[str]:
+        """The expansion test compares R with R_last, so an expansion needs two tests, the first at
+        selection `expansion_after`: fewer selections than that + 2 make this OCM with one component."""
+        cfg = self.config
+        batches = sum(math.ceil(n / batch_size) for n in images_per_task)
+        selections = batches // (cfg.stm_capacity // batch_size + 1)   # an upper bound (full batches)
+        if selections >= cfg.expansion_after + 2:
+            return []
+        return [f"expansion_after={cfg.expansion_after} with at most {selections} selections on this stream "
+                f"({sum(images_per_task):,} images in batches of {batch_size}, a selection per "
+                f"{cfg.stm_capacity + 1}+ STM images): it can never expand, and runs as OCM with one component"]
+
     def check_expansion(self, model, strategy) -> dict:
         cfg = self.config
         if self.selections < cfg.expansion_after:   # the cross-domain rule: no test before then

@@ -237,8 +237,11 @@ def checked_arrays(name: str, classes: int, train_x, train_y, test_x, test_y) ->
 
     for split, images, labels in (("train", train_x, train_y), ("test", test_x, test_y)):
         if images.ndim not in (3, 4) or images.dtype != np.uint8:
+            hint = ""
+            if np.issubdtype(images.dtype, np.floating) and images.size and float(np.nanmax(images)) <= 1.0:
+                hint = " (images in [0, 1]: store (x * 255).round().astype(np.uint8))"
             raise CorruptDatasetError(f"dataset '{name}': {split} images must be uint8 [N, H, W] or [N, H, W, C], "
-                                      f"not {images.dtype} {list(images.shape)}")
+                                      f"not {images.dtype} {list(images.shape)}{hint}")
         if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
             raise CorruptDatasetError(f"dataset '{name}': {split} labels must be {len(images)} integers, "
                                       f"not {labels.dtype} {list(labels.shape)}")
@@ -269,6 +272,9 @@ class NpzDataset(DatasetSource):
 
         file = user_file(self.path, data_dir)
         content = checked_content(self.name, file, self.sha256) if verify else self._read(file)
+        if not content.startswith(b"PK"):   # numpy would advise allow_pickle: unsafe, and not the cause
+            raise CorruptDatasetError(f"{file} is not an .npz archive (numpy.savez writes one: "
+                                      f"np.savez(path, {'=..., '.join(NPZ_KEYS)}=...))")
         with np.load(io.BytesIO(content), allow_pickle=False) as f:
             missing = [k for k in NPZ_KEYS if k not in f]
             if missing:

@@ -102,7 +102,8 @@ def load_stream(name: str, data_dir=None, verify: bool = True) -> ContinualStrea
         shape = image_shape(data.train_x)
         if shape != tuple(spec.image_shape):
             raise CorruptDatasetError(f"stream '{name}': dataset '{dataset_name}' has images of shape "
-                                      f"{list(shape)} (C, H, W), the stream declares {list(spec.image_shape)}")
+                                      f"{list(shape)} (C, H, W), the stream declares {list(spec.image_shape)}: give "
+                                      f"register_stream(..., image_shape={tuple(shape)}) for these images")
         train_x.append(data.train_x), test_x.append(data.test_x)
         train_y.append(data.train_y + offset), test_y.append(data.test_y + offset)
     train_x, test_x = np.concatenate(train_x), np.concatenate(test_x)

@@ -195,3 +195,33 @@ def test_ocm_on_a_plain_avalanche_strategy():
     # 10 batches; a selection every 3rd batch (|STM| 192 > 128): 3 selections, STM holds 1 batch
     assert plugin.selections == 3 and len(plugin.stm) == 64
     assert 64 < len(plugin.ltm) <= 64 + 2 * 14    # first batch + what the 2nd and 3rd selections added
+
+
+@pytest.mark.parametrize("after", [0, 2, 3])
+def test_a_cross_domain_wait_longer_than_the_stream_is_said(after):
+    """An expansion compares R with R_last, so it needs two tests from selection `expansion_after`
+    on: fewer selections than `expansion_after` + 2 make ocm-dynamic OCM with one component. With
+    the default STM (512) and batches of 64 a selection takes 9 batches."""
+    plugin = DynamicOCMPlugin(DynamicOCMConfig(expansion_after=after))
+    assert "can never expand" in plugin.construction_warnings([192] * 5, 64)[0]   # 15 batches: 1 selection
+    assert plugin.construction_warnings([64 * 9 * (after + 2)], 64) == []        # exactly after + 2
+    assert plugin.construction_warnings([64 * 9 * (after + 2) - 64], 64)
+
+
+def test_the_warning_is_tight_on_a_real_cell_and_kept_in_its_record():
+    """`mini` at 192 images per task with smoke's STM of 128 (a selection every 3 batches of 64):
+    15 batches, 5 selections. expansion_after=4 leaves one test: warned, and one component;
+    expansion_after=3 leaves two: no warning, and this seed does expand."""
+    import dataclasses
+
+    from bench.evaluation.cell import run_cell
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
+
+    profile = dataclasses.replace(resolve_profile("smoke"), max_train_per_task=192)
+    waited, tested = (run_cell(expand_grid([f"ocm-dynamic[expansion_after={n}]"], ["mini"], [0], profile)[0])
+                      for n in (4, 3))
+    assert waited["status"] == tested["status"] == "done"
+    assert waited["selections"] == tested["selections"] == 5
+    assert waited["components"] == 1 and "can never expand" in waited.extras["construction_warnings"][0]
+    assert tested["components"] == 2 and "construction_warnings" not in tested.extras

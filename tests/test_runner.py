@@ -93,6 +93,15 @@ def test_list(capsys):
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "joint" in out and "needs task boundaries" in out and "split-fashion" in out
+    # every name in one column, the longest (split-fashion-sorted) included
+    entries = [line for line in out.splitlines() if line.startswith("  ")]
+    starts = {len(line) - len(line[2:].split("  ", 1)[1].lstrip()) for line in entries}
+    assert len(starts) == 1, starts
+
+
+def test_a_misspelt_profile_gets_a_did_you_mean(capsys):
+    assert main(["--profile", "quik"]) == 2
+    assert "did you mean 'quick'?" in capsys.readouterr().err
 
 
 def test_half_written_records_are_ignored(tmp_path):
@@ -100,3 +109,9 @@ def test_half_written_records_are_ignored(tmp_path):
     store.records_dir.mkdir(parents=True)
     (store.records_dir / ".tmp-abc.json").write_text('{"status": "do')
     assert store.records() == []
+
+
+def test_match_names_a_method_not_a_preset(capsys):
+    assert main(["--methods", "reservoir[budget=match:cndpm-paper]", "--streams", "mini"]) == 2
+    err = capsys.readouterr().err
+    assert "not a preset or a variant" in err and "cndpm," in err

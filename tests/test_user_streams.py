@@ -212,3 +212,31 @@ def test_an_import_that_registers_only_a_stream_is_not_warned_about(tmp_path, re
     said = []
     user_methods.import_modules([str(module)], warn=said.append)
     assert said == [] and "only" in STREAMS
+
+
+def test_a_users_data_mistakes_get_the_cause_and_the_fix(tmp_path, registry_guard):
+    """A text file named .npz is not advised to allow pickles; images in [0, 1] are told to scale
+    by 255; 32 x 32 images point at register_stream(image_shape=)."""
+    (tmp_path / "text.npz").write_text("x_train,y_train\n1,2\n")
+    digest = hashlib.sha256((tmp_path / "text.npz").read_bytes()).hexdigest()
+    register_dataset(NpzDataset("text", classes=2, path=str(tmp_path / "text.npz"), sha256=digest))
+    with pytest.raises(CorruptDatasetError, match="not an .npz archive") as err:
+        check_dataset("text")
+    assert "pickle" not in str(err.value)
+
+    x_train, y_train = shapes(2, 20, 0)
+    x_test, y_test = shapes(2, 10, 1)
+    np.savez(tmp_path / "floats.npz", x_train=x_train / 255.0, y_train=y_train, x_test=x_test / 255.0, y_test=y_test)
+    digest = hashlib.sha256((tmp_path / "floats.npz").read_bytes()).hexdigest()
+    register_dataset(NpzDataset("floats", classes=2, path=str(tmp_path / "floats.npz"), sha256=digest))
+    with pytest.raises(CorruptDatasetError, match=r"\(x \* 255\).round\(\).astype\(np.uint8\)"):
+        check_dataset("floats")
+
+    x_train, y_train = shapes(2, 20, 0, size=32)
+    x_test, y_test = shapes(2, 10, 1, size=32)
+    np.savez(tmp_path / "big.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    digest = hashlib.sha256((tmp_path / "big.npz").read_bytes()).hexdigest()
+    register_dataset(NpzDataset("big", classes=2, path=str(tmp_path / "big.npz"), sha256=digest))
+    register_stream("big-stream", ("big",), [[0], [1]])
+    with pytest.raises(CorruptDatasetError, match=r"register_stream\(\.\.\., image_shape=\(1, 32, 32\)\)"):
+        load_stream("big-stream", tmp_path)

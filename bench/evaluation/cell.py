@@ -8,6 +8,7 @@ scored on every task's test set j: NLL[t, j]. The final NLL is over the union of
 from __future__ import annotations
 
 import random
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -67,6 +68,9 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     config = resolve_task_lengths(spec.config_class(**cell.method_config), task_length)
     plugin = spec.plugin_class(config, seed=cell.seed)
     plugin.image_shape = tuple(train_sets[0].shape[1:])   # the stream's: the models' input size
+    construction = plugin.construction_warnings([len(x) for x in train_sets], profile.batch_size)
+    for warning in construction:
+        print(f"warning: {cell.label}: {warning}", file=sys.stderr, flush=True)
     model = plugin.build_model(profile).to(where)
     optimizer = training_optimizer(model, profile, where)
     # The schedule: E passes over what the method trains on (the paper's), or matched compute
@@ -127,6 +131,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         "training_step": strategy.training_step,
         **strategy.step_stats(),
         **extras,
+        **({"construction_warnings": construction} if construction else {}),
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
 

@@ -132,16 +132,17 @@ def cells_run(plan: GridPlan, resolved: dict[str, Cell]) -> list[Cell]:
 
 
 def listing() -> str:
-    """`bench.run --list`: the methods, presets, streams and profiles."""
+    """`bench.run --list`: the methods, presets, streams and profiles, names in one aligned column."""
+    width = max(len(n) for n in (*METHODS, *PRESETS, *STREAMS, *PROFILES))
     lines = ["methods:"]
     for spec in METHODS.values():
         mark = " (needs task boundaries)" if spec.needs_task_boundaries else ""
-        lines.append(f"  {spec.name:<15} {spec.description}{mark}")
+        lines.append(f"  {spec.name:<{width}}  {spec.description}{mark}")
     lines.append("presets (named variants; add settings as NAME[setting=value]):")
-    lines += [f"  {p.name:<15} = {p.expansion}: {p.description}" for p in PRESETS.values()]
+    lines += [f"  {p.name:<{width}}  = {p.expansion}: {p.description}" for p in PRESETS.values()]
     lines.append("streams:")
-    lines += [f"  {s.name:<14} {s.description}" for s in STREAMS.values()]
+    lines += [f"  {s.name:<{width}}  {s.description}" for s in STREAMS.values()]
     lines.append("profiles:")
-    lines += [f"  {p.name:<8} E={p.epochs}, MC={p.mc_samples}, lr={p.lr}, K={p.eval_k}"
+    lines += [f"  {p.name:<{width}}  E={p.epochs}, MC={p.mc_samples}, lr={p.lr}, K={p.eval_k}"
               for p in PROFILES.values()]
     return "\n".join(lines)

@@ -102,7 +102,8 @@ def resolve_profile(name: str, settings: list[str] | None = None) -> Profile:
     `betas=0.9:0.999`. An overridden profile is named e.g. `quick[epochs=2]`, so records from it
     are never mixed with the plain profile's."""
     if name not in PROFILES:
-        raise UnknownNameError(f"unknown profile '{name}'; valid profiles: {', '.join(PROFILES)}")
+        raise UnknownNameError(f"unknown profile '{name}'; valid profiles: {', '.join(PROFILES)}"
+                               + close_hint(name, PROFILES))
     profile = PROFILES[name]
     if not settings:
         return profile

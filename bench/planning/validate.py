@@ -63,9 +63,15 @@ def parse_setting(key: str, text: str, hint, bounds: dict | None = None):
     if optional and text.lower() in ("none", "all"):
         return None
     if text.startswith(MATCH_PREFIX) and bounds.get("matchable"):
-        from methods import get_method
+        from methods import METHODS, get_method
+        from methods.core.registry import PRESETS
 
-        get_method(text[len(MATCH_PREFIX):])   # an unknown method name lists the valid ones
+        reference = text[len(MATCH_PREFIX):]
+        if reference in PRESETS or (reference not in METHODS and "[" in reference):
+            raise SettingError(f"{key}={text}: match: takes a method at this profile's settings "
+                               f"({', '.join(METHODS)}), not a preset or a variant; give its method "
+                               "and run the variant as a row of its own")
+        get_method(reference)   # an unknown method name lists the valid ones
         return text
     try:
         if inner == TASK_LENGTH_HINT:

@@ -123,8 +123,16 @@ class GenerativePlugin(SupervisedPlugin):
         return getattr(model, "num_components", 1)
 
     def extra_stats(self) -> dict:
-        """Method-specific numbers for the record (e.g. OCM's STM/LTM sizes): JSON-serialisable."""
+        """Method-specific numbers for the record (e.g. OCM's STM/LTM sizes): JSON-serialisable.
+        They land in the record's `extras` (`record.extras["stm_size"]`; a key that is a field of
+        the record or of a metric is refused)."""
         return {}
+
+    def construction_warnings(self, images_per_task: list[int], batch_size: int) -> list[str]:
+        """Settings that, on a stream of these task sizes and incoming batches, make this method
+        another by construction (a rule that can never fire): each a sentence, printed before the
+        cell trains and kept in its record (`construction_warnings`)."""
+        return []
 
     # ----------------------------------------------------------- how our runner assembles it
     @property
