@@ -21,6 +21,7 @@ from methods.core.registry import (
     MethodRegistrationError,
     Reporting,
     get_method,
+    is_upper_bound,
     paper_name,
     register_method,
     register_preset,
@@ -28,7 +29,7 @@ from methods.core.registry import (
 from methods.core.settings import setting
 
 __all__ = ["GenerativePlugin", "METHODS", "PRESETS", "MethodRegistrationError", "Reporting", "base_name", "get_method",
-           "register_method", "paper_name", "register_preset", "setting"]
+           "is_upper_bound", "register_method", "paper_name", "register_preset", "setting"]
 
 
 def __getattr__(name: str):

@@ -291,7 +291,7 @@ declare_method("first-k", FirstKConfig,
 declare_method("reservoir", ReservoirConfig, "reservoir sampling into a fixed budget; E passes over batch + memory",
                "methods.reservoir:ReservoirPlugin")
 declare_method("joint", JointConfig, "i.i.d. training on all data seen so far, per task",
-               "methods.joint:JointPlugin", needs_task_boundaries=True)
+               "methods.joint:JointPlugin", needs_task_boundaries=True, reporting=Reporting(upper_bound=True))
 declare_method("ocm", OCMConfig, "OCM (VAE-ELBO-OCM): STM + diversity-selected LTM",
                "methods.ocm:OCMPlugin", paper_name="VAE-ELBO-OCM", reporting=OCM_REPORTING)
 declare_method("ocm-iw50", OCMIW50Config, "OCM with the IWAE-50 bound as loss (VAE-IWVAE50-OCM)",

@@ -53,6 +53,11 @@ PAGE_STATE = """(async () => {
     links: [...document.querySelectorAll('[href],[src]')].map(e => e.getAttribute('href') || e.getAttribute('src'))
              .map(u => u.startsWith('data:') ? 'data:' : u),
     text: document.body.innerText,
+    // what does not fit the window's width: the page itself, and any box that scrolls sideways
+    pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    overflowing: [...document.querySelectorAll('figure, .layout, table, img, pre, dl')]
+      .filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+      .map(e => (e.closest('[id]') || {}).id + ' ' + e.tagName + ' ' + (e.scrollWidth - e.clientWidth)),
   };
 })()"""
 
@@ -304,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                "errors": result["errors"], "scripts": result["scripts"],
                "images": len(result["images"]),
                "images_not_decoded": [i["alt"] for i in result["images"] if not i["naturalWidth"]],
-               "tables": len(result["tables"])}
+               "tables": len(result["tables"]), "page_overflow_px": result["pageOverflow"],
+               "overflowing": result["overflowing"]}
     print(json.dumps(summary, indent=1))
     return 0 if not summary["errors"] and not summary["images_not_decoded"] else 1
 

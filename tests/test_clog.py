@@ -60,7 +60,9 @@ def test_the_clog_layout_and_summary_columns_come_from_the_registry():
     assert ocm["aiq_nll_mean"] == pytest.approx(sum(expected) / 2)
     assert {"afq_fid_mean", "fr_kid_mean", "aiq_precision_std"} <= set(summary_frame(cells).columns)
     text = build_report(records, "clog", "text")
-    assert text.splitlines()[0].split() == ["method", "mini"]
+    # each stream's header names what its packed cells hold, in order
+    assert text.splitlines()[0].split() == ["method", "mini", "(NLL:", "AIQ", "/", "AFQ", "/", "FR;", "FID:", "AIQ",
+                                            "/", "AFQ", "/", "FR)"]
     assert "AIQ" in text and "forgetting rate" in text
     # NLL's AIQ / AFQ / FR; then FID's (the records have FID)
     row = next(line for line in text.splitlines() if line.startswith("ocm"))

@@ -72,14 +72,16 @@ def results_dir(folder: Path, records: list[dict], grids: set[str]) -> Path:
 
 
 def cell_texts(fragment: str) -> list[str]:
-    return [re.sub("<[^>]+>", "", c) for c in re.findall(r"<td>(.*?)</td>", fragment)]
+    """What each cell reads (tags, <wbr> break points and the non-breaking space after ± removed)."""
+    return [re.sub("<[^>]+>", "", c).replace("&nbsp;", " ") for c in re.findall(r"<td>(.*?)</td>", fragment)]
 
 
 def test_the_html_format_is_the_one_renderer():
     """The HTML tables are the report's: the same cell texts as the text format, the best in <strong>,
     ≈ and † as in text, and text escaped (a method label with '<' and '&')."""
     text, page = build_report(RECORDS, "nll", "text"), build_report(RECORDS, "nll", "html")
-    assert "<strong>100.50 ± 0.71 / 50 / 1</strong>" in page and "joint†" in page
+    # joint is an upper bound, never the best: ocm, the best of the others, is bold
+    assert "<strong>121.50 ±&nbsp;2.12 /<wbr> 30 /<wbr> 1</strong>" in page and "joint†" in page
     for cell in cell_texts(page):
         assert cell in text, cell
     assert "NLL (nats) / memory (samples) / components. Profile quick (harness 0.7.0)" in page
@@ -170,7 +172,13 @@ def test_the_page_in_a_real_browser(tmp_path):
     assert [row[1] for row in tables["p1-run"]["rows"]] == methods
     for layout in ("nll", "fid", "kid", "precision", "recall", "density", "coverage", "forgetting"):
         assert [row[0] for row in tables[f"p1-{layout}"]["rows"]] == methods, layout
-        assert "Profile quick (harness 0.7.0)" in tables[f"p1-{layout}"]["caption"]
+        assert tables[f"p1-{layout}"]["caption"].endswith("How these numbers were made: that section.")
+    # the protocol once, in its section; the answer (ranked per stream) before every other table
+    assert seen["text"].count("a mixture's is -log sum_c w_c p_c(x)") == 1
+    assert "Profile quick (harness 0.7.0); NLL = IWAE-16 estimate" in seen["text"]
+    assert seen["tables"][0]["id"] == "p1-glance-mini"
+    assert [row[1] for row in seen["tables"][0]["rows"]] == ["ocm", "reservoir[budget=500]", "finetune", "joint †"]
+    assert seen["pageOverflow"] == 0 and seen["overflowing"] == []
     matrices = [t for t in seen["tables"] if t["layout"] == "matrix"]
     assert len(matrices) == 8 and all(len(t["rows"]) == 2 for t in matrices)   # NLL and FID, 4 methods
     assert (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "shot.png").stat().st_size > 50_000
@@ -192,3 +200,26 @@ def test_the_fidelity_study_page_in_a_real_browser(tmp_path):
         assert len(rows) == len({row[0] for row in rows}) >= 7
     epochs = tables["sweep-epochs-nll"]["rows"]
     assert len(epochs) == len({(row[0], row[1]) for row in epochs}) > 7
+
+
+@pytest.mark.skipif(find_chromium() is None, reason=NO_CHROMIUM)
+def test_the_table1_study_page_answers_first_and_fits_1400_pixels(tmp_path):
+    """The committed Table-1 study (13+ rows, 3 streams, FID): at 1,400 px nothing scrolls sideways,
+    every figure decodes, the protocol is said once, the page opens on the ranked answer per stream
+    (joint set apart, never the best) and the claims, and the contents link every section."""
+    study = ROOT / "reports" / "table1"
+    records = [r for r in ResultStore(study, read_only=True).records() if r.done]
+    page = tmp_path / "table1.html"
+    page.write_text(build_page(study, records, "cmd"))
+    seen = inspect_page(page, width=1400)
+    assert seen["errors"] == [] and seen["images"] and all(i["naturalWidth"] > 0 for i in seen["images"])
+    assert seen["pageOverflow"] == 0 and seen["overflowing"] == [], seen["overflowing"]
+    assert seen["text"].count("a mixture's is -log sum_c w_c p_c(x)") == 1
+    first = [t["id"] for t in seen["tables"][:4]]
+    assert first == ["p1-glance-split-mnist", "p1-glance-split-fashion", "p1-glance-mnist-fashion", "p1-claims"]
+    for table in seen["tables"][:3]:
+        ranked = [row for row in table["rows"] if not row[0].startswith("ref.")]
+        assert ranked[0][5] == "best" and "joint †" in [row[1] for row in table["rows"] if row[0].startswith("ref.")]
+    anchors = set(re.findall(r'href="#([^"]+)"', page.read_text()))
+    assert {"p1-at-a-glance-which-method-is-best-and-i", "p1-how-these-numbers-were-made"} <= anchors
+    assert {"p1-the-run-s-table", "p1-table-1-layouts", "p1-figures", "p1-provenance"} <= anchors

@@ -7,12 +7,15 @@ budgets each method had, and the paper's names of the methods.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pandas as pd
 
 from bench.metrics import primary_metric, provenances
 from bench.reporting.frames import summary_frame
 from bench.reporting.render import BEST_MARK, BOUNDARY_MARK, SAME_MARK
+from methods import is_upper_bound
 
 
 def joined(values) -> str:
@@ -133,12 +136,42 @@ def ranks_note(metric_label: str, partial: bool) -> str:
     return text + ("; (k/N): ranked on the k of N streams it has" if partial else "")
 
 
+# The HTML page says the protocol once, in a section of its own, and each caption points there
+# (bench/reporting/html.py turns the pointer into a link); text, Markdown and LaTeX tables stand
+# alone, so their captions carry it.
+PROTOCOL_ELSEWHERE: ContextVar[bool] = ContextVar("protocol_elsewhere", default=False)
+PROTOCOL_POINTER = "How these numbers were made: see that section."
+
+
+@contextmanager
+def protocol_said_once():
+    """Within it, captions keep only what differs between tables, and end in PROTOCOL_POINTER."""
+    token = PROTOCOL_ELSEWHERE.set(True)
+    try:
+        yield
+    finally:
+        PROTOCOL_ELSEWHERE.reset(token)
+
+
+def protocol(cells: pd.DataFrame) -> str:
+    """What every table of these cells shares: the profile, the versions, what the metrics are,
+    the seeds, the budgets and the paper's names of the methods."""
+    profiles = joined(cells["profile_name"].unique())
+    return (f"Profile {profiles} (harness {versions_text(cells)}); {nll_protocol(cells)}; {seeds_text(cells)}."
+            f"{fid_protocol(cells)}{budget_protocol(cells)}")
+
+
 def caption(cells: pd.DataFrame, what: str, best_marked: bool = True, notes: str = "") -> str:
     """'{what}. Profile ...; NLL = ...; mean ± std over n seeds; † ...; best ...{notes}' + FID and
     budgets. `notes` ('; ...' clauses: significance marks, ranks) follow the best-mark clause."""
+    best = f"; best per column in bold/{BEST_MARK}" if best_marked else ""
+    bounds = sorted({m for m in cells["method"] if is_upper_bound(m)})
+    if best_marked and bounds:
+        best += f" ({', '.join(bounds)}: an upper bound, not a competitor, never the best)"
+    if PROTOCOL_ELSEWHERE.get():
+        return f"{what}; {BOUNDARY_MARK} needs task boundaries{best}{notes}. {PROTOCOL_POINTER}"
     profiles = joined(cells["profile_name"].unique())
     versions = versions_text(cells)
-    best = f"; best per column in bold/{BEST_MARK}" if best_marked else ""
     return (f"{what}. Profile {profiles} (harness {versions}); {nll_protocol(cells)}; "
             f"{seeds_text(cells)}; {BOUNDARY_MARK} needs task boundaries{best}{notes}.{fid_protocol(cells)}"
             f"{budget_protocol(cells)}")

@@ -141,7 +141,7 @@ def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
     over all the tables' tests, and a verdict in words. A claim per pair, tested as the paper's are."""
     from bench.reporting.captions import caption
     from bench.reporting.frames import ReportError, registry_rank
-    from bench.reporting.render import plain, render
+    from bench.reporting.render import plain, render, stream_heading
 
     methods = sorted(set(cells["method"]), key=registry_rank)
     if method not in methods:
@@ -166,5 +166,6 @@ def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
                 f"the seeds both have (negative: {method} better); p: {TEST_NAME}; verdict at p < {ALPHA:g}; "
                 f"{HOLM_MARK}: still so after Holm's correction over the {int(frame['p_value'].notna().sum())} tests "
                 "of these tables")
-        out.append(render(headers, rows, fmt_name, caption(cells[cells["stream"] == stream], what, best_marked=False)))
+        out.append(stream_heading(stream, fmt_name)
+                   + render(headers, rows, fmt_name, caption(cells[cells["stream"] == stream], what, best_marked=False)))
     return "\n".join(out)

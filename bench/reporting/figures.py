@@ -30,10 +30,11 @@ from bench.reporting.sweep import sweep_summary
 from methods import METHODS
 from streams.files import atomic_path
 
-# 15 colours that differ (tab10, then five that none of it resembles) and 15 markers: method i gets
-# colour i and marker i; beyond 15 both cycle, at different lengths, so pairs stay distinct longer.
+# 20 colours that differ (tab10, then ten that none of it resembles) and 16 markers: method i gets
+# colour i and marker i; beyond 20 both cycle, at different lengths, so pairs stay distinct longer.
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#000000", "#e6ab02", "#1b9e77", "#a6cee3", "#fdbf6f"]
+           "#bcbd22", "#17becf", "#000000", "#e6ab02", "#1b9e77", "#a6cee3", "#fdbf6f", "#6a3d9a",
+           "#fb9a99", "#b2df8a", "#01665e", "#b15928"]
 MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "X", "*", "P", "d", "8", "H", "1"]
 LINESTYLES = ["-", "--", ":", "-."]
 PAPER_METRICS = [m.name for m in paper_metrics()]   # the paper's Table 1 reports these
@@ -55,11 +56,8 @@ def method_styles(methods) -> dict[str, dict]:
 
 
 def legend_beside(ax, entries: int) -> None:
-    """The legend inside the axes for a few entries, beside them for many."""
-    if entries <= 6:
-        ax.legend(fontsize=8)
-    else:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    """The legend beside the axes, never over the lines (smaller type for many entries)."""
+    ax.legend(fontsize=8 if entries <= 6 else 7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def integer_axis(axis, values) -> None:
@@ -203,33 +201,41 @@ def draw_timelines(records, folder: Path) -> list[Path]:
         fig, (mem_ax, comp_ax) = plt.subplots(2, 1, figsize=(7, 5), sharex=True,
                                               gridspec_kw={"height_ratios": [2, 1]})
         seeds = sorted({r.seed for r in group})
+        faint: set[str] = set()
+        marked: set[str] = set()   # what the marker-drawn methods store (buffer, memory)
+        labelled: set[str] = set()   # one legend entry per method: its seeds differ by dash (title)
         for r in sorted(group, key=lambda r: (registry_rank(r.label), r.seed)):
             method = r.label
-            label = f"{method} seed {r.seed}"
+            label = method if method not in labelled else "_nolegend_"
+            labelled.add(method)
             colour = styles[method]["color"]   # the method's colour; its seeds differ by dash
             dash = LINESTYLES[seeds.index(r.seed) % len(LINESTYLES)]
             timeline = method_timeline(r)
             x = timeline.positions
             stored = timeline.memory_key or "memory"
             if timeline.before_selection() is not None:   # OCM: its LTM, and what it selected from
-                line, = mem_ax.step(x, timeline.memory(), where="post", label=f"{label}: {stored}",
+                line, = mem_ax.step(x, timeline.memory(), where="post", label=label,
                                     color=colour, linestyle=dash)
                 mem_ax.step(x, timeline.before_selection(), where="post", alpha=0.35, color=colour,
-                            linestyle=dash, label=f"{label}: {' + '.join(timeline.pool)} before selection")
+                            linestyle=dash)
+                faint.add(f"faint: {' + '.join(timeline.pool)} before each selection; solid: {stored}")
             else:   # CURL, CN-DPM: their buffer at each expansion
-                line, = mem_ax.plot(x, timeline.memory(), linestyle="none",
-                                    label=f"{label}: {stored}", **styles[method])
-            comp_ax.step([0, *x], [1, *timeline.components], where="post",
-                         color=colour, linestyle=dash, label=label)
+                line, = mem_ax.plot(x, timeline.memory(), linestyle="none", label=label, **styles[method])
+                marked.add(stored)
+            comp_ax.step([0, *x], [1, *timeline.components], where="post", color=colour, linestyle=dash)
             expanded = timeline.expansions
             comp_ax.plot([e["position"] for e in expanded], [e["components"] for e in expanded], "v",
                          color=line.get_color())
         mem_ax.set_ylabel("samples stored")
-        mem_ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        legend_beside(mem_ax, len(labelled))
         integer_axis(comp_ax.yaxis, range(1, 1 + max(c for r in group for c in Timeline(r.timeline).components)))
         comp_ax.set_ylabel("components")
         comp_ax.set_xlabel("stream position (images seen); ▼ = expansion")
-        mem_ax.set_title(f"{stream}, {profile}", fontsize=8)
+        dashes = ", ".join(f"seed {seed} {['solid', 'dashed', 'dotted', 'dash-dot'][i % 4]}"
+                           for i, seed in enumerate(seeds))
+        if marked:
+            faint.add(f"markers: {' or '.join(sorted(marked))} at each expansion")
+        mem_ax.set_title(f"{stream}, {profile}\n{dashes}; {'; '.join(sorted(faint))}", fontsize=8)
         written.append(folder / f"timeline-{stream}-{index}.png")
         save_figure(fig, written[-1])
         plt.close(fig)

@@ -215,9 +215,15 @@ def summary_frame(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_methods(summary: pd.DataFrame, metric: Column) -> dict[str, str]:
-    """Per stream, the method with the best mean."""
+    """Per stream, the method with the best mean; an upper bound (joint: `Reporting.upper_bound`)
+    only where it is the stream's only row with a value."""
+    from methods import is_upper_bound
+
     best = {}
     for stream, group in summary.groupby("stream", sort=False):
+        competitors = group[[not is_upper_bound(m) for m in group["method"]]]
+        if competitors[f"{metric.column}_mean"].notna().any():
+            group = competitors
         values = group[f"{metric.column}_mean"]
         if values.notna().any():
             idx = values.idxmin() if metric.lower_is_better else values.idxmax()

@@ -76,7 +76,7 @@ nav ul { margin: .2rem 0; padding-left: 1.2rem; }
 figure { margin: .6rem 0 1.2rem; }
 figure.table { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13.5px; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #d0d7de; padding: .22rem .55rem; text-align: center; white-space: nowrap; }
+th, td { border: 1px solid #d0d7de; padding: .22rem .55rem; text-align: center; }
 th { background: #eef2f6; }
 td:first-child, th:first-child { text-align: left; }
 tbody tr:nth-child(even) { background: #f8fafc; }
@@ -91,10 +91,13 @@ figcaption { font-size: 12.5px; color: #555; max-width: 75rem; margin-top: .3rem
 [data-layout=run] td:nth-child(-n+2), [id^=sweep-] td:nth-child(-n+2) { text-align: left; }
 [data-layout=run] th { white-space: normal; }
 [data-layout=run] td, [data-layout=run] th { padding: .22rem .4rem; }
-[data-layout=run] td:nth-child(2) { white-space: normal; min-width: 11em; }
+[data-layout=run] td:nth-child(2) { min-width: 11em; }
+h5 { font-size: .92rem; margin: .9rem 0 .2rem; }
+p.protocol { font-size: 13.5px; }
 .figures figure { flex: 1 1 520px; max-width: fit-content; }
 .figures figure.wide { flex-basis: 100%; }
-.figures img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
+.figures img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; box-sizing: border-box; }
+figure.extras td { text-align: left; }
 .figures figcaption { contain: inline-size; }
 .grids { display: flex; flex-wrap: wrap; gap: 14px; }
 .grids figure { margin: 0; width: 235px; }
@@ -128,7 +131,10 @@ def image(png: bytes, alt: str) -> str:
 
 
 def slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+    """'At a glance: which method' -> 'at-a-glance-which-method' (an id, a file name)."""
+    import re
+
+    return re.sub("-+", "-", "".join(c if c.isalnum() else "-" for c in text)).strip("-").lower()
 
 
 def label_order(label: str):
@@ -169,7 +175,7 @@ def layout_block(anchor: str, layout: str, heading: str, body: str) -> str:
 
 
 def run_section(anchor: str, cells: pd.DataFrame) -> str:
-    return layout_block(anchor, "run", "The run's table (as bench.run prints it)", run_table(cells, wide=True, fmt_name="html"))
+    return layout_block(anchor, "run", "Every metric and budget per method, as bench.run prints it", run_table(cells, wide=True, fmt_name="html"))
 
 
 def tables_section(anchor: str, records: list[Record], cells: pd.DataFrame) -> str:
@@ -194,8 +200,6 @@ def tables_section(anchor: str, records: list[Record], cells: pd.DataFrame) -> s
     for name, provenance in provenance_layouts().items():   # FID, KID and P/R/D/C side by side, per stream
         if any(cells[m.name].notna().any() for m in provenance_metrics(provenance)):
             out.append(layout_block(anchor, name, provenance.title, build_report(records, name, "html")))
-    if paper:   # streams of the OCM paper's Table 1: its claims, tested on these records
-        out.append(layout_block(anchor, "claims", "The paper's claims", build_report(records, "claims", "html")))
     out.append("</div>\n")
     missing: dict = {}   # provenance -> the metric names its records lack
     for m in metric_layouts():
@@ -227,6 +231,9 @@ def figure_caption(name: str) -> str:
     if name.startswith("sweep-"):
         return (f"{name.removesuffix('.png')}: the metric (mean over seeds, bars: std) against the swept "
                 "setting, one line per method (markers and dashes: other settings that vary)")
+    if name.startswith("seeds-"):
+        return ("per stream, each method's value per seed (points) and its mean (bar); a red cross: the OCM "
+                "paper's Table-1 number for the method's paper row; an arrow: a method off the panel's scale")
     if name.startswith("ranks-"):
         return ("each method's rank per stream by its mean (1 = best, ties averaged) and its average rank "
                 "over the streams it has")
@@ -242,7 +249,7 @@ def figures_html(paths: list[Path]) -> str:
 
 def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) -> str:
     """figures.py's figures of this group: heatmaps and curves per stream, timelines, ranks."""
-    from bench.reporting.figures import draw_figures, draw_ranks, draw_seed_spread, draw_timelines
+    from bench.reporting.figures import draw_figures, draw_seed_spread, draw_timelines
 
     paths = draw_figures(cells, folder) + draw_seed_spread(cells, folder, COLUMNS[primary_metric().name])
     paths += draw_timelines([r for r in records if r.done], folder)
@@ -250,12 +257,6 @@ def figures_section(cells: pd.DataFrame, records: list[Record], folder: Path) ->
     if not any(r.timeline for r in records if r.done):
         notes.append(note("No timeline: no method of these records keeps one (OCM variants record their "
                           "selections, CURL its expansions)."))
-    if cells["stream"].nunique() > 1:
-        for metric in headline_metrics():
-            if cells[metric.name].notna().any():
-                paths += draw_ranks(cells, folder, COLUMNS[metric.name])
-    else:
-        notes.append(note("No rank figure: one stream (the ranks are the table's order)."))
     return ("<h3>Figures</h3>\n" + "".join(notes) + '<div class="figures">\n' + figures_html(paths)
             + "</div>\n")
 
@@ -350,6 +351,8 @@ def setting_text(value) -> str:
         return "[" + ", ".join(setting_text(v) for v in value) + "]"
     if isinstance(value, bool):
         return json.dumps(value)
+    if isinstance(value, float):   # 0.9649999737739563 (a float32 read back) -> 0.965
+        return f"{value:.4g}"
     return "none" if value is None else str(value)
 
 
@@ -417,7 +420,7 @@ def extras_section(records: list[Record]) -> str:
         rows.append(f"<tr><td>{esc(label)}</td><td>{esc(stream)}</td><td>{esc(text)}</td></tr>\n")
     return ("<h3>What the methods recorded of their own</h3>\n<p>Each method's own numbers (its plugin's "
             "<code>extra_stats()</code>), over its seeds: the mean of a number (and its range), else the values."
-            "</p>\n<figure class=\"table\"><table>\n<thead><tr><th>method</th><th>stream</th><th>recorded</th>"
+            "</p>\n<figure class=\"table extras\"><table>\n<thead><tr><th>method</th><th>stream</th><th>recorded</th>"
             "</tr></thead>\n<tbody>\n" + "".join(rows) + "</tbody></table></figure>\n")
 
 
@@ -439,37 +442,99 @@ def failed_section(records: list[Record]) -> str:
     return f"<h3>Failed cells</h3>\n{said}<ul>{items}</ul>\n"
 
 
+def glance_section(anchor: str, records: list[Record], cells: pd.DataFrame, folder: Path) -> str:
+    """The answer first (glance.py): per stream the methods ranked by the primary metric, which
+    gaps to the best are real; the paper's claims where the streams are the paper's; the ranks."""
+    from bench.reporting.figures import draw_ranks
+    from bench.reporting.glance import glance_tables
+
+    metric = primary_metric()
+    out = [f"<h3>At a glance: which method is best, and is it real ({esc(metric.summary_label)})</h3>\n",
+           '<div class="layouts">\n']
+    for stream, table in glance_tables(cells, "html").items():
+        out.append(layout_block(f"{anchor}-glance", slug(stream), stream, table))
+    out.append("</div>\n")
+    if any(paper_entry(m, s) for m, s in set(zip(cells["method"], cells["stream"]))):
+        out.append(layout_block(anchor, "claims", "The paper's claims, tested on these records",
+                                build_report(records, "claims", "html")))
+    if cells["stream"].nunique() > 1:
+        paths = [p for m in headline_metrics() if cells[m.name].notna().any()
+                 for p in draw_ranks(cells, folder, COLUMNS[m.name])]
+        out.append('<div class="figures">\n' + figures_html(paths) + "</div>\n")
+    else:
+        out.append(note("No rank figure: one stream (the ranks are the table's order)."))
+    return "".join(out)
+
+
+def protocol_section(cells: pd.DataFrame) -> str:
+    """The protocol every table of the section shares, said once (the captions point here)."""
+    from bench.reporting.captions import protocol
+
+    return ("<h3>How these numbers were made</h3>\n"
+            f'<p class="protocol">{esc(protocol(cells))}</p>\n'
+            "<p>What each metric is, and how it is estimated: docs/metrics.md; the protocol (streams, "
+            "budgets, seeds): docs/protocol.md.</p>\n")
+
+
+def linked_headings(anchor: str, body: str) -> tuple[str, list[tuple[str, str]]]:
+    """Every <h3> of a section given an id; (the body, [(id, heading text)]) for the contents."""
+    import re
+
+    entries: list[tuple[str, str]] = []
+
+    def with_id(match):
+        ident = f"{anchor}-{slug(html.unescape(match.group(1))[:40])}"
+        while ident in (e[0] for e in entries):
+            ident += "-2"
+        entries.append((ident, match.group(1)))
+        return f'<h3 id="{ident}">{match.group(1)}</h3>'
+    return re.sub(r"<h3>(.*?)</h3>", with_id, body), entries
+
+
 def group_section(index: int, profile: str, version: str, records: list[Record], root: Path,
                   folder: Path, real_grids: dict, data_dir=None) -> tuple[str, str]:
-    """(the section of one profile and harness version, its table-of-contents entry)."""
+    """(the section of one profile and harness version, its table-of-contents entry): the answer
+    first, then the details, the protocol once at the end (every caption links to it)."""
+    from bench.reporting.captions import PROTOCOL_POINTER, protocol_said_once
+
     anchor = f"p{index}"
     done = [r for r in records if r.done]
     title = f"Profile {profile} (harness {version})"
-    out = [f'<section class="group" id="{anchor}">\n<h2>{esc(title)}</h2>\n']
+    head = [f'<section class="group" id="{anchor}">\n<h2>{esc(title)}</h2>\n']
     streams = list(dict.fromkeys(r.stream for r in done))
     seeds = sorted({r.seed for r in done})
-    out.append(f"<p>{len(done)} finished cell(s) on {esc(', '.join(streams) or 'no stream')}; "
-               f"seeds {esc(', '.join(map(str, seeds)) or '-')}.</p>\n")
+    head.append(f"<p>{len(done)} finished cell(s) on {esc(', '.join(streams) or 'no stream')}; "
+                f"seeds {esc(', '.join(map(str, seeds)) or '-')}.</p>\n")
     if len(seeds) == 1:
-        out.append(note("One seed: no ± std over seeds and no significance marks (≈ needs 2 seeds in "
-                        "common with the column's best); bench.run --seeds 0,1,2 gives them."))
+        head.append(note("One seed: no ± std over seeds and no significance marks (≈ needs 2 seeds in "
+                         "common with the column's best); bench.run --seeds 0,1,2 gives them."))
+    out = []
     if done:
         try:
             cells = select_cells(records, None)
         except ReportError as err:
             out.append(note(f"These records make no table: {err}", "note error"))
         else:
-            out.append(run_section(anchor, cells))
-            out.append(samples_section(anchor, cells, records, root, real_grids, data_dir))
-            out.append(tables_section(anchor, records, cells))
-            out.append(figures_section(cells, records, folder))
+            with protocol_said_once():
+                out.append(glance_section(anchor, records, cells, folder))
+                out.append("<h3>The run's table</h3>\n" + run_section(anchor, cells))
+                out.append(tables_section(anchor, records, cells))
+                out.append(figures_section(cells, records, folder))
+                out.append(samples_section(anchor, cells, records, root, real_grids, data_dir))
+            out.append(protocol_section(cells))
     else:
         out.append(note("No finished cell of this profile.", "note error"))
     out.append(failed_section(records))
     out.append(extras_section(records))
     out.append(provenance_section(records, version))
-    out.append("</section>\n")
-    return "".join(out), f'<li><a href="#{anchor}">{esc(title)}</a></li>'
+    body, entries = linked_headings(anchor, "".join(out))
+    protocol_id = next((ident for ident, text in entries if text == "How these numbers were made"), None)
+    if protocol_id is not None:
+        body = body.replace(esc(PROTOCOL_POINTER),
+                            f'How these numbers were made: <a href="#{protocol_id}">that section</a>.')
+    items = "".join(f'<li><a href="#{ident}">{text}</a></li>' for ident, text in entries)
+    entry = f'<li><a href="#{anchor}">{esc(title)}</a><ul>{items}</ul></li>'
+    return "".join(head) + body + "</section>\n", entry
 
 
 def sweep_keys(records: list[Record]) -> list[str]:

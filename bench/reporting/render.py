@@ -136,6 +136,17 @@ def fitted_tables(headers, rows, width: int) -> list[str]:
     return out
 
 
+def stream_heading(stream: str, fmt_name: str) -> str:
+    """A per-stream table's heading on the HTML page (the other formats name it in the caption)."""
+    return f"<h5>{html.escape(stream)}</h5>\n" if fmt_name == "html" else ""
+
+
+def html_cell(text: str) -> str:
+    """A narrow column wraps a cell between its numbers, never inside one: after each '/' ('3000/
+    3000', P/R/D/C), and at the space before '±', not after it (the spread stays with its sign)."""
+    return re.sub(r"(?<!<)/(?!>)", "/<wbr>", text).replace("± ", "±&nbsp;")   # not a tag's '/'.
+
+
 def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION_WIDTH) -> str:
     """Headers and rows come already escaped/emphasised for `fmt_name` (`plain`, `emphasise`).
     `width`: a text table's caption is wrapped to the table's width, at least 80 and at most
@@ -154,7 +165,7 @@ def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION
         return "\n".join(lines) + "\n"
     if fmt_name == "html":   # a <table> with its caption (a page's fragment: bench/reporting/html.py)
         head = "".join(f"<th>{h}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
+        body = "".join("<tr>" + "".join(f"<td>{html_cell(c)}</td>" for c in row) + "</tr>\n" for row in rows)
         return (f'<figure class="table"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>'
                 f"</table>\n<figcaption>{html.escape(title)}</figcaption></figure>\n")
     table = tabulate(rows, headers=headers, tablefmt="github" if fmt_name == "markdown" else "simple",

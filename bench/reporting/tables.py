@@ -51,7 +51,16 @@ from bench.reporting.frames import (
     summary_frame,
 )
 from bench.reporting.paper import paper_text
-from bench.reporting.render import budget_text, emphasise, mark_same, mean_std, method_label, plain, render
+from bench.reporting.render import (
+    budget_text,
+    emphasise,
+    mark_same,
+    mean_std,
+    method_label,
+    plain,
+    render,
+    stream_heading,
+)
 from bench.reporting.significance import (
     ALPHA,
     TEST_NAME,
@@ -290,6 +299,10 @@ def summary_table(cells: pd.DataFrame, layout: SummaryLayout, fmt_name: str) -> 
                                     for n in names))
         return "; ".join(parts)
     headers, rows = grid_table(summary, text, fmt_name, best)
+    # what each packed cell holds, under its stream: 'NLL: forgetting / bwt; FID: forgetting / bwt'
+    parts = "; ".join(f"{REGISTERED[m].summary_label}: {' / '.join(n.upper() if len(n) <= 3 else n for n in names)}"
+                      for m in shown)
+    headers = [headers[0], *[f"{h} ({plain(parts, fmt_name)})" for h in headers[1:]]]
     return render(headers, rows, fmt_name, caption(cells, layout.caption(shown)))
 
 
@@ -332,7 +345,7 @@ def side_by_side_tables(cells: pd.DataFrame, provenance, fmt_name: str) -> str:
             rows.append(row)
         arrows = [f"{COLUMNS[m].label} {'↓' if COLUMNS[m].lower_is_better else '↑'}" for m in shown]
         headers = [plain(h, fmt_name) for h in ("method", *arrows)]
-        out.append(render(headers, rows, fmt_name, caption(
+        out.append(stream_heading(stream, fmt_name) + render(headers, rows, fmt_name, caption(
             cells[cells["stream"] == stream], f"{provenance.title.removesuffix(' per stream')} on {stream} "
             f"after the last task ({', '.join(COLUMNS[m].label for m in shown)}; arrows give the better direction)")))
     return "\n".join(out)

@@ -41,11 +41,15 @@ class Reporting:
     - `weights(settings)`: its mixture weights when they are not uniform ('the experts' counts');
     - `timeline_memory`: the key of its timeline events holding what it stores at the event
       ('ltm', 'buffer'), drawn against the stream; `timeline_pool`: keys summed for the memory an
-      event chose from (OCM: its LTM and the STM it selected from)."""
+      event chose from (OCM: its LTM and the STM it selected from);
+    - `upper_bound`: the method is a reference bound, not a competitor (see the field)."""
     budget: Callable[[dict], str | None] | None = None
     weights: Callable[[dict], str | None] | None = None
     timeline_memory: str | None = None
     timeline_pool: tuple[str, ...] = ()
+    # an upper bound the others are measured against (joint: i.i.d. training on all data seen so
+    # far), not a competitor: never a column's best, never the best a method is tested against
+    upper_bound: bool = False
 
     def budget_note(self, config_class: type, settings: dict) -> str | None:
         if self.budget is not None:
@@ -168,6 +172,14 @@ def declare_method(name: str, config_class: type, description: str, plugin: str,
                                    numbers_version, reporting or Reporting())
     count_registration()
     return METHODS[name]
+
+
+def is_upper_bound(label: str) -> bool:
+    """Whether the row `label` ('joint', 'joint[epochs=3]') is a registered upper bound."""
+    from methods.core.labels import base_name
+
+    spec = METHODS.get(base_name(label))
+    return spec is not None and spec.reporting.upper_bound
 
 
 def register_method(name: str, config_class: type, description: str | None = None,
