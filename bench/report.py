@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a finished study reported beside these records (read-only; e.g. reports/table1): "
                         "its rows join the tables, and a line says which came from it; repeatable")
     p.add_argument("--profile", default=None, help="only records of this profile")
+    p.add_argument("--equivalence", type=float, default=None, metavar="NATS",
+                   help="the smallest difference of interest for the claims and --versus tables: a 'cannot "
+                        "tell' whose 90%% interval lies within +-NATS is called equivalent (default 1; "
+                        "docs/metrics.md)")
     p.add_argument("--wide", action="store_true",
                    help="text: each table in one piece however wide (by default a table wider than "
                         "120 columns prints in column groups, each led by the row label)")
@@ -212,6 +216,9 @@ def report(args) -> int:
     except UserModuleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.equivalence is not None and not (args.equivalence > 0 and args.equivalence < float("inf")):
+        print(f"error: --equivalence {args.equivalence}: give a positive number of nats (e.g. 1)", file=sys.stderr)
+        return 2
     if args.metric not in report_layouts():
         print(f"error: unknown layout '{args.metric}'; valid: {', '.join(report_layouts())}", file=sys.stderr)
         return 2
@@ -246,7 +253,10 @@ def report(args) -> int:
     from bench.reporting.render import one_piece_tables
 
     try:
-        with one_piece_tables() if args.wide else nullcontext():
+        from bench.reporting.intervals import equivalence_bound
+
+        with one_piece_tables() if args.wide else nullcontext(), \
+                equivalence_bound(args.equivalence) if args.equivalence is not None else nullcontext():
             text = layout_text(records, args, fmt)
         if args.figures:
             draw(records, Path(args.results) / "figures", args.profile, args.sweep, args.metric)

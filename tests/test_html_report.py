@@ -177,7 +177,7 @@ def test_the_page_in_a_real_browser(tmp_path):
     assert seen["text"].count("a mixture's is -log sum_c w_c p_c(x)") == 1
     assert "Profile quick (harness 0.7.0); NLL = IWAE-16 estimate" in seen["text"]
     assert seen["tables"][0]["id"] == "p1-glance-mini"
-    assert [row[1] for row in seen["tables"][0]["rows"]] == ["ocm", "reservoir[budget=500]", "finetune", "joint †"]
+    assert [row[2] for row in seen["tables"][0]["rows"]] == ["ocm", "reservoir[budget=500]", "finetune", "joint †"]
     assert seen["pageOverflow"] == 0 and seen["overflowing"] == []
     matrices = [t for t in seen["tables"] if t["layout"] == "matrix"]
     assert len(matrices) == 8 and all(len(t["rows"]) == 2 for t in matrices)   # NLL and FID, 4 methods
@@ -219,7 +219,7 @@ def test_the_table1_study_page_answers_first_and_fits_1400_pixels(tmp_path):
     assert first == ["p1-glance-split-mnist", "p1-glance-split-fashion", "p1-glance-mnist-fashion", "p1-claims"]
     for table in seen["tables"][:3]:
         ranked = [row for row in table["rows"] if not row[0].startswith("ref.")]
-        assert ranked[0][5] == "best" and "joint †" in [row[1] for row in table["rows"] if row[0].startswith("ref.")]
+        assert ranked[0][6] == "best" and "joint †" in [row[2] for row in table["rows"] if row[0].startswith("ref.")]
     anchors = set(re.findall(r'href="#([^"]+)"', page.read_text()))
     assert {"p1-at-a-glance-which-method-is-best-and-i", "p1-how-these-numbers-were-made"} <= anchors
     assert {"p1-the-run-s-table", "p1-table-1-layouts", "p1-figures", "p1-provenance"} <= anchors

@@ -161,6 +161,11 @@ def protocol(cells: pd.DataFrame) -> str:
             f"{fid_protocol(cells)}{budget_protocol(cells)}")
 
 
+def caption_only(what: str) -> str:
+    """A caption that needs no protocol (a table derived from another one's numbers)."""
+    return f"{what}."
+
+
 def caption(cells: pd.DataFrame, what: str, best_marked: bool = True, notes: str = "") -> str:
     """'{what}. Profile ...; NLL = ...; mean ± std over n seeds; † ...; best ...{notes}' + FID and
     budgets. `notes` ('; ...' clauses: significance marks, ranks) follow the best-mark clause."""

@@ -18,10 +18,22 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import primary_metric
+from bench.reporting.intervals import (
+    DELTA,
+    LEVEL,
+    interval_text,
+    p_text,
+    sign_test,
+    stratified,
+    t_interval,
+    tost,
+)
 from bench.reporting.paper import paper_entry
 from bench.reporting.significance import ALPHA, MIN_PAIRS, TEST_NAME, paired_p_value
 
 HOLDS, FAILS, CANNOT_TELL, NOT_RUN = "holds", "fails", "cannot tell", "not run"
+STREAM_DEPENDENT = "stream-dependent"
+MIN_DECIDED = 3   # seeds below which a zero-variance difference decides nothing
 HOLM_MARK = "‡"   # the verdict survives Holm's correction over every test of the table
 
 
@@ -51,8 +63,12 @@ CLAIMS = (
 
 
 def verdict(differences: np.ndarray, alpha: float = ALPHA) -> tuple[str, float]:
-    """(verdict, p-value) from the per-seed differences better - worse."""
+    """(verdict, p-value) from the per-seed differences better - worse. A difference that is the
+    same on every seed has no spread to test against: with fewer than MIN_DECIDED seeds that is
+    no evidence ("cannot tell", p NaN), however large."""
     if len(differences) < MIN_PAIRS:
+        return CANNOT_TELL, float("nan")
+    if len(differences) < MIN_DECIDED and np.ptp(differences) == 0:
         return CANNOT_TELL, float("nan")
     p = paired_p_value(differences, np.zeros_like(differences))
     if p >= alpha:
@@ -69,8 +85,9 @@ def claims_frame(cells: pd.DataFrame, claims=CLAIMS, metric: str | None = None, 
         per_seed = group.pivot_table(index="seed", columns="method", values=metric, aggfunc="first")
         for claim in claims:
             row = {"claim": claim.text, "source": claim.source, "stream": stream, "n_pairs": 0,
-                   "mean_difference": np.nan, "std_difference": np.nan, "p_value": np.nan,
-                   "verdict": NOT_RUN, "paper_difference": np.nan}
+                   "mean_difference": np.nan, "std_difference": np.nan, "low": np.nan, "high": np.nan,
+                   "p_value": np.nan, "verdict": NOT_RUN, "equivalent": False, "paper_difference": np.nan,
+                   "differences": []}
             ours = [paper_entry(m, stream) for m in (claim.better, claim.worse)]
             if all(ours):
                 row["paper_difference"] = ours[0][1] - ours[1][1]
@@ -79,9 +96,11 @@ def claims_frame(cells: pd.DataFrame, claims=CLAIMS, metric: str | None = None, 
                 d = (pairs[claim.better] - pairs[claim.worse]).to_numpy(float)
                 row["n_pairs"] = len(d)
                 if len(d):
-                    row["mean_difference"] = float(d.mean())
+                    row["mean_difference"], row["low"], row["high"] = t_interval(d)
                     row["std_difference"] = float(d.std(ddof=1)) if len(d) > 1 else np.nan
+                    row["differences"] = d.tolist()
                 row["verdict"], row["p_value"] = verdict(d, alpha)
+                row["equivalent"] = row["verdict"] == CANNOT_TELL and tost(d)
             rows.append(row)
     frame = pd.DataFrame(rows)
     frame["p_holm"] = holm(frame["p_value"].to_numpy(float))
@@ -102,15 +121,49 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 
 def cell_text(row) -> str:
+    """'holds‡: d = -2.91 [-3.88, -1.94], p = 0.006 (paper -4.96)'; a "cannot tell" whose 90%
+    interval lies within the equivalence bound says so."""
     if row["verdict"] == NOT_RUN:
         return NOT_RUN
-    d = f"d = {row['mean_difference']:+.2f}"
-    if not np.isnan(row["std_difference"]):
-        d += f" ± {row['std_difference']:.2f}"
-    p = "" if np.isnan(row["p_value"]) else (", p < 0.001" if row["p_value"] < 0.001 else f", p = {row['p_value']:.3f}")
+    d = f"d = {interval_text(row['mean_difference'], row['low'], row['high'])}"
+    p = "" if np.isnan(row["p_value"]) else f", p {'' if row['p_value'] < 0.001 else '= '}{p_text(row['p_value'])}"
     paper = "" if np.isnan(row["paper_difference"]) else f" (paper {row['paper_difference']:+.2f})"
     survives = HOLM_MARK if row["verdict"] in (HOLDS, FAILS) and row["p_holm"] < ALPHA else ""
-    return f"{row['verdict']}{survives}: {d}{p}{paper}"
+    said = row["verdict"]
+    if row["verdict"] == CANNOT_TELL and row["n_pairs"] < MIN_DECIDED:
+        said += f" ({int(row['n_pairs'])} seed{'s' if row['n_pairs'] != 1 else ''})"
+    if row["equivalent"]:
+        said = f"equivalent (within ±{DELTA.get():g})"
+    return f"{said}{survives}: {d}{p}{paper}"
+
+
+def over_streams(group: pd.DataFrame) -> dict:
+    """A claim's verdict over the streams (rows of one claim): the stratified mean d with its
+    Welch-Satterthwaite interval, the seed-level sign count and test, and the verdict: holds /
+    fails when the interval excludes 0 and no stream says the opposite, stream-dependent when
+    streams decide both ways, else cannot tell."""
+    ran = group[group["verdict"] != NOT_RUN]
+    per_stream = [np.asarray(d, dtype=float) for d in ran["differences"]]
+    mean, low, high = stratified(per_stream)
+    below, nonzero, sign_p = sign_test(np.concatenate(per_stream)) if per_stream else (0, 0, np.nan)
+    decided = set(ran["verdict"]) & {HOLDS, FAILS}
+    if decided == {HOLDS, FAILS}:
+        said = STREAM_DEPENDENT
+    elif not np.isnan(low) and (high < 0 or low > 0):
+        said = HOLDS if high < 0 else FAILS
+        if decided and decided != {said}:
+            said = STREAM_DEPENDENT
+    else:
+        said = CANNOT_TELL
+    return {"mean": mean, "low": low, "high": high, "below": below, "nonzero": nonzero, "sign_p": sign_p,
+            "verdict": said, "streams": len(ran)}
+
+
+def over_streams_text(summary: dict) -> str:
+    if summary["streams"] == 0:
+        return NOT_RUN
+    return (f"{summary['verdict']}: d = {interval_text(summary['mean'], summary['low'], summary['high'])}; "
+            f"{summary['below']}/{summary['nonzero']} seeds d < 0, sign p {p_text(summary['sign_p'])}")
 
 
 def claims_table(cells: pd.DataFrame, fmt_name: str) -> str:
@@ -123,16 +176,57 @@ def claims_table(cells: pd.DataFrame, fmt_name: str) -> str:
     for (text, source), group in frame.groupby(["claim", "source"], sort=False):
         by_stream = group.set_index("stream")
         rows.append([plain(f"{text}{'' if source == 'paper' else ' (ours)'}", fmt_name),
-                     *[plain(cell_text(by_stream.loc[s]), fmt_name) for s in streams]])
-    what = ("The OCM paper's claims per stream, A < B: A's NLL is lower. d = NLL_A - NLL_B in nats, "
-            f"mean ± std over the seeds both have (negative supports the claim); p: {TEST_NAME} over "
-            f"those seeds; holds / fails: p < {ALPHA:g} with d below / above 0; cannot tell: p >= {ALPHA:g} "
-            "or fewer than 2 seeds (not evidence of equality); "
-            f"{HOLM_MARK}: still p < {ALPHA:g} after Holm's correction over the table's "
-            f"{int(frame['p_value'].notna().sum())} tests (the others are one-test verdicts); "
-            "(paper d): the same difference in the paper's Table 1 (IWAE-1000, E = 100, full data)")
-    return render([plain(h, fmt_name) for h in ("claim", *streams)], rows, fmt_name,
-                  caption(cells, what, best_marked=False))
+                     *[plain(cell_text(by_stream.loc[s]), fmt_name) for s in streams],
+                     *([plain(over_streams_text(over_streams(group)), fmt_name)] if len(streams) > 1 else [])])
+    what = ("The OCM paper's claims per stream, A < B: A's NLL is lower. d = NLL_A - NLL_B in nats over the "
+            f"seeds both have, mean [{LEVEL:.0%} t-interval] (negative supports the claim); p: {TEST_NAME}; "
+            f"holds / fails: p < {ALPHA:g} with d below / above 0; cannot tell: p >= {ALPHA:g}, fewer than 2 "
+            f"seeds, or the same d on every one of fewer than {MIN_DECIDED} (no spread: no evidence); "
+            f"equivalent: cannot tell, and the 90% interval lies within ±{DELTA.get():g} nat (two one-sided "
+            f"tests; the bound: docs/metrics.md); {HOLM_MARK}: still p < {ALPHA:g} after Holm's correction over "
+            f"the table's {int(frame['p_value'].notna().sum())} tests (the others are one-test verdicts); "
+            "(paper d): the same difference in the paper's Table 1 (IWAE-1000, E = 100, full data)"
+            + ("; over these streams: the mean of the streams' d with a Welch-Satterthwaite interval, the "
+               "seed-level differences below 0 and their sign test; stream-dependent: streams decide both "
+               "ways (the streams are fixed: the verdict covers these streams only)" if len(streams) > 1 else ""))
+    headers = ("claim", *streams, *(["over these streams"] if len(streams) > 1 else []))
+    return (render([plain(h, fmt_name) for h in headers], rows, fmt_name, caption(cells, what, best_marked=False))
+            + "\n" + power_table(frame, fmt_name))
+
+
+POWER_EFFECTS = (1.0, 2.0, 5.0)   # nats: the smallest effect of interest, and two larger
+
+
+def pooled_sd(group: pd.DataFrame) -> float:
+    """The SD of the per-seed differences pooled over streams (each stream's variance weighted by
+    its degrees of freedom): the streams' means differ, their seed noise is one quantity."""
+    parts = [np.asarray(d, dtype=float) for d in group["differences"] if len(d) > 1]
+    df = sum(len(d) - 1 for d in parts)
+    return float(np.sqrt(sum(d.var(ddof=1) * (len(d) - 1) for d in parts) / df)) if df else float("nan")
+
+
+def power_table(frame: pd.DataFrame, fmt_name: str) -> str:
+    """Seeds a paired t-test (alpha 0.05, 80% power) needs to detect a difference of 1, 2 and 5 nats,
+    per claim, from the observed spread of its per-seed differences."""
+    from bench.reporting.captions import caption_only
+    from bench.reporting.intervals import POWER, seeds_for_power
+    from bench.reporting.render import plain, render
+
+    rows = []
+    for (text, _), group in frame.groupby(["claim", "source"], sort=False):
+        sd = pooled_sd(group)
+        needed = [seeds_for_power(sd, effect) for effect in POWER_EFFECTS]
+        seeds = sorted({int(n) for n in group["n_pairs"]})
+        rows.append([plain(x, fmt_name) for x in (
+            text, "-" if np.isnan(sd) else f"{sd:.2f}", "/".join(map(str, seeds)),
+            *("-" if n is None and np.isnan(sd) else (f"> {1000}" if n is None else str(n)) for n in needed))])
+    headers = [plain(h, fmt_name) for h in ("claim", "SD of d (nats)", "seeds now",
+                                            *(f"seeds for {e:g} nat" for e in POWER_EFFECTS))]
+    what = (f"Seeds needed: per claim, the seeds a {TEST_NAME} at alpha {ALPHA:g} needs to detect a true "
+            f"difference of {', '.join(f'{e:g}' for e in POWER_EFFECTS)} nats with {POWER:.0%} power (noncentral "
+            "t), from the SD of the per-seed differences pooled over the streams (weighted by degrees of "
+            "freedom); a 'cannot tell' with fewer seeds than its effect needs says little")
+    return render(headers, rows, fmt_name, caption_only(what))
 
 
 def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
@@ -157,13 +251,15 @@ def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
             survives = HOLM_MARK if row["verdict"] in (HOLDS, FAILS) and row["p_holm"] < ALPHA else ""
             words = {HOLDS: f"{method} better", FAILS: f"{method} worse",
                      CANNOT_TELL: "cannot tell" + ("" if row["n_pairs"] >= MIN_PAIRS else " (one seed)")}[row["verdict"]]
-            p = "-" if np.isnan(row["p_value"]) else ("< 0.001" if row["p_value"] < 0.001 else f"{row['p_value']:.3f}")
-            sd = "-" if np.isnan(row["std_difference"]) else f"{row['std_difference']:.2f}"
-            rows.append([plain(x, fmt_name) for x in (other, f"{row['mean_difference']:+.2f}", sd,
-                                                      str(int(row["n_pairs"])), p, words + survives)])
-        headers = [plain(h, fmt_name) for h in ("against", "d (nats)", "sd", "seeds", "p", "verdict")]
-        what = (f"{method} against every other row on {stream}: d = NLL({method}) - NLL(row), mean and sd over "
-                f"the seeds both have (negative: {method} better); p: {TEST_NAME}; verdict at p < {ALPHA:g}; "
+            if row["equivalent"]:
+                words = f"equivalent (within ±{DELTA.get():g})"
+            d = interval_text(row["mean_difference"], row["low"], row["high"])
+            rows.append([plain(x, fmt_name) for x in (other, d, str(int(row["n_pairs"])), p_text(row["p_value"]),
+                                                      words + survives)])
+        headers = [plain(h, fmt_name) for h in ("against", f"d (nats) [{LEVEL:.0%} CI]", "seeds", "p", "verdict")]
+        what = (f"{method} against every other row on {stream}: d = NLL({method}) - NLL(row), mean over the "
+                f"seeds both have with its {LEVEL:.0%} t-interval (negative: {method} better); p: {TEST_NAME}; "
+                f"verdict at p < {ALPHA:g}; equivalent: the 90% interval within ±{DELTA.get():g} nat; "
                 f"{HOLM_MARK}: still so after Holm's correction over the {int(frame['p_value'].notna().sum())} tests "
                 "of these tables")
         out.append(stream_heading(stream, fmt_name)

@@ -18,6 +18,7 @@ import pandas as pd
 from bench.metrics import primary_metric
 from bench.reporting.claims import CANNOT_TELL, FAILS, HOLDS, Claim, claims_frame
 from bench.reporting.frames import COLUMNS, summary_frame
+from bench.reporting.intervals import p_text
 from bench.reporting.render import BOUNDARY_MARK, plain, render
 from bench.reporting.significance import ALPHA, TEST_NAME
 
@@ -60,7 +61,27 @@ def glance_frame(cells: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
                              verdict=None)
     frame["mean_difference"] = -frame["mean_difference"]   # the claim's best - row, as row - best
     frame["answer"] = [answer(r) for _, r in frame.iterrows()]
+    frame["tier"] = tiers(cells, frame, column.column)
     return frame
+
+
+def tiers(cells: pd.DataFrame, frame: pd.DataFrame, metric: str) -> list[int | None]:
+    """Per stream, the continual rows in tiers the data separate: down the ranking, a row joins
+    the current tier while its paired test against the tier's leader (its first row) cannot tell
+    them apart (or has fewer than MIN_SEEDS seeds), else it leads the next tier. References: None."""
+    out: dict[int, int] = {}
+    for stream, group in frame[frame["group"] == "continual"].groupby("stream", sort=False):
+        ordered = group.sort_values("rank")
+        leader, tier = None, 0
+        for index, row in ordered.iterrows():
+            if leader is not None:
+                test = claims_frame(cells[cells["stream"] == stream], [Claim(leader, row["method"], "tier")],
+                                    metric=metric).iloc[0]
+                separated = test["n_pairs"] >= MIN_SEEDS and test["verdict"] in (HOLDS, FAILS)
+            if leader is None or separated:
+                leader, tier = row["method"], tier + 1
+            out[index] = tier
+    return [out.get(i) for i in frame.index]
 
 
 def answer(row) -> str:
@@ -73,13 +94,6 @@ def answer(row) -> str:
     if row["verdict"] in (HOLDS, FAILS):   # the best is lower (HOLDS) by construction of the order
         return REAL if row["p_holm"] < ALPHA else NOT_AFTER_HOLM
     return TIED if row["verdict"] == CANNOT_TELL else str(row["verdict"])
-
-
-def p_text(p: float) -> str:
-    """Two significant digits at most; '< 0.001' below."""
-    if np.isnan(p):
-        return "-"
-    return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def glance_tables(cells: pd.DataFrame, fmt_name: str, metric: str | None = None) -> dict[str, str]:
@@ -97,14 +111,17 @@ def glance_tables(cells: pd.DataFrame, fmt_name: str, metric: str | None = None)
             d = "" if np.isnan(r["mean_difference"]) else f"{r['mean_difference']:+.{digits}f}"
             label = r["method"] + (f" {BOUNDARY_MARK}" if r["group"] == "reference" else "")
             rank = str(r["rank"]) if r["group"] == "continual" else f"ref. {r['rank']}"
-            rows.append([plain(x, fmt_name) for x in (rank, label, value, d, p_text(r["p_holm"]), r["answer"])])
-        headers = [plain(h, fmt_name) for h in ("rank", "method", f"{column.label} (mean ± std)",
+            tier = "" if r["tier"] is None or pd.isna(r["tier"]) else str(int(r["tier"]))
+            rows.append([plain(x, fmt_name) for x in (rank, tier, label, value, d, p_text(r["p_holm"]), r["answer"])])
+        headers = [plain(h, fmt_name) for h in ("rank", "tier", "method", f"{column.label} (mean ± std)",
                                                 "d to best", "p (Holm)", "verdict")]
         what = (f"{stream}: the methods without task boundaries ranked by mean {column.label} "
                 f"({'lower' if column.lower_is_better else 'higher'} is better), each against the best of them: "
                 f"d = row - best over the seeds both have; p: {TEST_NAME}, Holm-corrected over the "
                 f"{int(frame['p_value'].notna().sum())} comparisons of these tables; real: p < {ALPHA:g} after "
-                f"Holm; fewer than {MIN_SEEDS} paired seeds: not enough to tell. Rows marked {BOUNDARY_MARK} need "
+                f"Holm; fewer than {MIN_SEEDS} paired seeds: not enough to tell; tier: down the ranking, a row stays "
+                f"in its tier while a paired test at {ALPHA:g} cannot tell it from the tier's first row (no "
+                f"correction: tiers err towards splitting). Rows marked {BOUNDARY_MARK} need "
                 "task boundaries (another protocol): references, ranked apart")
         out[stream] = render(headers, rows, fmt_name, what)
     return out
