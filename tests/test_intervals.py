@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from bench.reporting.claims import CANNOT_TELL, HOLDS, STREAM_DEPENDENT, Claim, claims_frame, over_streams, verdict
+from bench.reporting.claims import (
+    CANNOT_TELL,
+    HOLDS,
+    STREAM_DEPENDENT,
+    Claim,
+    claims_frame,
+    over_streams,
+    verdict,
+)
 from bench.reporting.frames import select_cells
 from bench.reporting.intervals import seeds_for_power, sign_test, stratified, t_interval, tost
 
