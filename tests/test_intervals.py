@@ -80,3 +80,31 @@ def test_over_streams_says_stream_dependent_when_streams_decide_both_ways():
     assert summary["verdict"] == STREAM_DEPENDENT and (summary["below"], summary["nonzero"]) == (4, 8)
     # the per-stream interval is the t-interval of that stream's differences
     assert by_stream.loc["a", "low"] == pytest.approx(t_interval(np.array([-5.0, -5.1, -5.2]))[1])
+
+
+def test_per_image_nlls_round_trip_and_give_the_paired_image_se_by_hand():
+    import torch
+
+    from bench.evaluation.nll import encode_per_image
+    from bench.metrics.nll import paired_image_se, per_image_nll
+
+    a = torch.tensor([100.0, 102.0, 98.0, 101.0])
+    b = torch.tensor([99.0, 100.0, 98.5, 99.5])   # differences 1, 2, -0.5, 1.5: sd 1.0801, / 2
+    ra, rb = {"nll_per_image": encode_per_image(a)}, {"nll_per_image": encode_per_image(b)}
+    assert per_image_nll(ra).tolist() == a.tolist()
+    assert paired_image_se(ra, rb) == pytest.approx(np.std([1.0, 2.0, -0.5, 1.5], ddof=1) / 2)
+    assert paired_image_se(ra, {}) is None and per_image_nll({}) is None   # records before 0.8.0
+
+
+def test_a_cell_records_its_per_image_nlls_and_their_mean_is_its_nll():
+    import dataclasses
+
+    from bench.evaluation.cell import run_cell
+    from bench.metrics.nll import per_image_nll
+    from bench.planning.grid import expand_grid
+    from bench.planning.profiles import resolve_profile
+
+    profile = dataclasses.replace(resolve_profile("smoke"), max_train_per_task=64)
+    record = run_cell(expand_grid(["finetune"], ["mini"], [0], profile)[0])
+    values = per_image_nll(record)
+    assert len(values) == sum(record["test_sizes"]) and values.mean() == pytest.approx(record["nll"], rel=1e-6)

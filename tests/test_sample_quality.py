@@ -162,14 +162,27 @@ def test_kid_bootstrap_intervals_cover_the_closed_form_at_about_their_level():
     assert low <= hits / trials <= high
 
 
-def test_bootstrap_intervals_are_seeded_and_bracket_the_estimate():
+def test_bootstrap_intervals_are_seeded_and_centred_on_the_estimate():
+    """Resampling duplicates points and inflates FID: the plain percentile interval sits above the
+    estimate (here the estimate is below its middle half); the centred one has the same width and
+    the estimate at its middle."""
     rng = np.random.default_rng(9)
     real, fake = rng.normal(size=(500, 6)), rng.normal(0.3, 1.0, size=(300, 6))
-    first, second = sq.bootstrap_intervals(real, fake, seed=3), sq.bootstrap_intervals(real, fake, seed=3)
-    assert first == second and sq.bootstrap_intervals(real, fake, seed=4) != first
     fid = frechet_distance(gaussian_stats(real), gaussian_stats(fake))
-    assert first["fid_ci"][0] < fid < first["fid_ci"][1]
-    assert first["kid_ci"][0] < sq.kid(real, fake, torch.Generator().manual_seed(0))[0] < first["kid_ci"][1]
+    kid = sq.kid(real, fake, torch.Generator().manual_seed(0))[0]
+    estimates = {"fid": fid, "kid": kid}
+    first = sq.bootstrap_intervals(real, fake, seed=3, estimates=estimates)
+    assert first == sq.bootstrap_intervals(real, fake, seed=3, estimates=estimates)
+    assert sq.bootstrap_intervals(real, fake, seed=4, estimates=estimates) != first
+    counts_rng = np.random.default_rng(3)
+    counts = sq.resample_counts(500, sq.BOOTSTRAP_REPS, counts_rng), sq.resample_counts(300, sq.BOOTSTRAP_REPS, counts_rng)
+    plain = sq.percentile_interval(sq.fid_replicates(real, fake, *counts))
+    position = (fid - plain[0]) / (plain[1] - plain[0])
+    assert position < 0.25                                   # the plain interval: biased upwards
+    for name, value in estimates.items():
+        low, high = first[f"{name}_ci"]
+        assert low + (high - low) / 4 < value < high - (high - low) / 4, name   # the middle half
+    assert first["fid_ci"][1] - first["fid_ci"][0] == pytest.approx(plain[1] - plain[0])
 
 
 # ---- a cell ---------------------------------------------------------------------------------------
@@ -225,8 +238,10 @@ def test_the_bootstrap_interval_has_the_level_it_reports():
     # the cell's intervals are these percentiles of its replicates, at the level its record states
     rng = np.random.default_rng(11)
     real, fake = rng.normal(size=(300, 4)), rng.normal(0.2, 1.0, size=(200, 4))
-    got = sq.bootstrap_intervals(real, fake, seed=5, reps=50)
+    fid = frechet_distance(gaussian_stats(real), gaussian_stats(fake))
+    got = sq.bootstrap_intervals(real, fake, seed=5, estimates={"fid": fid, "kid": 0.0}, reps=50)
     counts_rng = np.random.default_rng(5)
     counts = sq.resample_counts(300, 50, counts_rng), sq.resample_counts(200, 50, counts_rng)
     replicates = sq.fid_replicates(real, fake, *counts)
-    assert got["fid_ci"] == pytest.approx(np.percentile(replicates, [2.5, 97.5]).tolist())
+    shift = np.median(replicates) - fid
+    assert got["fid_ci"] == pytest.approx((np.percentile(replicates, [2.5, 97.5]) - shift).tolist())

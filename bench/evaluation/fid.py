@@ -139,6 +139,7 @@ class FIDEvaluator:
         for name in sq.HIGHER_IS_BETTER:
             self.matrices[name].append([s[name] for s in scores])
         self.seconds["prdc"] += time.perf_counter() - start
+        self.last_fid = fids[-1]   # the overall FID after the last segment: its interval is centred on it
         return fids[:-1], fids[-1]
 
     def summary(self, seed: int, test_binarization_seed: int | None = None) -> dict:
@@ -154,7 +155,8 @@ class FIDEvaluator:
             out.update(recorded_summaries(name, out[f"{name}_matrix"]))
         out["kid_std"] = self.matrices["kid_std"][-1][-1]
         start = time.perf_counter()
-        out.update(sq.bootstrap_intervals(self.real_features[-1], self.last_fake, seed))
+        out.update(sq.bootstrap_intervals(self.real_features[-1], self.last_fake, seed,
+                                          {"fid": self.last_fid, "kid": out["kid"]}))
         self.seconds["bootstrap"] = time.perf_counter() - start
         out["sample_quality_seconds"] = dict(self.seconds)
         out["fid_info"] = self.full_info(seed, test_binarization_seed)

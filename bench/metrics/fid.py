@@ -47,7 +47,7 @@ def sample_quality_caption(cells) -> str:
 # classifier's weights came from and its accuracy (the weights' hash is compared). The page shows
 # what identifies the features and the samples.
 SAMPLE_PROVENANCE = Provenance("FID/KID/PRDC", "sample_provenance", "fid_info",
-                               informational=("source", "test_accuracy"), older_fields=("sample_quality_info",),
+                               informational=("source", "test_accuracy", "bootstrap_centring"), older_fields=("sample_quality_info",),
                                missing="run with --fid-features classifier|inception",
                                caption=sample_quality_caption, layout="quality", title="Sample quality per stream",
                                frame_columns={"fid_extractor": ("extractor",), "fid_samples": ("samples",),

@@ -3,6 +3,11 @@
 NLL[t, j]; computed by bench/evaluation/nll.py after every task segment."""
 from __future__ import annotations
 
+import typing
+
+if typing.TYPE_CHECKING:
+    import numpy as np
+
 from bench.metrics.registry import (
     Evaluation,
     Metric,
@@ -44,6 +49,29 @@ def nll_caption(cells) -> str:
             "binarized once with a fixed seed per stream, training data dynamically binarized")
 
 
+def per_image_nll(record) -> np.ndarray | None:
+    """A record's final per-image NLLs (float32, the test sets' order), None for records before
+    they were stored (harness 0.8.0)."""
+    import base64
+
+    import numpy as np
+
+    data = record.get("nll_per_image")
+    if not data:
+        return None
+    return np.frombuffer(base64.b64decode(data), dtype="<f4").astype(np.float64)
+
+
+def paired_image_se(a, b) -> float | None:
+    """The test-image standard error of the difference of two cells' NLLs on the same images:
+    std over images of (NLL_a - NLL_b) / sqrt(images); None without per-image NLLs on both or on
+    different images."""
+    x, y = per_image_nll(a), per_image_nll(b)
+    if x is None or y is None or len(x) != len(y) or len(x) < 2:
+        return None
+    return float((x - y).std(ddof=1) / len(x) ** 0.5)
+
+
 # Written by bench/evaluation/nll.py: the estimator (IWAE-K), the test images per task, the test
 # binarization seed, the dtype, and the evaluator's decoder form, which is informational (the C
 # kernel and the torch form agree to float rounding: tests/test_native_kernel.py).
@@ -55,7 +83,7 @@ register_metric(Metric(
     matrix="nll_matrix", recorded=("forgetting", "bwt"),
     # 2 nats is about 5 seeds' standard error on the smoke grid; forgetting moves more
     tolerance=2.0, summary_tolerance={"forgetting": 5.0}, layout=True, matrix_table=True,
-    fields=("nll_decoder_form", "eval_seconds"),
+    fields=("nll_decoder_form", "eval_seconds", "nll_per_image"),
     description="IWAE estimate of -log p(x) on the union of all test sets after the last task, the "
                 "mixture's -log sum_c w_c p_c(x) (nats)",
     run_table=RunColumn("NLL (nats)"), primary=True, paper=True, headline=True, heatmap=True,

@@ -87,7 +87,7 @@ def claims_frame(cells: pd.DataFrame, claims=CLAIMS, metric: str | None = None, 
             row = {"claim": claim.text, "source": claim.source, "stream": stream, "n_pairs": 0,
                    "mean_difference": np.nan, "std_difference": np.nan, "low": np.nan, "high": np.nan,
                    "p_value": np.nan, "verdict": NOT_RUN, "equivalent": False, "paper_difference": np.nan,
-                   "differences": []}
+                   "differences": [], "image_se": np.nan}
             ours = [paper_entry(m, stream) for m in (claim.better, claim.worse)]
             if all(ours):
                 row["paper_difference"] = ours[0][1] - ours[1][1]
@@ -101,10 +101,33 @@ def claims_frame(cells: pd.DataFrame, claims=CLAIMS, metric: str | None = None, 
                     row["differences"] = d.tolist()
                 row["verdict"], row["p_value"] = verdict(d, alpha)
                 row["equivalent"] = row["verdict"] == CANNOT_TELL and tost(d)
+                row["image_se"] = image_se(group, claim, pairs.index)
             rows.append(row)
     frame = pd.DataFrame(rows)
     frame["p_holm"] = holm(frame["p_value"].to_numpy(float))
     return frame
+
+
+def image_se(group: pd.DataFrame, claim: Claim, seeds) -> float:
+    """The test images' standard error of the mean d over `seeds`: per seed std over images of the
+    per-image difference / sqrt(images) (every cell of a stream scores the same images), combined
+    as sqrt(sum SE_s^2) / seeds; NaN where a record has no per-image NLLs (before 0.8.0)."""
+    if "nll_per_image" not in group:
+        return float("nan")
+    from bench.metrics.nll import paired_image_se
+
+    cells = group.set_index(["method", "seed"])["nll_per_image"]
+    errors = []
+    for seed in seeds:
+        try:
+            a, b = cells.loc[(claim.better, seed)], cells.loc[(claim.worse, seed)]
+        except KeyError:
+            return float("nan")
+        se = paired_image_se({"nll_per_image": a}, {"nll_per_image": b}) if isinstance(a, str) and isinstance(b, str) else None
+        if se is None:
+            return float("nan")
+        errors.append(se)
+    return float(np.sqrt(np.sum(np.square(errors))) / len(errors)) if errors else float("nan")
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -243,6 +266,7 @@ def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
     claims = [Claim(method, other, "versus") for other in methods if other != method]
     frame = claims_frame(cells, claims)
     frame = frame[frame["verdict"] != NOT_RUN]
+    with_images = bool(frame["image_se"].notna().any())
     out = []
     for stream, group in frame.groupby("stream", sort=False):
         rows = []
@@ -254,12 +278,18 @@ def versus_tables(cells: pd.DataFrame, method: str, fmt_name: str) -> str:
             if row["equivalent"]:
                 words = f"equivalent (within ±{DELTA.get():g})"
             d = interval_text(row["mean_difference"], row["low"], row["high"])
-            rows.append([plain(x, fmt_name) for x in (other, d, str(int(row["n_pairs"])), p_text(row["p_value"]),
-                                                      words + survives)])
-        headers = [plain(h, fmt_name) for h in ("against", f"d (nats) [{LEVEL:.0%} CI]", "seeds", "p", "verdict")]
+            images = [] if not with_images else ["-" if np.isnan(row["image_se"]) else f"{row['image_se']:.2f}"]
+            rows.append([plain(x, fmt_name) for x in (other, d, *images, str(int(row["n_pairs"])),
+                                                      p_text(row["p_value"]), words + survives)])
+        headers = [plain(h, fmt_name) for h in ("against", f"d (nats) [{LEVEL:.0%} CI]",
+                                                *(["image SE"] if with_images else []), "seeds", "p", "verdict")]
         what = (f"{method} against every other row on {stream}: d = NLL({method}) - NLL(row), mean over the "
                 f"seeds both have with its {LEVEL:.0%} t-interval (negative: {method} better); p: {TEST_NAME}; "
                 f"verdict at p < {ALPHA:g}; equivalent: the 90% interval within ±{DELTA.get():g} nat; "
+                + ("image SE: the test images' standard error of d (the same images in every cell; per seed "
+                   "std over images of the per-image difference / sqrt(images), combined over the seeds), "
+                   "the part of the spread that another draw of test images would change; " if with_images else "")
+                +
                 f"{HOLM_MARK}: still so after Holm's correction over the {int(frame['p_value'].notna().sum())} tests "
                 "of these tables")
         out.append(stream_heading(stream, fmt_name)

@@ -27,7 +27,7 @@ BUDGETS = ["memory", "memory_peak", "gradient_steps", "images_trained", "compone
 CELL_COLUMNS = ["profile_name", "numbers_version", "stream", "method", "method_name", "seed",
                 "needs_task_boundaries", *COLUMNS, *BUDGETS, "parameters", "eval_k", "eval_test_per_task",
                 *MATRICES, *LIFTED_COLUMNS, "matched_budget", "budget_note", "timeline", "config",
-                *PROVENANCE_COLUMNS, *INTERVALS]
+                *PROVENANCE_COLUMNS, *INTERVALS, "nll_per_image"]
 SUMMARY_METRICS = [*COLUMNS, *BUDGETS, *INTERVALS]
 
 

@@ -273,12 +273,21 @@ def table_one(cells: pd.DataFrame, metric: Column, fmt_name: str, paper: bool = 
         notes += ("; paper: the OCM paper's Table 1 for the method's paper row (NLL = minus its "
                   "IWAE-1000 log-likelihood, E = 100, all training data; memory / components as printed)")
     if metric.interval and summary[metric.interval + "_mean"].notna().any():
+        halves = summary[metric.interval + "_mean"].dropna()
+        samples = sorted({int(v) for v in cells["fid_samples"].dropna()}) if "fid_samples" in cells else []
+        at = f" at {', '.join(f'{n:,}' for n in samples)} samples" if samples else ""
         notes += (f" [CI ±h]: the mean over seeds of the half-width of each seed's 95% bootstrap "
-                  f"interval for {metric.label} (generated and real features resampled).")
+                  f"interval for {metric.label} (generated and real features resampled); the noise floor{at}: "
+                  f"h is {halves.min():.{digits_of(metric)}f}-{halves.max():.{digits_of(metric)}f} here, so a gap "
+                  f"under about h between two rows is within the estimator's noise whatever the seeds say")
     if extra:
         notes += ranks_note(metric.label, bool((ranks["n_streams"] < ranks["n_streams_total"]).any()))
     return render(headers, rows, fmt_name,
                   caption(cells, f"{metric.label} / memory (samples) / components", notes=notes))
+
+
+def digits_of(metric: Column) -> int:
+    return metric.digits if metric.digits is not None else 3
 
 
 def summary_table(cells: pd.DataFrame, layout: SummaryLayout, fmt_name: str) -> str:
