@@ -13,6 +13,7 @@ COMMANDS = {
     "report": ("bench.report", "paper tables from a results directory"),
     "check": ("bench.check", "the regression gate: a results directory against a reference"),
     "status": ("bench.status", "done / running / failed / pending cells of a results directory"),
+    "sample": ("bench.sample", "samples from a finished cell's kept model (bench.run --keep-models)"),
     "perf": ("bench.perf.benchmarks", "measure the harness against its performance limits"),
     "fetch": ("streams.fetch", "put the dataset files (MNIST, Fashion-MNIST) under the data directory"),
 }

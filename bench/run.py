@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from bench.evaluation.device import DEVICE_CHOICES
-from bench.execution import EXECUTORS
+from bench.execution import EXECUTORS, Terminated
 from bench.metrics import EXTRACTORS
 from bench.planning.defaults import DEFAULT_GRID as DEFAULTS
 from bench.planning.profiles import PROFILES
@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help="where dataset files are (default: $BENCH_DATA_DIR or ./data)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
+    p.add_argument("--checkpoint-minutes", type=checkpoint_minutes, default=5.0, metavar="MINUTES",
+                   help="a running cell writes its whole state to DIR/checkpoints/ after every task and, for "
+                        "task-free methods, every MINUTES at an incoming-batch boundary (default 5; 0: task "
+                        "boundaries only; none: never); a killed or preempted cell resumes there, its record "
+                        "identical to an uninterrupted run's. SIGTERM checkpoints, then exits 75 per cell")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each cell's last checkpoint after its record is written (default: removed)")
+    p.add_argument("--keep-models", action="store_true",
+                   help="save each cell's final model to DIR/models/ (weights and settings; `ocm-bench sample "
+                        "RECORD` draws from it, bench.models.load_model(RECORD) loads it)")
     p.add_argument("--no-wait", action="store_true",
                    help="do not wait for cells that a live runner elsewhere is running: exit 3 and "
                         "list them (default: wait, showing which runner holds them)")
@@ -141,10 +151,6 @@ def warn(message: str) -> None:
 def fail(message) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's or a user's `kill`): stopped as Ctrl-C stops a run."""
 
 
 def _terminate(signum, frame):
@@ -238,13 +244,30 @@ def run(args, state: dict) -> int:
 
 def run_options(args):
     """The execution options of the command (bench/execution/runner.py's RunOptions)."""
+    from bench.execution import Keeping
     from bench.execution.runner import RunOptions
 
+    keeping = Keeping(checkpoint_minutes=args.checkpoint_minutes, keep_checkpoints=args.keep_checkpoints,
+                      keep_models=args.keep_models)
     # a bar on a terminal; piped into a file or a pipe its redrawn frames would pack into one line
     return RunOptions(executor=args.executor, workers=args.workers, device=args.device,
                       training_step=args.training_step, cells_per_gpu=args.cells_per_gpu,
                       data_dir=args.data_dir, executor_settings=executor_settings(args), force=args.force,
-                      wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty())
+                      wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty(),
+                      keeping=keeping)
+
+
+def checkpoint_minutes(text: str) -> float | None:
+    """--checkpoint-minutes: a number of minutes >= 0 (0: task boundaries only), or 'none'."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of minutes or 'none'") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text}: give minutes >= 0 (0: at task boundaries only) or 'none'")
+    return value
 
 
 def read_baselines(folders: list[str], profile: str | None) -> tuple[dict, str, list[str]]:

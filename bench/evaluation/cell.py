@@ -19,6 +19,17 @@ import torch
 from bench import HARNESS_VERSION
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.caches import cached_stream
+from bench.evaluation.checkpoint import (
+    CheckpointPolicy,
+    Preempted,
+    evaluation_states,
+    random_states,
+    restore_random_states,
+    restore_strategy,
+    strategy_state,
+)
+from bench.evaluation.checkpoint import read as read_checkpoint
+from bench.evaluation.checkpoint import write as write_checkpoint
 from bench.evaluation.context import EvaluationContext, evaluation_classes, merged_fields
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
 from bench.evaluation.images import save_grids
@@ -46,13 +57,16 @@ def training_optimizer(model: torch.nn.Module, profile, device: torch.device) ->
 
 
 def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = None,
-                       device: str = "auto", training_step: str = "auto", on_trained=None) -> dict:
+                       device: str = "auto", training_step: str = "auto", on_trained=None,
+                       checkpoint: CheckpointPolicy | None = None) -> dict:
     """Train the cell's method over its stream and return the metrics part of its record.
 
     The model, the memories, the test sets and every random draw live on `device` (bench.evaluation.device);
     the streams stay on the CPU and each incoming batch is moved when it arrives. `on_trained(model,
     stream)`, if given, is called with the final model after the record's numbers are computed
-    (studies that score one trained model in other ways: reports/table1/estimator.py)."""
+    (studies that score one trained model in other ways: reports/table1/estimator.py).
+    `checkpoint`: where the cell's checkpoint lives (bench/evaluation/checkpoint.py); the cell
+    resumes from it when it is there, and raises `Preempted` when asked to stop."""
     torch.set_num_threads(1)
     keep_freed_memory()
     seed_everything(cell.seed)
@@ -73,6 +87,9 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         print(f"warning: {cell.label}: {warning}", file=sys.stderr, flush=True)
     model = plugin.build_model(profile).to(where)
     optimizer = training_optimizer(model, profile, where)
+    resumed = read_checkpoint(checkpoint, cell.key, where)
+    if resumed is not None:   # the model, optimizer and plugin as they were, pickled together
+        model, optimizer, plugin = resumed["model"], resumed["optimizer"], resumed["plugin"]
     # The schedule: E passes over what the method trains on (the paper's), or matched compute
     # (`steps_per_batch` minibatches per incoming batch, one "pass" per experience).
     epochs = 1 if profile.steps_per_batch else plugin.train_epochs(profile)
@@ -90,21 +107,55 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
     context = EvaluationContext(cell, stream, test_sets, where, data_dir)
     evaluations = [(declared, evaluation(context)) for declared, evaluation in evaluation_classes(profile)]
 
-    train_seconds, segments, pictures = 0.0, 0, []
-    for task_experience in benchmark.train_stream:
+    progress = {"task": 0, "batch": 0, "train_seconds": 0.0, "pictures": [], "resumed_from": []}
+    if resumed is not None:
+        restore_strategy(strategy, resumed["strategy"])
+        for (_, evaluation), state in zip(evaluations, resumed["evaluations"]):
+            evaluation.restore_state(state)
+        eval_generator = resumed["eval_generator"]
+        progress = {**resumed["progress"], "resumed_from": [*resumed["progress"]["resumed_from"], {
+            "task": resumed["progress"]["task"] + 1, "batch": resumed["progress"]["batch"],
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]}
+        restore_random_states(resumed["random"])
+
+    def save(task: int, batch: int) -> None:
+        """The whole state, to resume at incoming batch `batch` of task `task` (0-based)."""
+        if checkpoint is not None:
+            write_checkpoint(checkpoint, {
+                "key": cell.key, "model": model, "optimizer": optimizer, "plugin": plugin,
+                "strategy": strategy_state(strategy), "evaluations": evaluation_states(evaluations),
+                "eval_generator": eval_generator, "random": random_states(),
+                "progress": {**progress, "task": task, "batch": batch}})
+
+    for task in range(progress["task"], n_tasks):
+        task_experience = benchmark.train_stream[task]
         start = time.perf_counter()
-        if spec.needs_task_boundaries:
+        if spec.needs_task_boundaries:   # whole tasks: checkpointed at their boundaries only
             strategy.train(task_experience)
         else:
-            for batch_experience in online_experiences(task_experience, profile.batch_size):
+            for batch, batch_experience in enumerate(online_experiences(task_experience, profile.batch_size)):
+                if batch < progress["batch"]:
+                    continue   # trained before the checkpoint this cell resumed from
                 strategy.train(batch_experience)
-        train_seconds += time.perf_counter() - start
+                if checkpoint is not None and (checkpoint.due() or checkpoint.stop_now(task, batch)):
+                    progress["train_seconds"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    save(task, batch + 1)
+                    if checkpoint.stop_now(task, batch):
+                        raise Preempted(f"{cell.label}: stopped at task {task + 1}, incoming batch "
+                                        f"{batch + 1}; rerun to resume from its checkpoint")
+        progress["train_seconds"] += time.perf_counter() - start
+        progress["batch"] = 0
 
         for _, evaluation in evaluations:
             evaluation.after_segment(model, eval_generator)
         if profile.sample_grids and artifact_dir is not None:
-            pictures += save_grids(model, test_sets, artifact_dir, segments, eval_generator)
-        segments += 1
+            progress["pictures"] += save_grids(model, test_sets, artifact_dir, task, eval_generator)
+        if task + 1 < n_tasks:
+            save(task + 1, 0)
+            if checkpoint is not None and checkpoint.stop_now(task, None):
+                raise Preempted(f"{cell.label}: stopped after task {task + 1}; rerun to resume from its checkpoint")
+    train_seconds, pictures = progress["train_seconds"], progress["pictures"]
 
     if on_trained is not None:
         on_trained(model, stream)
@@ -132,6 +183,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
         **strategy.step_stats(),
         **extras,
         **({"construction_warnings": construction} if construction else {}),
+        **({"resumed_from": progress["resumed_from"]} if progress["resumed_from"] else {}),
         "pictures": [str(Path(artifact_dir.name) / p) for p in pictures] if pictures else [],
     }
 
@@ -157,13 +209,16 @@ def record_header(cell: Cell) -> dict:
 
 
 def run_cell(cell: Cell, data_dir=None, artifact_dir: Path | None = None, device: str = "auto",
-             training_step: str = "auto") -> Record:
+             training_step: str = "auto", checkpoint: CheckpointPolicy | None = None, on_trained=None) -> Record:
     """The cell's full record; any error (a NaN loss or a missing GPU included) gives a 'failed'
-    record."""
+    record. `Preempted` (a stop asked for, the checkpoint written) passes through: no record."""
     record = record_header(cell)
     start = time.time()
     try:
-        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, training_step), status="done")
+        record.update(train_and_evaluate(cell, data_dir, artifact_dir, device, training_step,
+                                         on_trained=on_trained, checkpoint=checkpoint), status="done")
+    except Preempted:
+        raise
     except Exception as err:  # noqa: BLE001 - a failed cell must not stop the grid
         record.update(status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8))

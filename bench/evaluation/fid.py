@@ -197,6 +197,20 @@ class SampleQualityEvaluation:
         self.matrix.append(row)
         self.seconds += time.perf_counter() - start
 
+    # what a checkpoint keeps of the evaluator: its rows and generators (the real features and
+    # statistics come from the disk cache again)
+    EVALUATOR_STATE = ("offset_used", "matrices", "seconds", "kid_generator", "kid_seed", "kid_subset_sizes",
+                       "last_fake", "last_fid")
+
+    def checkpoint_state(self) -> dict:
+        evaluator = {k: getattr(self.evaluator, k) for k in self.EVALUATOR_STATE if hasattr(self.evaluator, k)}
+        return {"matrix": self.matrix, "final": self.final, "seconds": self.seconds, "evaluator": evaluator}
+
+    def restore_state(self, state: dict) -> None:
+        self.matrix, self.final, self.seconds = state["matrix"], state["final"], state["seconds"]
+        for key, value in state["evaluator"].items():
+            setattr(self.evaluator, key, value)
+
     def fields(self) -> dict:
         c = self.context
         return {"fid": self.final, "fid_matrix": self.matrix, **recorded_summaries("fid", self.matrix),

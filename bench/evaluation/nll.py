@@ -62,6 +62,13 @@ class NLLEvaluation:
         self.best_matrix.append([float(v.mean()) for v in self.last_row.best_component])
         self.seconds += time.perf_counter() - start
 
+    def checkpoint_state(self) -> dict:
+        """The rows so far (a checkpoint is taken at a task boundary: `last_row` is recomputed)."""
+        return {"matrix": self.matrix, "best_matrix": self.best_matrix, "seconds": self.seconds}
+
+    def restore_state(self, state: dict) -> None:
+        self.matrix, self.best_matrix, self.seconds = state["matrix"], state["best_matrix"], state["seconds"]
+
     def fields(self) -> dict:
         mixture, best = torch.cat(self.last_row.mixture), torch.cat(self.last_row.best_component)
         c = self.context

@@ -24,6 +24,20 @@ from methods.core.settings import setting
 from streams.names import check_name
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or a user's `kill`): the runner stops as Ctrl-C stops it, exit 143."""
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """What a cell keeps beside its record (bench/evaluation/checkpoint.py): a checkpoint every
+    `checkpoint_minutes` (0: at task boundaries only; None: none), kept after the record with
+    `keep_checkpoints`; its final model with `keep_models`."""
+    checkpoint_minutes: float | None = 5.0
+    keep_checkpoints: bool = False
+    keep_models: bool = False
+
+
 @dataclass(frozen=True)
 class CommonOptions:
     """What every executor is given: the worker count, the device and training step each cell
@@ -33,6 +47,8 @@ class CommonOptions:
     training_step: str = "auto"
     cells_per_gpu: int | None = None
     data_dir: object = None
+    keeping: Keeping = field(default_factory=Keeping)
+
 
 
 @dataclass(frozen=True)

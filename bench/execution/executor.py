@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from multiprocessing.connection import wait
 
 import torch
@@ -21,8 +22,11 @@ from tqdm import tqdm
 
 from bench import REPO_ROOT
 from bench.evaluation.cell import record_header, run_cell
+from bench.evaluation.checkpoint import PREEMPTED_EXIT, CheckpointPolicy, Preempted, request_stop
+from bench.evaluation.checkpoint import remove as remove_checkpoint
 from bench.evaluation.device import prefers_gpu
-from bench.execution import CommonOptions, get_executor
+from bench.evaluation.kept_models import ModelKeeper
+from bench.execution import CommonOptions, Keeping, Terminated, get_executor
 from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.reaper import start_reaper
 from bench.execution.reaper import stop as stop_reaper
@@ -31,11 +35,14 @@ from bench.planning.grid import Cell
 from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
 
 
-def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", training_step: str = "auto") -> dict:
+def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", training_step: str = "auto",
+                 keeping: Keeping | None = None) -> dict:
     """Run one cell unless it is done or claimed by a live worker; returns its outcome.
     `device` is resolved here, in the worker (bench.evaluation.device); `training_step` is how a
-    training step runs (methods/core/training_step.py)."""
+    training step runs (methods/core/training_step.py); `keeping`: its checkpoints and model. A
+    cell stopped by SIGTERM leaves its checkpoint and no record: outcome 'preempted'."""
     torch.set_num_threads(1)
+    keeping = keeping or Keeping()
     store = ResultStore(root)
     if store.is_done(cell):
         return {"status": "done", "skipped": True}
@@ -46,13 +53,31 @@ def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", tra
         if store.is_done(cell):   # finished by another runner between our check and our claim
             return {"status": "done", "skipped": True}
         store.log_execution(cell)
-        record = run_cell(cell, data_dir, store.artifact_dir(cell), device, training_step)
+        policy = checkpoint_policy(store, cell, keeping)
+        kept = ModelKeeper(store.model_path(cell), cell) if keeping.keep_models else None
+        try:
+            record = run_cell(cell, data_dir, store.artifact_dir(cell), device, training_step, checkpoint=policy,
+                              on_trained=kept)
+        except Preempted as stop:
+            store.log_execution(cell, "preempted")
+            return {"status": "preempted", "error": str(stop)}
         try:
             store.save(cell, record)
         except OSError as err:   # e.g. a full disk: no record is left, the next run reruns the cell
             return {"status": "failed", "error": f"its record could not be written: {err}"}
         store.log_execution(cell, "saved")
+        if record.status == "done":
+            remove_checkpoint(policy)
     return {"status": record.status, "error": record.error}
+
+
+def checkpoint_policy(store: ResultStore, cell: Cell, keeping: Keeping) -> CheckpointPolicy | None:
+    """Where the cell's checkpoint lives (DIR/checkpoints/<record name>.pt) and how often it is
+    written; None when checkpoints are off (`--checkpoint-minutes none`)."""
+    if keeping.checkpoint_minutes is None:
+        return None
+    return CheckpointPolicy(store.checkpoint_path(cell), every_seconds=keeping.checkpoint_minutes * 60 or float("inf"),
+                            keep=keeping.keep_checkpoints)
 
 
 def _failed(err: BaseException) -> dict:
@@ -76,18 +101,24 @@ def die_with_parent() -> None:
         pass
 
 
-def _cell_process(cell: Cell, root: str, data_dir, device: str, training_step: str, parent: int, conn) -> None:
+def _cell_process(cell: Cell, root: str, data_dir, device: str, training_step: str, keeping: Keeping,
+                  parent: int, conn) -> None:
     # Ctrl-C reaches every process of the terminal's group: the runner handles it (it kills its
     # workers and says how to resume); a worker printing its own KeyboardInterrupt would only add
     # a traceback per cell
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the runner's handler (bench/run.py)
+    # SIGTERM (a scheduler's preemption, or the runner passing its own on): checkpoint at the next
+    # incoming-batch boundary, then stop (bench/evaluation/checkpoint.py)
+    signal.signal(signal.SIGTERM, request_stop)
     die_with_parent()
     if os.getppid() != parent:   # the runner died before the line above took effect
         os._exit(1)
     torch.set_num_threads(1)
-    conn.send(execute_cell(cell, root, data_dir, device, training_step))
+    outcome = execute_cell(cell, root, data_dir, device, training_step, keeping)
+    conn.send(outcome)
     conn.close()
+    if outcome["status"] == "preempted":
+        os._exit(PREEMPTED_EXIT)
 
 
 def received(conn):
@@ -166,8 +197,12 @@ def run_local(cells, store: ResultStore, common: CommonOptions, own, bar) -> dic
 
     if workers <= 1 or len(cells) <= 1:
         for cell in cells:
-            outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, place(cell, list(slots))[0], training_step)
+            with sigterm_checkpoints():   # in this process: SIGTERM checkpoints the cell, then stops the grid
+                outcomes[cell.key] = execute_cell(cell, str(store.root), data_dir, place(cell, list(slots))[0],
+                                                  training_step, common.keeping)
             bar.update()
+            if outcomes[cell.key]["status"] == "preempted":
+                raise Terminated()   # the cell in this process was preempted: the grid stops as on SIGTERM
         return outcomes
     context = multiprocessing.get_context(worker_start_method(device, cells))
     queue, running, free = list(cells), {}, list(slots)
@@ -181,7 +216,8 @@ def run_local(cells, store: ResultStore, common: CommonOptions, own, bar) -> dic
                 cell = queue.pop(index)
                 receive, send = context.Pipe(duplex=False)
                 process = context.Process(target=_cell_process, daemon=True,
-                                          args=(cell, str(store.root), data_dir, where, training_step, os.getpid(), send))
+                                          args=(cell, str(store.root), data_dir, where, training_step, common.keeping,
+                                                os.getpid(), send))
                 process.start()
                 send.close()
                 running[process.sentinel] = (process, cell, receive, where if slot else None)
@@ -197,11 +233,43 @@ def run_local(cells, store: ResultStore, common: CommonOptions, own, bar) -> dic
                 outcomes[cell.key] = outcome
                 bar.update()
     finally:
-        for process, cell, _, _ in running.values():   # interrupted: stop the workers with the runner
+        stop_workers(running.values(), store)
+    return outcomes
+
+
+@contextmanager
+def sigterm_checkpoints():
+    """While a cell runs in this process, SIGTERM asks it to checkpoint and stop (instead of the
+    runner's own handler, which stops at once); not possible off the main thread: unchanged."""
+    try:
+        previous = signal.signal(signal.SIGTERM, request_stop)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+STOP_GRACE_SECONDS = 60   # how long the workers of a stopped runner get to write their checkpoints
+
+
+def stop_workers(running, store: ResultStore) -> None:
+    """The runner stops (Ctrl-C, SIGTERM): its workers get SIGTERM, checkpoint at their next
+    incoming-batch boundary and exit; any still running after STOP_GRACE_SECONDS is killed (its
+    last checkpoint, at most `--checkpoint-minutes` old, stands). Their claims are released."""
+    running = list(running)
+    for process, _, _, _ in running:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process, cell, _, _ in running:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
             process.kill()
             process.join()
-            release_if_owned_by(claim_path(store.root, store.path(cell).stem), process.pid)
-    return outcomes
+        release_if_owned_by(claim_path(store.root, store.path(cell).stem), process.pid)
 
 
 def _optional(module: str, extra: str):
@@ -247,8 +315,9 @@ def run_ray(cells, store: ResultStore, common: CommonOptions, own, bar, cpus_per
     try:
         gpus_per_cell = ray_gpus_per_cell(gpus_per_cell, cells_per_gpu, device, {c.profile.name for c in cells},
                                           ray.cluster_resources().get("GPU", 0) > 0)
-        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell)(execute_cell)
-        pending = {task.remote(c, str(store.root), data_dir, device, training_step): c for c in cells}
+        # a task whose worker dies (a spot machine taken back) is retried, resuming from its checkpoint
+        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=RETRIES)(execute_cell)
+        pending = {task.remote(c, str(store.root), data_dir, device, training_step, common.keeping): c for c in cells}
         outcomes = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -279,8 +348,10 @@ def run_slurm(cells, store: ResultStore, common: CommonOptions, own, bar, poll_s
     if partition:
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
-    jobs = executor.map_array(execute_cell, cells, [str(store.root)] * len(cells), [data_dir] * len(cells),
-                              [device] * len(cells), [training_step] * len(cells))
+    # a preempted or timed-out job is requeued by submitit (CellJob.checkpoint) and resumes from its
+    # cell's checkpoint
+    jobs = executor.map_array(CellJob(), cells, [str(store.root)] * len(cells), [data_dir] * len(cells),
+                              [device] * len(cells), [training_step] * len(cells), [common.keeping] * len(cells))
     outcomes, waiting = {}, dict(zip(jobs, cells))
     while waiting:
         for job in [j for j in waiting if j.done()]:
@@ -293,6 +364,24 @@ def run_slurm(cells, store: ResultStore, common: CommonOptions, own, bar, poll_s
         if waiting:
             time.sleep(poll_seconds)
     return outcomes
+
+
+RETRIES = 3   # Ray: times a cell's task is retried after its worker died
+
+
+class CellJob:
+    """execute_cell as a submitit job that is requeued when Slurm preempts it or its time runs out
+    (submitit calls `checkpoint`, then requeues the job with the same arguments): the cell's own
+    checkpoint, written on the SIGTERM that precedes, makes the requeued job resume it."""
+
+    def __call__(self, *args):
+        signal.signal(signal.SIGTERM, request_stop)   # Slurm's preemption signal: checkpoint, then stop
+        return execute_cell(*args)
+
+    def checkpoint(self, *args):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args)
 
 
 def run_cells(cells: list[Cell], store: ResultStore, executor: str = "local", common: CommonOptions | None = None,

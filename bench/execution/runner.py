@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from bench.execution import CommonOptions, get_executor
+from bench.execution import CommonOptions, Keeping, get_executor
 from bench.execution.claims import describe_holder, live_claims
 from bench.execution.store import ResultStore
 from bench.planning.grid import Cell
@@ -32,6 +32,7 @@ class RunOptions:
     force: bool = False                # rerun cells that have a record
     wait: bool = True                  # wait for cells a live runner elsewhere holds
     progress: bool = False             # a progress bar
+    keeping: Keeping = field(default_factory=Keeping)   # checkpoints and kept models
 
     def check(self, warn) -> None:
         """Refuse options that cannot work together (ValueError naming what to give instead)."""
@@ -59,7 +60,8 @@ class RunOptions:
 
     @property
     def common(self) -> CommonOptions:
-        return CommonOptions(self.workers, self.device, self.training_step, self.cells_per_gpu, self.data_dir)
+        return CommonOptions(self.workers, self.device, self.training_step, self.cells_per_gpu, self.data_dir,
+                             self.keeping)
 
     @property
     def local(self) -> bool:

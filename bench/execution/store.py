@@ -63,6 +63,11 @@ def record_stem(cell: Cell) -> str:
     return f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}"
 
 
+def record_stem_of(record) -> str:
+    """A record's file name without '.json' (the same as `record_stem` of its cell)."""
+    return f"{record['stream']}__{record['method']}__seed{record['seed']}__{record['key']}"
+
+
 class ResultStore:
     """`read_only`: a baseline study read beside a run (bench.run --baseline): nothing in it is
     moved or written; a record that cannot be counted is only said."""
@@ -78,6 +83,14 @@ class ResultStore:
     def artifact_dir(self, cell: Cell) -> Path:
         """Pictures of the cell live next to its record: images/<record name>/."""
         return self.root / "images" / self.path(cell).stem
+
+    def checkpoint_path(self, cell: Cell) -> Path:
+        """The cell's checkpoint while it runs: checkpoints/<record name>.pt (bench/evaluation/checkpoint.py)."""
+        return self.root / "checkpoints" / f"{self.path(cell).stem}.pt"
+
+    def model_path(self, cell: Cell) -> Path:
+        """The cell's final model when kept (`--keep-models`): models/<record name>.pt (bench/models.py)."""
+        return self.root / "models" / f"{self.path(cell).stem}.pt"
 
     def load(self, cell: Cell) -> Record | None:
         """The cell's record, if its file holds a record of this very cell: one whose own fields
