@@ -77,3 +77,56 @@ def test_two_runners_taking_over_one_dead_claim_at_once_get_it_once(tmp_path):
         assert [r.exitcode for r in runners] == [0, 0]
         assert sum(results) == 1, (trial, list(results))
         assert not list(claim_path(root, "cell").parent.glob(".takeover-*"))
+
+
+def race_in_the_marker_window(root, barrier, results, index, without_exclusive_marker):
+    """One runner taking over the dead claim: runner 0 dawdles between checking the claim's content
+    and removing it (the window the takeover marker guards); runner 1 arrives inside that window."""
+    if without_exclusive_marker:   # the defect the marker's O_EXCL prevents: a marker anyone may create
+        real_open = os.open
+
+        def open_without_excl(path, flags, *args):
+            if ".takeover-" in str(path):
+                flags &= ~os.O_EXCL
+            return real_open(path, flags, *args)
+        claims.os.open = open_without_excl
+    real_read, calls = claims.read_bytes, [0]
+
+    def read_then_dawdle(path):
+        content = real_read(path)
+        calls[0] += 1
+        if calls[0] == 2 and index == 0:   # the content check inside remove_dead_claim
+            time.sleep(0.4)
+        return content
+    claims.read_bytes = read_then_dawdle
+    barrier.wait()
+    if index == 1:
+        time.sleep(0.15)   # inside runner 0's window
+    claim = try_claim(root, "cell", stale_after=3600)
+    results[index] = claim is not None
+    time.sleep(0.8)        # hold it while the other runner finishes
+
+
+def marker_window_race(tmp_path, without_exclusive_marker: bool) -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    context = multiprocessing.get_context("fork")
+    write_claim(tmp_path, "cell", dead.pid)
+    barrier, results = context.Barrier(2), context.Array("b", [False, False])
+    runners = [context.Process(target=race_in_the_marker_window,
+                               args=(tmp_path, barrier, results, i, without_exclusive_marker)) for i in range(2)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(20)
+    assert [r.exitcode for r in runners] == [0, 0]
+    return sum(results)
+
+
+def test_the_takeover_marker_guards_the_window_between_the_check_and_the_removal(tmp_path):
+    """Runner 1 judges the dead claim dead while runner 0, holding the marker, has checked the
+    claim's content but not yet removed it. With the marker created O_EXCL, runner 1 backs off:
+    one claim. The same race with a marker created without O_EXCL gives two runners the cell (the
+    late one removes the claim the first just made): the test sees the defect it guards against."""
+    assert marker_window_race(tmp_path / "exclusive", without_exclusive_marker=False) == 1
+    assert marker_window_race(tmp_path / "not-exclusive", without_exclusive_marker=True) == 2
