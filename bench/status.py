@@ -30,15 +30,31 @@ def cell_states(store: ResultStore) -> list[dict]:
             primary = primary_metric()
             state, detail = "done", f"{primary.short or primary.label} {record.metric(primary.name):.2f} on {record.device or 'cpu'}"
         elif stem in running:
-            state, detail = "running", describe_holder(running[stem])
+            state, detail = "running", describe_holder(running[stem]) + checkpoint_note(store, stem)
         elif record:
             state, detail = "failed", record.error or ""
         else:
-            state, detail = "pending", ""
+            state, detail = "pending", checkpoint_note(store, stem).lstrip("; ")
         rows.append({"cell": label, "state": state, "detail": detail, "key": key,
                      "traceback": record.traceback if state == "failed" and record else None,
                      "path": store.records_dir / entry["record"] if entry.get("record") else None})
     return rows
+
+
+def checkpoint_note(store: ResultStore, stem: str) -> str:
+    """'; task 3 of 5 (checkpoint 12:04:10)': how far a running or interrupted cell got, from the
+    note its checkpoint leaves (bench/evaluation/checkpoint.py); '' without one."""
+    import json
+
+    path = store.root / "checkpoints" / f"{stem}.progress.json"
+    try:
+        note = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    where = f"task {note['task'] + 1} of {note.get('tasks') or '?'}"
+    if note.get("batch"):
+        where += f", incoming batch {note['batch'] + 1}"
+    return f"; at {where} (checkpoint {str(note.get('at', '')).split('T')[-1]})"
 
 
 def not_a_results_directory(folder: str) -> str | None:

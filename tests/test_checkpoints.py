@@ -113,6 +113,9 @@ def test_sigterm_leaves_a_checkpoint_and_exit_143_then_the_rerun_resumes(tmp_pat
     log = (out / "executions.log").read_text()
     assert "preempted" in log
     assert list((out / "checkpoints").glob("*.pt"))
+    status = subprocess.run([sys.executable, "-m", "bench.status", str(out)], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert "pending" in status.stdout and "at task" in status.stdout   # how far the stopped cells got
     finished = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     records = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]

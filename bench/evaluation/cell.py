@@ -124,7 +124,7 @@ def train_and_evaluate(cell: Cell, data_dir=None, artifact_dir: Path | None = No
             write_checkpoint(checkpoint, {
                 "key": cell.key, "model": model, "optimizer": optimizer, "plugin": plugin,
                 "strategy": strategy_state(strategy), "evaluations": evaluation_states(evaluations),
-                "eval_generator": eval_generator, "random": random_states(),
+                "eval_generator": eval_generator, "random": random_states(), "tasks": n_tasks,
                 "progress": {**progress, "task": task, "batch": batch}})
 
     for task in range(progress["task"], n_tasks):

@@ -127,7 +127,24 @@ def write(policy: CheckpointPolicy, state: dict) -> bool:
         tmp.unlink(missing_ok=True)
         return disable(policy, f"its state cannot be pickled ({type(err).__name__}: {err})")
     policy.last_saved = time.monotonic()
+    write_progress(policy.path, state)
     return True
+
+
+def progress_path(path: Path) -> Path:
+    """The checkpoint's progress note beside it (JSON, read by bench.status without torch)."""
+    return path.with_suffix(".progress.json")
+
+
+def write_progress(path: Path, state: dict) -> None:
+    import json
+
+    progress = state["progress"]
+    note = {"task": progress["task"], "batch": progress["batch"], "tasks": state.get("tasks"),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "bytes": path.stat().st_size}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.progress")
+    tmp.write_text(json.dumps(note))
+    os.replace(tmp, progress_path(path))
 
 
 def disable(policy: CheckpointPolicy, why: str) -> bool:
@@ -164,3 +181,4 @@ def remove(policy: CheckpointPolicy | None) -> None:
     """After the record is written: the checkpoint goes, unless kept."""
     if policy is not None and not policy.keep:
         policy.path.unlink(missing_ok=True)
+        progress_path(policy.path).unlink(missing_ok=True)
