@@ -25,7 +25,9 @@ TIMES = {"train_seconds", "eval_seconds", "wall_seconds", "finished_at", "fid_se
 
 
 def numbers(record) -> dict:
-    return {k: v for k, v in dict(record).items() if k not in TIMES}
+    """The record as JSON reads it back, without its times."""
+    as_json = json.loads(json.dumps(dict(record), default=str))
+    return {k: v for k, v in as_json.items() if k not in TIMES}
 
 
 def small_cell(method: str):
@@ -155,3 +157,27 @@ def test_a_kept_model_draws_samples_without_training(tmp_path):
     (out / "models" / f"{record_path.stem}.pt").unlink()
     with pytest.raises(ModelFileError, match="--keep-models"):
         load_model(record_path)
+
+
+@pytest.mark.parametrize("executor", ["slurm", "ray"])
+def test_slurm_and_ray_jobs_resume_from_the_checkpoint(executor, tmp_path):
+    """A cell stopped mid-task leaves its checkpoint in the results directory; the job that runs it
+    next on submitit's local cluster (as a requeued Slurm job would) or a local Ray cluster (as a
+    retried task would) resumes from it, and the record is the uninterrupted one."""
+    import importlib.util
+
+    from bench.execution.store import ResultStore
+    from bench.run import main
+
+    if importlib.util.find_spec({"slurm": "submitit", "ray": "ray"}[executor]) is None:
+        pytest.skip(f"{executor}'s package is not installed")
+    out = tmp_path / "out"
+    cell = expand_grid(["ocm"], ["mini"], [0], resolve_profile("smoke", ["max_train_per_task=128"]))[0]
+    plain = numbers(run_cell(cell))
+    with pytest.raises(Preempted):
+        run_cell(cell, checkpoint=CheckpointPolicy(ResultStore(out).checkpoint_path(cell), stop_at=(2, 1)))
+    flags = {"slurm": ["--executor", "slurm", "--slurm-cluster", "local"], "ray": ["--executor", "ray", "--workers", "1"]}
+    assert main(["--methods", "ocm", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
+                 "--set", "max_train_per_task=128", "--no-progress", "--out", str(out), *flags[executor]]) == 0
+    (record,) = ResultStore(out).records()
+    assert record["resumed_from"][0]["task"] == 3 and numbers(record) == plain
