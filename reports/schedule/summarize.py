@@ -26,12 +26,11 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.execution.store import ResultStore  # noqa: E402
 from bench.planning.profiles import split_label  # noqa: E402
-from bench.reporting.claims import ALPHA, CLAIMS, HOLM_MARK, claims_frame, holm  # noqa: E402
+from bench.reporting.claims import CLAIMS, cell_text, claims_frame, holm  # noqa: E402
 from bench.reporting.frames import select_cells  # noqa: E402
 from streams.files import write_atomic  # noqa: E402
 
@@ -81,12 +80,8 @@ def claims_over_schedules(cells: dict) -> pd.DataFrame:
 
 
 def verdict_text(row) -> str:
-    d = f"{row['mean_difference']:+.2f}"
-    if not np.isnan(row["std_difference"]):
-        d += f" ± {row['std_difference']:.2f}"
-    p = "" if np.isnan(row["p_value"]) else ("p < 0.001" if row["p_value"] < 0.001 else f"p = {row['p_value']:.3f}")
-    mark = HOLM_MARK if row["verdict"] in ("holds", "fails") and row["p_holm"] < ALPHA else ""
-    return f"{row['verdict']}{mark}: {d}" + (f", {p}" if p else "")
+    """The claims table's own cell text (bench/reporting/claims.py): d with its 95% interval, p, Holm."""
+    return cell_text(row).replace(f" (paper {row['paper_difference']:+.2f})", "")
 
 
 def claims_markdown(frame: pd.DataFrame) -> str:
