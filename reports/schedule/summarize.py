@@ -10,7 +10,8 @@ table). Writes, into reports/schedule/tables/:
   flips.md    the verdicts that change with the schedule, and where
   nll.md      mean NLL ± sd per method, stream and schedule
   cost.md     CPU-hours per method row and schedule
-and the figure reports/schedule/figures/claims-against-E.png (d against E, per claim and stream).
+and the figure reports/schedule/figures/claims-against-E.png (d against E, per claim and stream);
+then refreshes the tables embedded in reports/schedule.md.
 
     python reports/schedule/summarize.py
 """
@@ -199,6 +200,10 @@ def main() -> int:
     write_atomic(tables / "cost.md", cost_markdown(records))
     figure(frame, HERE / "figures" / "claims-against-E.png")
     print(f"schedules: {', '.join(schedule_text(s) for s in cells)}; tables in {tables}", file=sys.stderr)
+    sys.path.insert(0, str(ROOT / "reports" / "table1"))
+    from include import refresh  # the page's generated blocks, as reports/table1.md's
+
+    refresh(ROOT / "reports" / "schedule.md")
     return 0
 
 
