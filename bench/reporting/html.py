@@ -93,6 +93,7 @@ figcaption { font-size: 12.5px; color: #555; max-width: 75rem; margin-top: .3rem
 [data-layout=run] td, [data-layout=run] th { padding: .22rem .4rem; }
 [data-layout=run] td:nth-child(2) { min-width: 11em; }
 h5 { font-size: .92rem; margin: .9rem 0 .2rem; }
+[id*="-glance-"] td:nth-child(3) { text-align: left; }
 p.protocol { font-size: 13.5px; }
 .figures figure { flex: 1 1 520px; max-width: fit-content; }
 .figures figure.wide { flex-basis: 100%; }
