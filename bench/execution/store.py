@@ -63,9 +63,9 @@ def record_stem(cell: Cell) -> str:
     return f"{cell.stream}__{cell.method}__seed{cell.seed}__{cell.key}"
 
 
-def record_stem_of(record) -> str:
+def record_stem_of(record: Record) -> str:
     """A record's file name without '.json' (the same as `record_stem` of its cell)."""
-    return f"{record['stream']}__{record['method']}__seed{record['seed']}__{record['key']}"
+    return f"{record.stream}__{record.method}__seed{record.seed}__{record.key}"
 
 
 class ResultStore:

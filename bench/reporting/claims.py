@@ -50,7 +50,8 @@ class Claim:
 
 # The paper's Table 1: Dynamic-OCM < OCM < Random (first-k as the authors' script codes it, and
 # with the incoming batch: reports/fidelity.md), IWVAE50-OCM < OCM, CNDPM < OCM, OCM < LIMix;
-# ours (reports/fidelity.md): a true reservoir at OCM's memory beats OCM.
+# ours (reports/fidelity.md): a true reservoir at OCM's memory beats OCM; and OCM against MIR
+# at the same memory (issue 35).
 CLAIMS = (
     Claim("ocm-dynamic", "ocm", "paper"),
     Claim("ocm", "first-k", "paper"),
@@ -59,6 +60,8 @@ CLAIMS = (
     Claim("cndpm-paper", "ocm", "paper"),
     Claim("ocm", "limix-paper", "paper"),
     Claim("reservoir[budget=match:ocm]", "ocm", "ours"),
+    # the field's online-replay baseline at OCM's memory: does OCM's selection beat MIR's retrieval?
+    Claim("ocm", "mir[budget=match:ocm]", "ours"),
 )
 
 
