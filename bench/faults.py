@@ -543,13 +543,14 @@ def last_line(text: str, containing: str) -> str:
     return lines[-1] if lines else ""
 
 
-# A cell long enough to be killed inside (ocm on `mini`, smoke, 800 images a task: ~10 s on a core),
-# checkpointed every RESUME_INTERVAL_MINUTES at an incoming-batch boundary (and after every task).
+# A cell long enough to be killed inside, with tasks longer than the checkpoint interval (ocm on
+# `mini`, smoke, 800 images a task, E = 4: ~15 s on a core), checkpointed every
+# RESUME_INTERVAL_MINUTES at an incoming-batch boundary (and after every task).
 RESUME_GRID = ["--methods", "ocm", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
-               "--set", "max_train_per_task=800", "--no-progress", "--workers", "1"]
+               "--set", "max_train_per_task=800", "--set", "epochs=4", "--no-progress", "--workers", "1"]
 RESUME_INTERVAL_MINUTES = 0.02   # 1.2 s
 SIGTERM_GRID = ["--methods", "ocm,reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
-                "--set", "max_train_per_task=800", "--no-progress", "--workers", "2"]
+                "--set", "max_train_per_task=800", "--set", "epochs=4", "--no-progress", "--workers", "2"]
 RESUME_TIMES = ("train_seconds", "eval_seconds", "wall_seconds", "finished_at", "resumed_from")
 
 
@@ -586,11 +587,13 @@ def resume_kill_trial(folder: Path, index: int, at: float, reference: dict) -> d
     proc = runner(out, grid)
     started = cell_started(proc, out) or time.time()
     time.sleep(max(0.0, started + at - time.time()))
-    killed = proc.poll() is None
-    if killed:
+    alive = proc.poll() is None
+    if alive:
         os.kill(proc.pid, signal.SIGKILL)
     killed_at = time.time()
     proc.wait()
+    # inside the cell: killed before its record was written (a runner printing its table is not)
+    killed = alive and not list((out / "records").glob("*.json"))
     checkpoints = list((out / "checkpoints").glob("*.pt"))
     last = max((p.stat().st_mtime for p in checkpoints), default=None)
     thrown = killed_at - (last if last is not None else started) if killed else 0.0
@@ -797,9 +800,11 @@ def resume_section(results: dict | None) -> list[str]:
             "none is written, adds to it).", "",
             table(kills), "",
             f"SIGTERM ({' '.join(SIGTERM_GRID)}, checkpoints at task boundaries and on the signal): the runner "
-            f"exits 143 in **{sum(r['runner_status'] == 143 for r in terms)}/{len(terms)}** trials, its workers "
-            "checkpoint at their next incoming batch and exit 75; the reruns finish with records equal to the "
-            f"uninterrupted ones in **{sum(r['records_identical'] for r in terms)}/{len(terms)}**.", "",
+            f"exits 143 in **{sum(r['runner_status'] == 143 for r in terms)}/{len(terms)}** trials (a signal that "
+            "arrives after the grid's last record, while the runner exits, ends it as SIGTERM does: -15), its "
+            f"workers checkpoint at their next incoming batch and exit 75 ({sum(r['cells_preempted'] for r in terms)} "
+            "cells preempted in all); the reruns finish with records equal to the uninterrupted ones in "
+            f"**{sum(r['records_identical'] for r in terms)}/{len(terms)}**.", "",
             table(terms), "",
             "Disk: each method's checkpoint after task 2 of mini (smoke profile, 800 images a task), in kB. The "
             "paper's VAE and Adam's two moments are 5.2 MB (0.43M parameters x 3 x 4 bytes); each mixture "
