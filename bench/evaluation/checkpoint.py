@@ -16,6 +16,10 @@ boundaries only. SIGTERM (a scheduler's preemption) asks for one at the next bat
 the cell stops with `Preempted` and its worker exits with PREEMPTED_EXIT: no record is written,
 and the next run resumes the cell from its checkpoint.
 
+A resumed cell's record says where it picked up: `resumed_from`, one entry per resume, {"task": the
+task it resumed in (1-based), "batch": how many of that task's incoming batches were already
+trained, "at": when}.
+
 A method or evaluation that cannot be pickled (a handle to something outside Python, a user's
 evaluation without `checkpoint_state`) is not checkpointed: the cell says so once and, if killed,
 starts again from zero, as before.
