@@ -121,3 +121,23 @@ def test_holms_correction_and_the_mark_of_a_verdict_that_survives_it():
     text = build_report(records(), "claims", "text")
     # ocm-dynamic's 5-nat lead with a 0.1 spread survives the correction; ocm-iw50's noise is no verdict
     assert f"holds{HOLM_MARK}: d = -4.90" in text and f"cannot tell{HOLM_MARK}" not in text
+
+
+def test_a_long_latex_cell_stacks_at_spaces_outside_math_and_braces():
+    from bench.reporting.render import LATEX_CELL_LINE, STACK_OPEN, latex_cell_width, latex_escape, latex_stacked
+
+    cell = latex_escape("holds‡: d = -4.90 [-5.15, -4.65], p < 0.001 (paper -16.18)")
+    stacked = latex_stacked(cell)
+    assert stacked.startswith(STACK_OPEN) and latex_cell_width(stacked) <= LATEX_CELL_LINE
+    lines = stacked.removeprefix(STACK_OPEN).removesuffix(r"\end{tabular}").split(r" \\ ")
+    assert " ".join(lines) == cell   # nothing lost, and no line ends inside $...$ or {...}
+    assert all(line.count("$") % 2 == 0 and line.count("{") == line.count("}") for line in lines)
+    assert latex_stacked("short") == "short" and latex_stacked(r"\textbf{" + "x " * 40 + "}").startswith(r"\textbf")
+
+
+def test_the_power_table_counts_seeds_only_where_the_claim_ran():
+    frame = claims_frame(select_cells(records(), None), [Claim("ocm-iw50", "ocm", "paper")])
+    from bench.reporting.claims import power_table
+
+    row = next(line for line in power_table(frame, "text").splitlines() if line.startswith("ocm-iw50"))
+    assert " 3 " in row and "0/3" not in row and "0," not in row   # mnist-fashion did not run it

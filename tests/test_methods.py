@@ -55,7 +55,9 @@ def test_registry_lists_every_method_module_and_boundary_needs():
     assert list(METHODS)[:2] == ["finetune", "first-k"]
     assert all(spec.config_class is spec.plugin_class.config_class for spec in METHODS.values())
     boundaries = {name for name, spec in METHODS.items() if spec.needs_task_boundaries}
-    assert boundaries == {"joint", "lgm", "limix"}   # OCM, CURL and CN-DPM are task-free
+    # OCM, CURL, CN-DPM, A-GEM, MIR and the task-free DGR need no boundaries; the regularizers, LwF and
+    # DGR consolidate at them
+    assert boundaries == {"joint", "lgm", "limix", "ewc", "si", "mas", "lwf", "dgr"}
 
 
 def small_benchmark(n=256, tasks=2):

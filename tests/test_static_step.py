@@ -136,7 +136,7 @@ def test_ray_packs_gpu_cells_by_asking_for_a_fraction_of_a_gpu():
     assert executor.ray_gpus_per_cell(None, 4, "auto", {"quick"}, gpus_available=True) == 0     # CPU cells
 
 
-def _fake_cell_process(cell, root, data_dir, device, training_step, parent, conn):
+def _fake_cell_process(cell, root, data_dir, device, training_step, keeping, parent, conn):
     """A worker that holds its slot for a moment and says where and when it ran."""
     start = time.time()
     time.sleep(0.3)

@@ -168,6 +168,6 @@ def test_cli_dispatches_subcommands(capsys):
 
 def test_cli_unknown_subcommand_exits_2(capsys):
     assert bench.cli.main(["runn"]) == 2
-    assert ("error: unknown subcommand 'runn'; valid subcommands: run, report, check, status, perf, fetch"
+    assert ("error: unknown subcommand 'runn'; valid subcommands: run, report, check, status, sample, perf, fetch"
             in capsys.readouterr().err)
     assert bench.cli.main([]) == 2

@@ -242,9 +242,11 @@ def power_table(frame: pd.DataFrame, fmt_name: str) -> str:
     for (text, _), group in frame.groupby(["claim", "source"], sort=False):
         sd = pooled_sd(group)
         needed = [seeds_for_power(sd, effect) for effect in POWER_EFFECTS]
-        seeds = sorted({int(n) for n in group["n_pairs"]})
+        # the seeds of the streams it ran on ("3", or "2, 3" where streams differ): a stream it did
+        # not run on is no seed count ("0/3" read as a fraction)
+        seeds = sorted({int(n) for n in group["n_pairs"] if n > 0}) or [0]
         rows.append([plain(x, fmt_name) for x in (
-            text, "-" if np.isnan(sd) else f"{sd:.2f}", "/".join(map(str, seeds)),
+            text, "-" if np.isnan(sd) else f"{sd:.2f}", ", ".join(map(str, seeds)),
             *("-" if n is None and np.isnan(sd) else (f"> {1000}" if n is None else str(n)) for n in needed))])
     headers = [plain(h, fmt_name) for h in ("claim", "SD of d (nats)", "seeds now",
                                             *(f"seeds for {e:g} nat" for e in POWER_EFFECTS))]

@@ -95,10 +95,58 @@ def latex_visible(text: str) -> str:
     return re.sub(r"\\[a-zA-Z]+|[{}$^]", "", text.replace(r"$\pm$", "±"))
 
 
+# Visible characters of a LaTeX cell above which it is stacked on several lines: a claims cell
+# (verdict, d and its interval, p, the paper's d) is about 70, four of them overflow even \tiny
+LATEX_CELL_LINE = 40
+
+
+def latex_break_points(text: str) -> list[int]:
+    """Indices of the spaces of a LaTeX cell outside braces and math, where a line may break."""
+    points, depth, math = [], 0, False
+    for i, ch in enumerate(text):
+        if ch == "$" and (i == 0 or text[i - 1] != "\\"):
+            math = not math
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == " " and depth == 0 and not math:
+            points.append(i)
+    return points
+
+
+def latex_stacked(cell: str) -> str:
+    """A long cell as lines of at most LATEX_CELL_LINE visible characters (greedily, at spaces
+    outside braces and math), in a nested tabular that keeps the column's centring; a short cell,
+    or one with nowhere to break, unchanged."""
+    if len(latex_visible(cell)) <= LATEX_CELL_LINE:
+        return cell
+    lines, start, last = [], 0, None
+    for point in [*latex_break_points(cell), len(cell)]:
+        if last is not None and last > start and len(latex_visible(cell[start:point])) > LATEX_CELL_LINE:
+            lines.append(cell[start:last])
+            start = last + 1
+        last = point
+    lines.append(cell[start:])
+    if len(lines) == 1:
+        return cell
+    return STACK_OPEN + r" \\ ".join(lines) + STACK_CLOSE
+
+
+STACK_OPEN, STACK_CLOSE = r"\begin{tabular}[t]{@{}c@{}}", r"\end{tabular}"
+
+
+def latex_cell_width(cell: str) -> int:
+    """Visible characters of a cell's widest line (a stacked cell's lines measured apart)."""
+    if cell.startswith(STACK_OPEN):
+        return max(len(latex_visible(line)) for line in cell.removeprefix(STACK_OPEN).removesuffix(STACK_CLOSE).split(r" \\ "))
+    return len(latex_visible(cell))
+
+
 def latex_size(headers, rows) -> list[str]:
     """The font-size lines for a table whose widest line would overflow a page at 10 pt."""
     columns = list(zip(headers, *rows))
-    width = sum(max(len(latex_visible(c)) for c in column) + 3 for column in columns)
+    width = sum(max(map(latex_cell_width, column)) + 3 for column in columns)
     return next((list(lines) for limit, lines in LATEX_SIZES if width > limit), [])
 
 
@@ -155,6 +203,7 @@ def render(headers, rows, fmt_name: str, title: str, width: int | None = CAPTION
         raise ValueError(f"the renderer draws {', '.join(FORMATS)}, not '{fmt_name}'")
     if fmt_name == "latex":
         spec = "l" + "c" * (len(headers) - 1)
+        rows = [[row[0], *map(latex_stacked, row[1:])] for row in rows]   # the label never wraps
         lines = [r"\begin{table}[t]", r"\centering", *latex_size(headers, rows),
                  f"\\caption{{{latex_escape(title)}}}",
                  f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(headers) + r" \\",
