@@ -124,7 +124,13 @@ def test_holms_correction_and_the_mark_of_a_verdict_that_survives_it():
 
 
 def test_a_long_latex_cell_stacks_at_spaces_outside_math_and_braces():
-    from bench.reporting.render import LATEX_CELL_LINE, STACK_OPEN, latex_cell_width, latex_escape, latex_stacked
+    from bench.reporting.render import (
+        LATEX_CELL_LINE,
+        STACK_OPEN,
+        latex_cell_width,
+        latex_escape,
+        latex_stacked,
+    )
 
     cell = latex_escape("holds‡: d = -4.90 [-5.15, -4.65], p < 0.001 (paper -16.18)")
     stacked = latex_stacked(cell)
