@@ -22,6 +22,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.code_digest import code_digest
 from bench.evaluation.device import DEVICE_CHOICES
 from bench.execution import EXECUTORS, Terminated
 from bench.metrics import EXTRACTORS
@@ -248,7 +249,7 @@ def run_options(args):
     from bench.execution.runner import RunOptions
 
     keeping = Keeping(checkpoint_minutes=args.checkpoint_minutes, keep_checkpoints=args.keep_checkpoints,
-                      keep_models=args.keep_models)
+                      keep_models=args.keep_models, code_digest=code_digest())
     # a bar on a terminal; piped into a file or a pipe its redrawn frames would pack into one line
     return RunOptions(executor=args.executor, workers=args.workers, device=args.device,
                       training_step=args.training_step, cells_per_gpu=args.cells_per_gpu,

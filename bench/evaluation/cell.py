@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
+from bench.code_digest import code_digest
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.caches import cached_stream
 from bench.evaluation.checkpoint import (
@@ -204,7 +205,7 @@ def record_header(cell: Cell) -> dict:
     return {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
             "method_label": cell.label_method,
             "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
-            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION,
+            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION, "code_digest": code_digest(),
             "schema_version": SCHEMA_VERSION}
 
 

@@ -20,6 +20,9 @@ A resumed cell's record says where it picked up: `resumed_from`, one entry per r
 task it resumed in (1-based), "batch": how many of that task's incoming batches were already
 trained, "at": when}.
 
+A checkpoint resumes only under the code that wrote it (bench/code_digest.py): after an edit, or
+an update, the cell starts from zero rather than finish on code its first part never ran.
+
 A method or evaluation that cannot be pickled (a handle to something outside Python, a user's
 evaluation without `checkpoint_state`) is not checkpointed: the cell says so once and, if killed,
 starts again from zero, as before.
@@ -36,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench.code_digest import code_digest
 
 CHECKPOINT_VERSION = 1
 PREEMPTED_EXIT = 75   # EX_TEMPFAIL: "try again later": the cell left a checkpoint, rerun to resume
@@ -69,6 +74,8 @@ class CheckpointPolicy:
     stop_at: tuple[int, int | None] | None = None
     disabled: str | None = None              # why this cell is not checkpointed, once known
     last_saved: float = field(default_factory=time.monotonic)
+    # the code the cell runs (taken when the cell starts): a checkpoint of other code is not resumed
+    code: str = field(default_factory=code_digest)
 
     def due(self) -> bool:
         return time.monotonic() - self.last_saved >= self.every_seconds
@@ -125,7 +132,7 @@ def write(policy: CheckpointPolicy, state: dict) -> bool:
     policy.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = policy.path.with_name(f".{policy.path.name}.{os.getpid()}.tmp")
     try:
-        torch.save({"version": CHECKPOINT_VERSION, **state}, tmp)
+        torch.save({"version": CHECKPOINT_VERSION, "code": policy.code, **state}, tmp)
         os.replace(tmp, policy.path)
     except (pickle.PicklingError, TypeError, AttributeError, RuntimeError) as err:
         tmp.unlink(missing_ok=True)
@@ -170,6 +177,9 @@ def read(policy: CheckpointPolicy | None, key: str, device: torch.device) -> dic
         return None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or state.get("key") != key:
         set_aside(policy.path, "of another cell or version")
+        return None
+    if state.get("code") != policy.code:   # resuming would run the rest of the cell on other code
+        set_aside(policy.path, f"written by other code (digest {state.get('code')}, now {policy.code})")
         return None
     return state
 

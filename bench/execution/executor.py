@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from bench import REPO_ROOT
+from bench.code_digest import CodeChanged, check_unchanged
 from bench.evaluation.cell import record_header, run_cell
 from bench.evaluation.checkpoint import PREEMPTED_EXIT, CheckpointPolicy, Preempted, request_stop
 from bench.evaluation.checkpoint import remove as remove_checkpoint
@@ -43,6 +44,10 @@ def execute_cell(cell: Cell, root: str, data_dir=None, device: str = "auto", tra
     cell stopped by SIGTERM leaves its checkpoint and no record: outcome 'preempted'."""
     torch.set_num_threads(1)
     keeping = keeping or Keeping()
+    try:   # before anything is claimed: the grid's later cells must not run other code silently
+        check_unchanged(keeping.code_digest)
+    except CodeChanged as err:
+        return {"status": "failed", "error": str(err)}
     store = ResultStore(root)
     if store.is_done(cell):
         return {"status": "done", "skipped": True}
