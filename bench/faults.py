@@ -543,11 +543,19 @@ def last_line(text: str, containing: str) -> str:
     return lines[-1] if lines else ""
 
 
-# A cell long enough to be killed inside, with tasks longer than the checkpoint interval (ocm on
-# `mini`, smoke, 800 images a task, E = 4: ~15 s on a core), checkpointed every
-# RESUME_INTERVAL_MINUTES at an incoming-batch boundary (and after every task).
-RESUME_GRID = ["--methods", "ocm", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
-               "--set", "max_train_per_task=800", "--set", "epochs=4", "--no-progress", "--workers", "1"]
+# A cell long enough to be killed inside, with tasks longer than the checkpoint interval (`mini`,
+# smoke, 800 images a task, E = 4: ~15 s on a core for ocm), checkpointed every
+# RESUME_INTERVAL_MINUTES at an incoming-batch boundary (and after every task). The kill trials
+# take the shipped methods in turn, one method per trial.
+RESUME_CELL = ["--streams", "mini", "--seeds", "0", "--profile", "smoke", "--set", "max_train_per_task=800",
+               "--set", "epochs=4", "--no-progress", "--workers", "1"]
+
+
+def resume_grid(method: str) -> list[str]:
+    return ["--methods", method, *RESUME_CELL]
+
+
+
 RESUME_INTERVAL_MINUTES = 0.02   # 1.2 s
 SIGTERM_GRID = ["--methods", "ocm,reservoir", "--streams", "mini", "--seeds", "0", "--profile", "smoke",
                 "--set", "max_train_per_task=800", "--set", "epochs=4", "--no-progress", "--workers", "2"]
@@ -578,12 +586,13 @@ def cell_seconds(out: Path) -> float:
     return times["saved"] - times["started"]
 
 
-def resume_kill_trial(folder: Path, index: int, at: float, reference: dict) -> dict:
-    """kill -9 the runner `at` seconds after its one cell started, rerun: the compute thrown away
-    (from the last checkpoint's write, or the cell's start, to the kill), and whether the record
-    equals the uninterrupted one."""
+def resume_kill_trial(folder: Path, index: int, method: str, at: float, whole: tuple[float, dict]) -> dict:
+    """kill -9 the runner `at` seconds after its one cell (of `method`) started, rerun: the compute
+    thrown away (from the last checkpoint's write, or the cell's start, to the kill), and whether
+    the record equals the uninterrupted one (`whole`: its seconds and numbers)."""
     out = folder / f"resume-kill-{index}"
-    grid = [*RESUME_GRID, "--checkpoint-minutes", str(RESUME_INTERVAL_MINUTES)]
+    grid = [*resume_grid(method), "--checkpoint-minutes", str(RESUME_INTERVAL_MINUTES)]
+    seconds, reference = whole
     proc = runner(out, grid)
     started = cell_started(proc, out) or time.time()
     time.sleep(max(0.0, started + at - time.time()))
@@ -601,7 +610,8 @@ def resume_kill_trial(folder: Path, index: int, at: float, reference: dict) -> d
     status = rerun.wait()
     records = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
     after = audit(out, cells=1)
-    return {"trial": index, "kill_at_s_in_cell": round(at, 2), "killed_in_cell": killed,
+    return {"trial": index, "method": method, "cell_s": round(seconds, 1), "kill_at_s_in_cell": round(at, 2),
+            "killed_in_cell": killed,
             "checkpoint_at_kill": bool(checkpoints), "thrown_away_s": round(thrown, 2), "rerun_status": status,
             "resumed": bool(records and records[0].get("resumed_from")), "lost": after.lost,
             "duplicated": after.duplicated, "corrupt": after.corrupt, "record_identical": cell_numbers(out) == reference}
@@ -653,17 +663,32 @@ def checkpoint_sizes(folder: Path) -> list[dict]:
 
 def resume(folder: Path, trials: int = 20, seed: int = 0) -> dict:
     """The resume section: kill -9 inside a cell (`trials`), SIGTERM (trials / 4), checkpoint sizes."""
+    from bench.planning.grid import METHODS
+
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    if runner(folder / "resume-whole", RESUME_GRID).wait() != 0:
-        raise RuntimeError(f"the uninterrupted cell failed; see {folder / 'resume-whole'}.log")
-    seconds, reference = cell_seconds(folder / "resume-whole"), cell_numbers(folder / "resume-whole")
-    kills = [resume_kill_trial(folder, i, rng.uniform(0.0, seconds), reference) for i in range(trials)]
+    wholes: dict[str, tuple[float, dict]] = {}
+
+    def whole(method: str) -> tuple[float, dict]:
+        """The method's uninterrupted cell: its seconds and numbers, run once."""
+        if method not in wholes:
+            out = folder / f"resume-whole-{method}"
+            if runner(out, resume_grid(method)).wait() != 0:
+                raise RuntimeError(f"the uninterrupted {method} cell failed; see {out}.log")
+            wholes[method] = (cell_seconds(out), cell_numbers(out))
+        return wholes[method]
+
+    methods = list(METHODS)
+    kills = []
+    for i in range(trials):
+        method = methods[i % len(methods)]
+        kills.append(resume_kill_trial(folder, i, method, rng.uniform(0.0, whole(method)[0]), whole(method)))
+    seconds = whole("ocm")[0]
     if runner(folder / "sigterm-whole", SIGTERM_GRID).wait() != 0:
         raise RuntimeError(f"the uninterrupted grid failed; see {folder / 'sigterm-whole'}.log")
     sigterm_reference = cell_numbers(folder / "sigterm-whole")
     terms = [sigterm_trial(folder, i, rng.uniform(0.0, seconds), sigterm_reference) for i in range(max(1, trials // 4))]
-    return {"cell_seconds": round(seconds, 1), "interval_s": RESUME_INTERVAL_MINUTES * 60, "kill_trials": kills,
+    return {"interval_s": RESUME_INTERVAL_MINUTES * 60, "kill_trials": kills,
             "sigterm_trials": terms, "checkpoint_sizes": checkpoint_sizes(folder)}
 
 
@@ -786,10 +811,11 @@ def resume_section(results: dict | None) -> list[str]:
         return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="github")
 
     return ["## Cells that survive preemption: kill -9 and SIGTERM inside a cell", "",
-            f"One cell ({' '.join(RESUME_GRID)}; {results['cell_seconds']} s from its start to its record, "
-            f"uninterrupted) checkpointed every {results['interval_s']:.1f} s at an incoming-batch boundary and after "
-            f"every task; {len(kills)} trials each kill -9 the runner at a uniformly random moment of the cell (after "
-            "its worker started it) and rerun. Resumed from a checkpoint: "
+            f"{len(kills)} trials, one per shipped method in registry order, each one cell (--methods METHOD "
+            f"{' '.join(RESUME_CELL)}; cell_s: from its start to its record, uninterrupted) checkpointed every "
+            f"{results['interval_s']:.1f} s at an incoming-batch boundary (task-free methods) and after every task; "
+            "each trial kills the runner with -9 at a uniformly random moment of the cell (after its worker started "
+            "it) and reruns. Resumed from a checkpoint: "
             f"**{sum(r['resumed'] for r in kills)}/{sum(r['killed_in_cell'] for r in kills)}** kills; records lost "
             f"**{sum(r['lost'] for r in kills)}**, duplicated **{sum(r['duplicated'] for r in kills)}**; every "
             "resumed record equal to the uninterrupted one in every number and matrix: "
@@ -797,7 +823,8 @@ def resume_section(results: dict | None) -> list[str]:
             f"last checkpoint's write, or the cell's start, to the kill): mean **{sum(thrown) / max(1, len(thrown)):.2f} "
             f"s**, max **{max(thrown, default=0):.2f} s**, against the {results['interval_s']:.1f} s interval (before "
             "the first checkpoint, the cell's set-up and first segment are lost; a task's evaluation, during which "
-            "none is written, adds to it).", "",
+            "none is written, adds to it; a method that trains on whole tasks is checkpointed at task boundaries "
+            "only, and loses up to a task).", "",
             table(kills), "",
             f"SIGTERM ({' '.join(SIGTERM_GRID)}, checkpoints at task boundaries and on the signal): the runner "
             f"exits 143 in **{sum(r['runner_status'] == 143 for r in terms)}/{len(terms)}** trials (a signal that "
