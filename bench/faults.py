@@ -811,7 +811,7 @@ def resume_section(results: dict | None) -> list[str]:
         return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="github")
 
     return ["## Cells that survive preemption: kill -9 and SIGTERM inside a cell", "",
-            f"{len(kills)} trials, one per shipped method in registry order, each one cell (--methods METHOD "
+            f"{len(kills)} trials taking the shipped methods in registry order, one method per trial, each one cell (--methods METHOD "
             f"{' '.join(RESUME_CELL)}; cell_s: from its start to its record, uninterrupted) checkpointed every "
             f"{results['interval_s']:.1f} s at an incoming-batch boundary (task-free methods) and after every task; "
             "each trial kills the runner with -9 at a uniformly random moment of the cell (after its worker started "

@@ -139,6 +139,8 @@ def test_a_long_latex_cell_stacks_at_spaces_outside_math_and_braces():
     assert " ".join(lines) == cell   # nothing lost, and no line ends inside $...$ or {...}
     assert all(line.count("$") % 2 == 0 and line.count("{") == line.count("}") for line in lines)
     assert latex_stacked("short") == "short" and latex_stacked(r"\textbf{" + "x " * 40 + "}").startswith(r"\textbf")
+    escaped = latex_escape("a config {lr: 1e-4} } with " + "word " * 12)   # escaped braces are characters
+    assert latex_cell_width(latex_stacked(escaped)) <= LATEX_CELL_LINE
 
 
 def test_the_power_table_counts_seeds_only_where_the_claim_ran():

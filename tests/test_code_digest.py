@@ -4,7 +4,7 @@ of other code is set aside, not resumed; every record says which code made it.""
 import dataclasses
 import shutil
 
-from bench.code_digest import PACKAGES, code_digest, code_files
+from bench.code_digest import PACKAGES, code_digest, code_files, file_hash
 from bench.evaluation.cell import run_cell
 from bench.evaluation.checkpoint import CheckpointPolicy, Preempted
 from bench.execution import Keeping
@@ -62,3 +62,27 @@ def test_a_checkpoint_of_other_code_is_set_aside_not_resumed(tmp_path, capsys):
     record = run_cell(cell, checkpoint=CheckpointPolicy(path, code="b" * 16))
     assert record["status"] == "done" and "resumed_from" not in record
     assert (tmp_path / "c.bad").exists() and "written by other code" in capsys.readouterr().err
+
+
+def test_the_digest_skips_caches_and_lock_files_and_counts_an_unreadable_file(tmp_path):
+    (tmp_path / "bench" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "bench" / "a.py").write_text("x = 1\n")
+    (tmp_path / "bench" / "kernel.c").write_text("int f(void);\n")   # not Python, still code
+    before = code_files(tmp_path)
+    assert set(before) == {"bench/a.py", "bench/kernel.c"}
+    (tmp_path / "bench" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "bench" / ".#a.py").symlink_to(tmp_path / "nowhere")   # an editor's lock: a dangling link
+    assert code_files(tmp_path) == before
+    assert file_hash(tmp_path / "bench" / "vanished.py") == "unreadable"   # listed, then gone mid-pull
+
+
+def test_a_user_method_file_is_part_of_the_digest(tmp_path, monkeypatch):
+    from methods.core.user_methods import ENV_VAR
+
+    mine = tmp_path / "my_method.py"
+    mine.write_text("x = 1\n")
+    monkeypatch.setenv(ENV_VAR, str(mine))
+    before = code_digest()
+    assert str(mine) in code_files()
+    mine.write_text("x = 2\n")
+    assert code_digest() != before

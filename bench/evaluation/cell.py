@@ -200,12 +200,13 @@ def method_extras(plugin) -> dict:
     return extras
 
 
-def record_header(cell: Cell) -> dict:
-    """What every record of `cell` starts with, finished or failed (its spec, key and labels)."""
+def record_header(cell: Cell, code: str | None = None) -> dict:
+    """What every record of `cell` starts with, finished or failed (its spec, key and labels);
+    `code`: the digest of the code it ran (bench/code_digest.py; None: the code on disk now)."""
     return {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
             "method_label": cell.label_method,
             "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,
-            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION, "code_digest": code_digest(),
+            "torch_version": torch.__version__, "harness_version": HARNESS_VERSION, "code_digest": code or code_digest(),
             "schema_version": SCHEMA_VERSION}
 
 

@@ -82,7 +82,7 @@ def checkpoint_policy(store: ResultStore, cell: Cell, keeping: Keeping) -> Check
     if keeping.checkpoint_minutes is None:
         return None
     return CheckpointPolicy(store.checkpoint_path(cell), every_seconds=keeping.checkpoint_minutes * 60 or float("inf"),
-                            keep=keeping.keep_checkpoints)
+                            keep=keeping.keep_checkpoints, **({"code": keeping.code_digest} if keeping.code_digest else {}))
 
 
 def _failed(err: BaseException) -> dict:
@@ -143,13 +143,13 @@ def worker_death(exitcode: int) -> str:
     return f"the worker process exited with status {exitcode} without a result"
 
 
-def record_worker_death(cell: Cell, store: ResultStore, pid: int, reason: str) -> dict:
+def record_worker_death(cell: Cell, store: ResultStore, pid: int, reason: str, code: str | None = None) -> dict:
     """A failed record for a cell whose worker died (unless the cell got a record meanwhile), and
     the dead worker's claim removed, so the grid goes on and a rerun retries the cell."""
     release_if_owned_by(claim_path(store.root, store.path(cell).stem), pid)
     if store.is_done(cell):
         return {"status": "done"}
-    store.save(cell, {**record_header(cell), "status": "failed", "error": reason,
+    store.save(cell, {**record_header(cell, code), "status": "failed", "error": reason,
                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return {"status": "failed", "error": reason}
 
@@ -234,7 +234,8 @@ def run_local(cells, store: ResultStore, common: CommonOptions, own, bar) -> dic
                 if slot is not None:   # its GPU slot is free again
                     free.append(slot)
                 if outcome is None:
-                    outcome = record_worker_death(cell, store, process.pid, worker_death(process.exitcode))
+                    outcome = record_worker_death(cell, store, process.pid, worker_death(process.exitcode),
+                                                  common.keeping.code_digest)
                 outcomes[cell.key] = outcome
                 bar.update()
     finally:

@@ -104,7 +104,9 @@ def latex_break_points(text: str) -> list[int]:
     """Indices of the spaces of a LaTeX cell outside braces and math, where a line may break."""
     points, depth, math = [], 0, False
     for i, ch in enumerate(text):
-        if ch == "$" and (i == 0 or text[i - 1] != "\\"):
+        if i and text[i - 1] == "\\":   # an escaped \$, \{ or \} is a character, not math or a group
+            continue
+        if ch == "$":
             math = not math
         elif ch == "{":
             depth += 1
