@@ -165,6 +165,23 @@ def test_a_matched_budget_that_differs_by_seed_is_one_experiment():
     assert "reservoir[budget=match:ocm]" in text and "100.50 ± 0.71" in text
 
 
+def test_a_matched_budget_names_its_stream_where_the_streams_resolve_it_differently():
+    """One entry per method in the caption, its resolved numbers per stream: 'reservoir[...]:
+    budget = ocm's peak memory (1088)' and '(1578)' side by side would not say which is which."""
+    from bench.reporting.captions import budget_protocol
+    from bench.reporting.frames import select_cells
+
+    def matched(stream, budget):
+        return [dict(record("reservoir", stream, seed, 100.0 + seed), method_label="reservoir[budget=match:ocm]",
+                     method_config={"budget": budget}, matched={"budget": "ocm"}) for seed in (0, 1)]
+
+    text = budget_protocol(select_cells(matched("mini", 1088) + matched("split-mnist", 1578), None))
+    assert text.count("reservoir[budget=match:ocm]: budget = ocm's peak memory") == 1
+    assert "(mini 1088; split-mnist 1578)" in text
+    same = budget_protocol(select_cells(matched("mini", 1088) + matched("split-mnist", 1088), None))
+    assert "ocm's peak memory (1088)" in same
+
+
 def test_numbers_computed_differently_are_never_put_side_by_side():
     """Provenance: a record whose FID used other classifier weights, or whose NLL another test
     binarization, refuses to share a table (the message names what differs); a record that only

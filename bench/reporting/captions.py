@@ -85,13 +85,25 @@ def paper_names(methods) -> str:
 
 
 def budget_notes(summary: pd.DataFrame) -> str:
-    """'first-k[...]: budget = ocm's peak memory (710); ocm: STM 512, LTM <= 2560'."""
-    notes = dict.fromkeys(
-        f"{r['method']}: {r['budget_note']}"
-        + (f" ({', '.join(sorted(set(r['matched_budget'].split('/'))))})"
-           if isinstance(r["matched_budget"], str) else "")
-        for _, r in summary.iterrows() if isinstance(r["budget_note"], str))
-    return "; ".join(notes)
+    """'first-k[...]: budget = ocm's peak memory (710); ocm: STM 512, LTM <= 2560': one entry per
+    method, a matched budget's resolved numbers per stream where the streams differ ('(split-mnist
+    1088; mnist-fashion 1578)'): the same label twice with two numbers would not say which is which."""
+    notes: dict[str, dict[str, str]] = {}
+    for _, r in summary.iterrows():
+        if not isinstance(r["budget_note"], str):
+            continue
+        resolved = (", ".join(sorted(set(r["matched_budget"].split("/"))))
+                    if isinstance(r["matched_budget"], str) else "")
+        notes.setdefault(f"{r['method']}: {r['budget_note']}", {})[str(r.get("stream", ""))] = resolved
+    out = []
+    for note, per_stream in notes.items():
+        numbers = [n for n in per_stream.values() if n]
+        if len(set(numbers)) > 1:
+            note += " (" + "; ".join(f"{stream} {n}" for stream, n in per_stream.items() if n) + ")"
+        elif numbers:
+            note += f" ({numbers[0]})"
+        out.append(note)
+    return "; ".join(out)
 
 
 def budget_protocol(cells: pd.DataFrame) -> str:
