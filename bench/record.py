@@ -54,7 +54,7 @@ class Record(Mapping):
     key_version: int | None = None       # how its key was computed (None: version 1, before 0.8)
     stream_definition: dict | None = None   # what its stream was (its key hashes it; 0.8 on)
     torch_version: str | None = None
-    code_digest: str | None = None       # the code that made it (bench/code_digest.py; 0.8 on)
+    code_digest: str | None = None       # the code that made it (bench/planning/code_digest.py; 0.8 on)
     error: str | None = None           # a failed cell's
     traceback: str | None = None
     wall_seconds: float | None = None

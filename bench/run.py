@@ -22,7 +22,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.code_digest import code_digest
+from bench.planning.code_digest import code_digest
 from bench.evaluation.device import DEVICE_CHOICES
 from bench.execution import EXECUTORS, Terminated
 from bench.metrics import EXTRACTORS

@@ -1,10 +1,10 @@
-"""The code's digest (bench/code_digest.py): it follows every file of the packages; a worker whose
+"""The code's digest (bench/planning/code_digest.py): it follows every file of the packages; a worker whose
 code on disk is not the runner's refuses its cell (nothing claimed, nothing written); a checkpoint
 of other code is set aside, not resumed; every record says which code made it."""
 import dataclasses
 import shutil
 
-from bench.code_digest import PACKAGES, code_digest, code_files, file_hash
+from bench.planning.code_digest import PACKAGES, code_digest, code_files, file_hash
 from bench.evaluation.cell import run_cell
 from bench.evaluation.checkpoint import CheckpointPolicy, Preempted
 from bench.execution import Keeping

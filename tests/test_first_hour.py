@@ -145,8 +145,10 @@ def test_ctrl_c_exits_130_with_one_line_and_a_rerun_resumes(tmp_path):
     # interrupt (6 cells sometimes did, on an idle machine, and the run exited 0)
     command = [sys.executable, "-m", "bench.run", "--methods", "finetune,reservoir,ocm", "--streams", "mini",
                "--seeds", "0,1,2,3,4,5", "--profile", "smoke", "--workers", "2", "--out", str(out)]
+    # SIGINT as a terminal leaves it: a test run started in the background of a non-interactive
+    # shell (`make test &`) ignores SIGINT, and a child inherits that (the grid then ran to the end)
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not any((out / "claims").glob("*.claim")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)   # the grid has started its cells

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
-from bench.code_digest import code_digest
+from bench.planning.code_digest import code_digest
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.caches import cached_stream
 from bench.evaluation.checkpoint import (
@@ -202,7 +202,7 @@ def method_extras(plugin) -> dict:
 
 def record_header(cell: Cell, code: str | None = None) -> dict:
     """What every record of `cell` starts with, finished or failed (its spec, key and labels);
-    `code`: the digest of the code it ran (bench/code_digest.py; None: the code on disk now)."""
+    `code`: the digest of the code it ran (bench/planning/code_digest.py; None: the code on disk now)."""
     return {**cell.spec, "key": cell.key, "profile_name": cell.profile.name,
             "method_label": cell.label_method,
             "needs_task_boundaries": get_method(cell.method).needs_task_boundaries,

@@ -20,7 +20,7 @@ A resumed cell's record says where it picked up: `resumed_from`, one entry per r
 task it resumed in (1-based), "batch": how many of that task's incoming batches were already
 trained, "at": when}.
 
-A checkpoint resumes only under the code that wrote it (bench/code_digest.py): after an edit, or
+A checkpoint resumes only under the code that wrote it (bench/planning/code_digest.py): after an edit, or
 an update, the cell starts from zero rather than finish on code its first part never ran.
 
 A method or evaluation that cannot be pickled (a handle to something outside Python, a user's
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.code_digest import code_digest
+from bench.planning.code_digest import code_digest
 
 CHECKPOINT_VERSION = 1
 PREEMPTED_EXIT = 75   # EX_TEMPFAIL: "try again later": the cell left a checkpoint, rerun to resume

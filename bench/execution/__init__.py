@@ -36,7 +36,7 @@ class Keeping:
     checkpoint_minutes: float | None = 5.0
     keep_checkpoints: bool = False
     keep_models: bool = False
-    # the code the runner started with (bench/code_digest.py): a worker whose code on disk differs
+    # the code the runner started with (bench/planning/code_digest.py): a worker whose code on disk differs
     # refuses its cell, and a checkpoint resumes only under the code that wrote it
     code_digest: str | None = None
 

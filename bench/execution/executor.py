@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from bench import REPO_ROOT
-from bench.code_digest import CodeChanged, check_unchanged
+from bench.planning.code_digest import CodeChanged, check_unchanged
 from bench.evaluation.cell import record_header, run_cell
 from bench.evaluation.checkpoint import PREEMPTED_EXIT, CheckpointPolicy, Preempted, request_stop
 from bench.evaluation.checkpoint import remove as remove_checkpoint
