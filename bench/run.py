@@ -22,10 +22,10 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.planning.code_digest import code_digest
 from bench.evaluation.device import DEVICE_CHOICES
 from bench.execution import EXECUTORS, Terminated
 from bench.metrics import EXTRACTORS
+from bench.planning.code_digest import code_digest
 from bench.planning.defaults import DEFAULT_GRID as DEFAULTS
 from bench.planning.profiles import PROFILES
 from methods.core.training_step import TRAINING_STEPS

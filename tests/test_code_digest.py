@@ -4,12 +4,12 @@ of other code is set aside, not resumed; every record says which code made it.""
 import dataclasses
 import shutil
 
-from bench.planning.code_digest import PACKAGES, code_digest, code_files, file_hash
 from bench.evaluation.cell import run_cell
 from bench.evaluation.checkpoint import CheckpointPolicy, Preempted
 from bench.execution import Keeping
 from bench.execution.executor import execute_cell
 from bench.execution.store import ResultStore
+from bench.planning.code_digest import PACKAGES, code_digest, code_files, file_hash
 from bench.planning.grid import expand_grid
 from bench.planning.profiles import resolve_profile
 from bench.run import build_parser, run_options

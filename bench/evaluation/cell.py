@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from bench import HARNESS_VERSION
-from bench.planning.code_digest import code_digest
 from bench.evaluation.allocator import keep_freed_memory
 from bench.evaluation.caches import cached_stream
 from bench.evaluation.checkpoint import (
@@ -34,6 +33,7 @@ from bench.evaluation.checkpoint import write as write_checkpoint
 from bench.evaluation.context import EvaluationContext, evaluation_classes, merged_fields
 from bench.evaluation.device import cpu_kernels, describe, resolve_device
 from bench.evaluation.images import save_grids
+from bench.planning.code_digest import code_digest
 from bench.planning.grid import Cell
 from bench.record import CORE_FIELDS, SCHEMA_VERSION, Record, metric_field_names
 from methods import get_method

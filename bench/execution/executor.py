@@ -21,7 +21,6 @@ import torch
 from tqdm import tqdm
 
 from bench import REPO_ROOT
-from bench.planning.code_digest import CodeChanged, check_unchanged
 from bench.evaluation.cell import record_header, run_cell
 from bench.evaluation.checkpoint import PREEMPTED_EXIT, CheckpointPolicy, Preempted, request_stop
 from bench.evaluation.checkpoint import remove as remove_checkpoint
@@ -32,6 +31,7 @@ from bench.execution.claims import claim_path, release_if_owned_by, try_claim
 from bench.execution.reaper import start_reaper
 from bench.execution.reaper import stop as stop_reaper
 from bench.execution.store import ResultStore
+from bench.planning.code_digest import CodeChanged, check_unchanged
 from bench.planning.grid import Cell
 from methods.core.user_methods import ENV_VAR as USER_METHODS_VARIABLE
 
